@@ -1,0 +1,161 @@
+"""The model repository: config.json in OVMS's shape and the per-model folders it points at.
+
+``{"model_config_list": [{"config": {"name": "<name>", "base_path": "<relative path>"}}]}``;
+older OVMS repositories list graphs under ``mediapipe_config_list`` and are read as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ovembed.errors import ConfigError
+
+RECORD_FILENAME = "ovembed_model.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One served model: its name and its folder (absolute)."""
+
+    name: str
+    base_path: Path
+
+
+def _load(config_path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{config_path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {config_path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path}: the top level must be a JSON object")
+    return data
+
+
+def _entry_fields(item: Any, where: str) -> tuple[str, str]:
+    conf = item.get("config", item) if isinstance(item, dict) else None
+    if not isinstance(conf, dict):
+        raise ConfigError(f"{where}: each entry must be an object")
+    name, base = conf.get("name"), conf.get("base_path")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: an entry has no name")
+    if not isinstance(base, str) or not base:
+        base = name  # OVMS's default: the folder named like the model
+    return name, base
+
+
+def read_config(config_path: Path) -> list[ModelEntry]:
+    """Every model listed in config.json, with base paths resolved against its folder."""
+    config_path = Path(config_path)
+    data = _load(config_path)
+    root = config_path.parent.resolve()
+    entries: dict[str, ModelEntry] = {}
+    for key in ("model_config_list", "mediapipe_config_list"):
+        items = data.get(key, [])
+        if not isinstance(items, list):
+            raise ConfigError(f"{config_path}: {key} must be a list")
+        for item in items:
+            name, base = _entry_fields(item, f"{config_path}: {key}")
+            if name in entries:
+                raise ConfigError(f"{config_path}: model '{name}' is listed twice")
+            path = Path(base).expanduser()
+            entries[name] = ModelEntry(name, path if path.is_absolute() else (root / path).resolve())
+    return list(entries.values())
+
+
+def upsert_model(config_path: Path, name: str, model_dir: Path) -> None:
+    """Add or update ``name`` in config.json, keeping every other entry; atomic replace.
+
+    An entry of the same name under the legacy ``mediapipe_config_list`` moves to
+    ``model_config_list``; other legacy entries are kept as they are.
+    """
+    config_path = Path(config_path)
+    data: dict[str, Any] = _load(config_path) if config_path.exists() else {}
+    base = os.path.relpath(Path(model_dir).resolve(), config_path.parent.resolve())
+    base = Path(base).as_posix()
+    models = data.get("model_config_list", [])
+    if not isinstance(models, list):
+        raise ConfigError(f"{config_path}: model_config_list must be a list")
+    legacy = data.get("mediapipe_config_list")
+    if isinstance(legacy, list):
+        kept = [e for e in legacy if not (isinstance(e, dict) and e.get("name") == name)]
+        if kept:
+            data["mediapipe_config_list"] = kept
+        else:
+            del data["mediapipe_config_list"]
+    for item in models:
+        conf = item.get("config") if isinstance(item, dict) else None
+        if isinstance(conf, dict) and conf.get("name") == name:
+            conf["base_path"] = base
+            break
+    else:
+        models.append({"config": {"name": name, "base_path": base}})
+    data["model_config_list"] = models
+    atomic_write_text(config_path, json.dumps(data, indent=4) + "\n")
+
+
+def remove_model(config_path: Path, name: str) -> bool:
+    """Drop ``name`` from config.json (both lists). Returns whether it was there."""
+    config_path = Path(config_path)
+    if not config_path.exists():
+        return False
+    data = _load(config_path)
+    found = False
+    for key in ("model_config_list", "mediapipe_config_list"):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        kept = []
+        for item in items:
+            if _entry_fields(item, str(config_path))[0] == name:
+                found = True
+            else:
+                kept.append(item)
+        data[key] = kept
+    if found:
+        atomic_write_text(config_path, json.dumps(data, indent=4) + "\n")
+    return found
+
+
+def model_dir_for(repository: Path, name: str) -> Path:
+    """Folder of ``name`` inside the repository; '/' in names makes nested folders."""
+    parts = [p for p in name.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ConfigError(f"invalid model name {name!r}")
+    return Path(repository).joinpath(*parts)
+
+
+def read_record(model_dir: Path) -> dict[str, Any]:
+    """What the exporter recorded about a model folder ({} for folders ovembed did not write)."""
+    path = Path(model_dir) / RECORD_FILENAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is unreadable: {exc}") from None
+    return data if isinstance(data, dict) else {}

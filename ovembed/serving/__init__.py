@@ -1,0 +1,1 @@
+"""Serving stack: imports only openvino, numpy and the web/RPC libraries (no torch)."""

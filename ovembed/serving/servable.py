@@ -1,0 +1,110 @@
+"""The narrow interface between the front ends (REST, Ollama, gRPC) and the engine.
+
+Front ends only see :class:`Registry` and :class:`Servable`; the OpenVINO engine implements
+them, and tests use a deterministic fake. Keep this file free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, Union
+
+import numpy as np
+
+from ovembed.config import Pooling
+
+# One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
+Inputs = Union[Sequence[str], Sequence[Sequence[int]]]
+
+
+class ModelState(str, enum.Enum):
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    UNAVAILABLE = "UNAVAILABLE"  # failed to load (error in ModelStatus.error) or unloaded
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    state: ModelState
+    error: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is; shown by /v2/models/{name}, /v3/models and the logs."""
+
+    name: str
+    dimensions: int
+    max_length: int
+    pooling: Pooling
+    normalize: bool
+    truncate: bool  # default for requests that do not say
+    device: str  # e.g. "CPU"
+    precision: str  # e.g. "fp32", "int8"
+    created: int  # unix time the model folder was written
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase for one request (TEI-style x-*-time headers)."""
+
+    tokenization: float = 0.0
+    queue: float = 0.0
+    inference: float = 0.0
+
+
+@dataclass
+class EmbedResult:
+    embeddings: np.ndarray  # float32 [n_inputs, dimensions], rows in input order
+    token_counts: list[int]  # real tokens per input after truncation, special tokens included
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+class Servable(Protocol):
+    """One loaded embeddings model."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+        """Embed texts or token-id documents.
+
+        ``truncate=None`` uses the model's default. Raises ``InputTooLong`` (truncate false and
+        an input longer than ``info.max_length``), ``InvalidInput`` (e.g. token id out of the
+        vocabulary), ``Overloaded`` (queue full). Cancelling the awaiting task drops the work.
+        """
+        ...
+
+    def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
+                 max_length: int | None = None, pad_to_max_length: bool = False,
+                 padding_side: str = "right") -> list[list[int]]:
+        """Token ids as the model sees them (OVMS /v3/tokenize semantics)."""
+        ...
+
+
+class Registry(Protocol):
+    """Every configured model and its state."""
+
+    def get(self, name: str) -> Servable:
+        """The servable; raises ``ModelNotFound`` (unknown) or ``ModelNotReady`` (loading/failed)."""
+        ...
+
+    def status(self, name: str) -> ModelStatus:
+        """Raises ``ModelNotFound`` for unknown names."""
+        ...
+
+    def names(self) -> list[str]: ...
+
+    def available(self) -> list[Servable]: ...
+
+    @property
+    def ready(self) -> bool:
+        """True once every configured model is AVAILABLE or has failed for good."""
+        ...
