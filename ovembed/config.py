@@ -131,3 +131,5 @@ class BenchmarkConfig:
     api_key: str | None = option(None, "Bearer token", env="API_KEY")
     json: bool = option(False, "Print the results as JSON")
     seed: int = option(0, "Random seed for synthetic data and arrival times")
+    warmup: int = option(1, "Unmeasured requests sent first; they also check the URL, model and key")
+    timeout: float = option(600.0, "Seconds to wait for one response before counting it as failed")

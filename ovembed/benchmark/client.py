@@ -1,0 +1,317 @@
+"""The async load generator: sends documents to an embeddings endpoint and times each request.
+
+The API is recognised from the URL path: ``.../embeddings`` is OpenAI's (ovembed's /v3 and /v1,
+OVMS, TEI, Infinity, vLLM), ``.../api/embed`` is Ollama's. Request bodies are serialised before
+the clock starts; a response is validated (one vector per input, every vector the same length,
+base64 decoded as little-endian float32) after its latency has been taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from ovembed.benchmark.transport import Http11Client, Response, TransportError, TransportTimeout
+from ovembed.config import BenchmarkConfig
+from ovembed.errors import InvalidInput, OvembedError
+
+_MESSAGE_CHARS = 200  # how much of a server's error message a BenchmarkError quotes
+
+
+class Api(str, enum.Enum):
+    OPENAI = "openai"
+    OLLAMA = "ollama"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BenchmarkError(OvembedError):
+    """The benchmark cannot run: server unreachable, wrong endpoint, rejected credentials."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One timed request. ``error`` is None on success, else a failure kind such as 'HTTP 429'."""
+
+    start: float  # perf_counter seconds, relative to the start of the measured run
+    latency: float  # seconds from sending the request to having read the whole response
+    documents: int
+    status: int  # HTTP status; 0 when no response arrived
+    tokens: int | None = None  # as reported by the server (usage.prompt_tokens / prompt_eval_count)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    api: Api
+    records: list[RequestRecord]
+    wall_time: float  # seconds from the first request sent to the last response read
+    dimensions: int | None  # embedding size seen in the responses
+
+
+class _BadResponse(Exception):
+    pass
+
+
+def detect_api(url: str) -> Api:
+    """Which wire format ``url`` speaks, from its path."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(f"api_url must be an http(s) URL, got {url!r}", param="api_url")
+    path = parts.path.rstrip("/")
+    if path.endswith("/api/embed"):
+        return Api.OLLAMA
+    if path.endswith("/embeddings") and not path.endswith("/api/embeddings"):
+        return Api.OPENAI
+    raise InvalidInput(
+        f"cannot tell the API from {url!r}: expected a path ending in /embeddings (OpenAI) "
+        "or /api/embed (Ollama)", param="api_url")
+
+
+def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: str) -> bytes:
+    payload: dict[str, Any] = {"model": model, "input": list(texts)}
+    if api is Api.OPENAI:
+        payload["encoding_format"] = encoding_format
+    return orjson.dumps(payload)
+
+
+def parse_response(api: Api, body: bytes, expected: int) -> tuple[int | None, int]:
+    """(prompt tokens or None, dimensions) of a successful response; _BadResponse if malformed."""
+    try:
+        data = orjson.loads(body)
+        if api is Api.OPENAI:
+            items = data["data"]
+            vectors = [item["embedding"] for item in items]
+            if sorted(item["index"] for item in items) != list(range(len(items))):
+                raise _BadResponse("indices are not 0..n-1")
+            usage = data.get("usage") or {}
+            tokens = usage.get("prompt_tokens")
+        else:
+            vectors = data["embeddings"]
+            tokens = data.get("prompt_eval_count")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise _BadResponse(f"unexpected response shape: {exc!r}") from exc
+    if len(vectors) != expected:
+        raise _BadResponse(f"{len(vectors)} embeddings for {expected} inputs")
+    sizes = {_dimensions(vector) for vector in vectors}
+    if len(sizes) != 1 or 0 in sizes:
+        raise _BadResponse(f"embedding sizes {sorted(sizes)}")
+    return (tokens if isinstance(tokens, int) else None), sizes.pop()
+
+
+def _dimensions(vector: Any) -> int:
+    if isinstance(vector, str):  # base64 of little-endian float32
+        try:
+            raw = base64.b64decode(vector, validate=True)
+        except ValueError as exc:
+            raise _BadResponse("invalid base64 embedding") from exc
+        if len(raw) % 4:
+            raise _BadResponse("base64 embedding is not a whole number of float32")
+        return len(raw) // 4
+    if isinstance(vector, list) and all(isinstance(x, (int, float)) for x in vector[:8]):
+        return len(vector)
+    raise _BadResponse("an embedding is neither a list of numbers nor base64")
+
+
+def _error_message(response: Response) -> str:
+    """The server's own error message (OpenAI envelope, Ollama's {"error": ...}) or the body."""
+    try:
+        data = orjson.loads(response.content)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message", error) if isinstance(error, dict) else error
+        text = str(message)
+    except (orjson.JSONDecodeError, AttributeError):
+        text = response.text
+    text = " ".join(text.split())
+    return text[:_MESSAGE_CHARS] or response.reason
+
+
+class _Sender:
+    """Sends pre-serialised bodies on one client and turns each exchange into a record."""
+
+    def __init__(self, client: Http11Client, api: Api) -> None:
+        self._client = client
+        self._url = client.url
+        self._api = api
+        self.dimensions: int | None = None
+
+    async def exchange(self, body: bytes) -> tuple[Response, float]:
+        start = time.perf_counter()
+        response = await self._client.post(body)
+        return response, time.perf_counter() - start
+
+    async def send(self, body: bytes, documents: int, origin: float) -> RequestRecord:
+        start = time.perf_counter()
+        try:
+            response, latency = await self.exchange(body)
+        except TransportTimeout:
+            return RequestRecord(start - origin, time.perf_counter() - start, documents, 0,
+                                 error="timeout")
+        except TransportError:
+            return RequestRecord(start - origin, time.perf_counter() - start, documents, 0,
+                                 error="connection error")
+        status = response.status
+        if status != 200:
+            return RequestRecord(start - origin, latency, documents, status, error=f"HTTP {status}")
+        try:
+            tokens, dimensions = parse_response(self._api, response.content, documents)
+        except _BadResponse:
+            return RequestRecord(start - origin, latency, documents, status,
+                                 error="invalid response")
+        if self.dimensions is None:
+            self.dimensions = dimensions
+        elif dimensions != self.dimensions:
+            return RequestRecord(start - origin, latency, documents, status,
+                                 error="invalid response")
+        return RequestRecord(start - origin, latency, documents, status, tokens)
+
+    async def preflight(self, body: bytes, documents: int) -> None:
+        """One unmeasured request: fail fast and clearly on a wrong URL, model or key.
+
+        Transient answers (408, 429, 5xx) are not fatal: the measured run will count them.
+        """
+        try:
+            response, _ = await self.exchange(body)
+        except TransportTimeout as exc:
+            raise BenchmarkError(f"{self._url}: {exc}") from exc
+        except TransportError as exc:
+            raise BenchmarkError(f"cannot reach {self._url}: {exc}") from exc
+        status = response.status
+        if 400 <= status < 500 and status not in (408, 429):
+            raise BenchmarkError(f"{self._url} answered {status}: {_error_message(response)}")
+        if status == 200:
+            try:
+                parse_response(self._api, response.content, documents)
+            except _BadResponse as exc:
+                raise BenchmarkError(
+                    f"{self._url} does not answer like an {self._api} embeddings endpoint: {exc}"
+                ) from exc
+
+
+async def run_load(cfg: BenchmarkConfig, documents: Sequence[str], *,
+                   progress: Callable[[int], object] | None = None) -> LoadResult:
+    """Send ``documents`` in requests of ``cfg.batch_size`` inputs and time every request.
+
+    ``cfg.concurrency`` requests are in flight at most; with a finite ``cfg.request_rate`` new
+    requests arrive as a Poisson process of that rate (seeded by ``cfg.seed``). ``cfg.warmup``
+    unmeasured requests go first (the first batch), and raise :class:`BenchmarkError` when the
+    server cannot be used at all. ``progress`` is called with 0 when the measured run starts,
+    then with each finished request's number of documents.
+    """
+    if cfg.batch_size < 1 or cfg.concurrency < 1:
+        raise InvalidInput("batch_size and concurrency must be at least 1")
+    if not cfg.request_rate > 0:
+        raise InvalidInput("request_rate must be positive (inf: as fast as possible)",
+                           param="request_rate")
+    if cfg.encoding_format not in ("float", "base64"):
+        raise InvalidInput("encoding_format must be float or base64", param="encoding_format")
+    if not documents:
+        raise InvalidInput("no documents to send")
+    api = detect_api(cfg.api_url)
+    size = cfg.batch_size
+    batches = [documents[i:i + size] for i in range(0, len(documents), size)]
+    bodies = [request_body(api, cfg.model, batch, cfg.encoding_format) for batch in batches]
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if cfg.api_key:
+        headers["authorization"] = f"Bearer {cfg.api_key}"
+    async with Http11Client(cfg.api_url, headers=headers, timeout=cfg.timeout) as client:
+        sender = _Sender(client, api)
+        for _ in range(cfg.warmup):
+            await sender.preflight(bodies[0], len(batches[0]))
+        jobs = [(body, len(batch)) for body, batch in zip(bodies, batches, strict=True)]
+        records: list[RequestRecord] = []
+        if progress is not None:
+            progress(0)
+        origin = time.perf_counter()
+
+        async def one(body: bytes, count: int) -> None:
+            record = await sender.send(body, count, origin)
+            records.append(record)
+            if progress is not None:
+                progress(count)
+
+        if cfg.request_rate == float("inf"):
+            await _closed_loop(jobs, cfg.concurrency, one)
+        else:
+            await _poisson(jobs, cfg.concurrency, cfg.request_rate, random.Random(cfg.seed), one)
+        wall_time = time.perf_counter() - origin
+    records.sort(key=lambda record: record.start)
+    return LoadResult(api, records, wall_time, sender.dimensions)
+
+
+async def _closed_loop(jobs: list[tuple[bytes, int]], concurrency: int,
+                       one: Callable[[bytes, int], Awaitable[None]]) -> None:
+    """``concurrency`` workers, each sending its next request as soon as the last one returns."""
+    pending = iter(jobs)
+
+    async def worker() -> None:
+        for body, count in pending:
+            await one(body, count)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)))))
+
+
+async def _poisson(jobs: list[tuple[bytes, int]], concurrency: int, rate: float,
+                   rng: random.Random, one: Callable[[bytes, int], Awaitable[None]]) -> None:
+    """Requests arrive with exponential gaps of mean 1/rate; at most ``concurrency`` in flight."""
+    slots = asyncio.Semaphore(concurrency)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def guarded(body: bytes, count: int) -> None:
+        try:
+            await one(body, count)
+        finally:
+            slots.release()
+
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    for body, count in jobs:
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await slots.acquire()
+        tasks.append(asyncio.create_task(guarded(body, count)))
+        due += rng.expovariate(rate)
+    await asyncio.gather(*tasks)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr counting documents, drawn from the first call on (so that nothing
+    is drawn when the run stops before it starts)."""
+
+    def __init__(self, total: int, *, enabled: bool = True) -> None:
+        self._total = total
+        self._enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, documents: int) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self._total, unit="doc", file=sys.stderr,
+                             dynamic_ncols=True, leave=False)
+        self._bar.update(documents)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,196 @@
+"""Command line: flags -> typed config -> library call -> exit code.
+
+Flags are derived from the config dataclasses in :mod:`ovembed.config`: each field ``foo_bar``
+is ``--foo_bar`` and ``--foo-bar`` on the command line and ``OVEMBED_FOO_BAR`` in the
+environment (command line wins). Heavy libraries are imported only inside the command run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ovembed import __version__
+from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ServeConfig
+from ovembed.errors import OvembedError
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILURE = 1  # the command ran and failed (export error, server error)
+    USAGE = 2  # bad flags or values (argparse's own code)
+    INTERRUPTED = 130
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(type, is_list) for annotations like ``int``, ``Path | None``, ``list[str]``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _base_type(args[0])
+    if origin is list:
+        return typing.get_args(annotation)[0], True
+    return annotation, False
+
+
+def _env_name(field: dataclasses.Field[Any]) -> str:
+    return field.metadata.get("env") or f"OVEMBED_{field.name.upper()}"
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _converter(kind: Any) -> Callable[[str], Any]:
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        by_value = {str(m.value).lower(): m for m in kind}
+
+        def convert(text: str) -> Any:
+            try:
+                return by_value[text.lower()]
+            except KeyError:
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice: {text!r} (choose from {', '.join(str(m.value) for m in kind)})"
+                ) from None
+
+        convert.__name__ = kind.__name__
+        return convert
+    if kind is Path:
+        return Path
+    if kind in (int, float, str):
+        return kind  # type: ignore[no-any-return]
+    raise TypeError(f"unsupported option type {kind!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per dataclass field, default from the environment when set."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        kind, is_list = _base_type(hints[field.name])
+        names = [f"--{field.name}"]
+        if "_" in field.name:
+            names.append(f"--{field.name.replace('_', '-')}")
+        names += [f for f in field.metadata.get("flags", ()) if f not in names]
+        env = _env_name(field)
+        help_text = field.metadata.get("help", "")
+        default = field.default if field.default is not dataclasses.MISSING else (
+            field.default_factory() if field.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        )
+        env_value = os.environ.get(env)
+        kwargs: dict[str, Any] = {"dest": field.name, "help": f"{help_text} [env {env}]"}
+        if kind is bool:
+            value = _parse_bool(env_value) if env_value is not None else default
+            if default:  # on by default: offer --no-<name> to turn it off
+                parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=value, **kwargs)
+            else:
+                parser.add_argument(*names, action="store_true", default=value, **kwargs)
+            continue
+        conv = _converter(kind)
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            kwargs["metavar"] = "{" + ",".join(str(m.value) for m in kind) + "}"
+        if is_list:
+            kwargs.update(action="append", type=conv)
+            value = [conv(v) for v in env_value.split(",")] if env_value else None
+            parser.add_argument(*names, default=value, **kwargs)
+            continue
+        if env_value is not None:
+            try:
+                default = conv(env_value)
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                parser.error(f"{env}: {exc}")
+        required = field.metadata.get("required", False) and env_value is None
+        if default is not None and not required:
+            kwargs["help"] += f" (default: {default})"
+        parser.add_argument(*names, type=conv, default=default, required=required, **kwargs)
+
+
+def build_config(cls: type, args: argparse.Namespace) -> Any:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        if values[f.name] is None and f.default_factory is not dataclasses.MISSING:  # list options
+            values[f.name] = f.default_factory()
+    return cls(**values)
+
+
+def _run_export(cfg: ExportConfig) -> int:
+    from ovembed.export.pipeline import export_model
+
+    result = export_model(cfg, log=print)
+    print(result.summary())
+    return ExitCode.OK
+
+
+def _run_compare(cfg: CompareConfig) -> int:
+    from ovembed.export.verify import compare_folder
+
+    report = compare_folder(cfg, log=print)
+    print(report.summary())
+    return ExitCode.OK if report.passed else ExitCode.FAILURE
+
+
+def _run_serve(cfg: ServeConfig) -> int:
+    from ovembed.serving.server import run
+
+    return run(cfg)
+
+
+def _run_benchmark(cfg: BenchmarkConfig) -> int:
+    from ovembed.benchmark import run
+
+    return run(cfg)
+
+
+def _run_devices(_: None) -> int:
+    from ovembed.serving.devices import describe_devices
+
+    print(describe_devices())
+    return ExitCode.OK
+
+
+_COMMANDS: dict[str, tuple[type | None, Callable[[Any], int], str]] = {
+    "export": (ExportConfig, _run_export, "Export a Hugging Face embedding model into an OpenVINO model repository"),
+    "compare": (CompareConfig, _run_compare, "Compare an exported model with its PyTorch reference"),
+    "serve": (ServeConfig, _run_serve, "Serve a model repository (OpenAI, KServe, Ollama APIs)"),
+    "benchmark": (BenchmarkConfig, _run_benchmark, "Load-test an OpenAI- or Ollama-compatible embeddings server"),
+    "devices": (None, _run_devices, "List OpenVINO devices and what suits them"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ovembed", description="Serve text embeddings with OpenVINO.")
+    parser.add_argument("--version", action="version", version=f"ovembed {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (cls, _, help_text) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter if cls is None else argparse.HelpFormatter)
+        if cls is not None:
+            add_config_arguments(p, cls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cls, runner, _ = _COMMANDS[args.command]
+    try:
+        cfg = build_config(cls, args) if cls is not None else None
+        return runner(cfg)
+    except OvembedError as exc:
+        print(f"ovembed {args.command}: error: {exc.message}", file=sys.stderr)
+        return ExitCode.FAILURE
+    except KeyboardInterrupt:
+        print(f"ovembed {args.command}: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED

@@ -1,0 +1,253 @@
+"""`ovembed export`: orchestrates source -> convert -> quantize -> tokenizer -> graph -> verify,
+in a temporary folder next to the target that is renamed into place only when all of it worked.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ovembed import __version__
+from ovembed.config import ExportConfig, Pooling, WeightFormat
+from ovembed.errors import ExportError
+from ovembed.export import require_export_stack
+from ovembed.export.convert import IR_BIN, IR_XML
+from ovembed.export.quantize import QuantizationParams, parse_extra_params
+from ovembed.export.source import SourceModel, inspect_source
+from ovembed.graphs import GraphOptions, write_graph
+from ovembed.repository import (
+    RECORD_FILENAME,
+    atomic_write_text,
+    make_readable_dir,
+    model_dir_for,
+    read_record,
+    upsert_model,
+)
+
+_TMP_MARK = ".ovembed-tmp-"
+Log = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    name: str
+    model_dir: Path
+    config_path: Path
+    pooling: Pooling
+    weight_format: WeightFormat
+    max_length: int
+    reused: bool
+    seconds: float
+    min_cosine: float | None = None
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        what = "kept existing model files, refreshed graph.pbtxt and config.json" if self.reused else "exported"
+        ir = self.sizes.get(IR_BIN)
+        parts = [f"{self.name}: {what} in {self.seconds:.1f}s -> {self.model_dir}",
+                 f"  pooling {self.pooling.value}, weights {self.weight_format.value}, max length {self.max_length}"]
+        if ir is not None:
+            parts.append(f"  IR weights {ir / 1e6:.1f} MB")
+        if self.min_cosine is not None:
+            parts.append(f"  min cosine vs PyTorch reference: {self.min_cosine:.6f}")
+        parts.append(f"  config: {self.config_path}")
+        return "\n".join(parts)
+
+
+def _versions() -> dict[str, str]:
+    out = {"ovembed": __version__}
+    for dist in ("openvino", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "transformers", "torch",
+                 "sentence-transformers"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
+    if cfg.pooling is not None:
+        log(f"pooling: {cfg.pooling.value} (from --pooling)")
+        return cfg.pooling
+    if source.pooling_detected is not None:
+        log(f"pooling: {source.pooling_detected.value} (from the model's sentence-transformers Pooling config)")
+        return source.pooling_detected
+    log("pooling: CLS (default; the model has no 1_Pooling/config.json)")
+    return Pooling.CLS
+
+
+def _graph_options(cfg: ExportConfig, pooling: Pooling) -> GraphOptions:
+    plugin: dict[str, Any] = {"NUM_STREAMS": str(cfg.num_streams)}
+    if cfg.ov_cache_dir is not None:
+        plugin["CACHE_DIR"] = str(cfg.ov_cache_dir)
+    return GraphOptions(models_path="./", normalize_embeddings=not cfg.skip_normalize, pooling=pooling,
+                        truncate=cfg.truncate, target_device=cfg.target_device, plugin_config=plugin)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let `kill` (SIGTERM) unwind like Ctrl-C so the temporary folder is removed."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _clean_stale_temp(parent: Path, leaf: str, log: Log) -> None:
+    for stale in parent.glob(f".{leaf}{_TMP_MARK}*"):
+        log(f"removing leftovers of an interrupted export: {stale}")
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _quiet_libraries() -> None:
+    """transformers, NNCF and optimum print progress tables and load reports; keep the CLI readable."""
+    import logging
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    for name in ("nncf", "optimum", "sentence_transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
+           work: Path, log: Log) -> dict[str, Any]:
+    """Everything that produces the model folder's content, inside ``work``."""
+    from ovembed.export.convert import convert_to_ir
+    from ovembed.export.quantize import compress_and_save
+    from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
+    from ovembed.export.verify import DEFAULT_MIN_COSINE, SENTENCES, compare
+
+    _quiet_libraries()
+    if params.library == "sentence_transformers":
+        log("note: --library sentence_transformers: converting through transformers; "
+            "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
+    t0 = time.perf_counter()
+    log(f"converting {source.path} with optimum-intel (task feature-extraction)")
+    xml = convert_to_ir(source, work, trust_remote_code=cfg.trust_remote_code)
+    log(f"  converted in {time.perf_counter() - t0:.1f}s")
+    t1 = time.perf_counter()
+    applied = compress_and_save(xml, cfg.weight_format, params)
+    log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
+    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
+    export_tokenizer(tok, work)
+    record: dict[str, Any] = {
+        "source_model": cfg.source_model,
+        "source_path": str(source.path),
+        "model_type": source.model_type,
+        "pooling": pooling.value,
+        "normalize": not cfg.skip_normalize,
+        "weight_format": cfg.weight_format.value,
+        "quantization": {**applied, **params.describe()},
+        "max_length": source.max_length,
+        "max_length_origin": source.max_length_origin,
+        "dimensions": source.hidden_size,
+        "versions": _versions(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if not cfg.skip_verify:
+        threshold = cfg.min_cosine if cfg.min_cosine is not None else DEFAULT_MIN_COSINE[cfg.weight_format]
+        use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+        log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
+            f" {len(SENTENCES)} sentences")
+        result = compare(work, source.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
+                         threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st)
+        log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
+        if not result.passed:
+            raise ExportError("verification failed, nothing was written:\n" + result.summary())
+        record["verification"] = {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(SENTENCES)}
+    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
+    """Export ``cfg.source_model`` into the repository; see the module docstring for guarantees."""
+    start = time.perf_counter()
+    params = parse_extra_params(cfg.extra_quantization_params)  # validate flags before any work
+    if cfg.num_streams < 0:
+        raise ExportError("--num_streams must be 0 (automatic) or more")
+    name = cfg.served_name
+    repo = Path(cfg.model_repository_path)
+    target = model_dir_for(repo, name)
+    require_export_stack()
+    source = inspect_source(cfg.source_model)
+    pooling = _choose_pooling(cfg, source, log)
+    repo.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_temp(target.parent, target.name, log)
+
+    reused = (target / IR_XML).is_file() and not cfg.overwrite_models
+    min_cos: float | None = None
+    with _sigterm_as_interrupt():
+        if reused:
+            log(f"{target} exists: keeping its model files (use --overwrite_models to re-export)")
+            record = read_record(target)
+            if record:
+                record.update(pooling=pooling.value, normalize=not cfg.skip_normalize)
+                atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+            write_graph(target, _graph_options(cfg, pooling))
+            upsert_model(cfg.config_path, name, target)
+        else:
+            work = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_MARK}", dir=target.parent))
+            make_readable_dir(work)
+            try:
+                record = _build(cfg, source, pooling, params, work, log)
+                write_graph(work, _graph_options(cfg, pooling))
+                min_cos = record.get("verification", {}).get("min_cosine")
+                _swap_into_place(work, target)
+                upsert_model(cfg.config_path, name, target)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+                _remove_empty_parents(target.parent, repo)
+    sizes = {p.name: p.stat().st_size for p in target.iterdir() if p.is_file()}
+    max_length = int(read_record(target).get("max_length") or source.max_length)
+    return ExportResult(name, target, Path(cfg.config_path), pooling, cfg.weight_format, max_length, reused,
+                        time.perf_counter() - start, min_cos, sizes)
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    """Drop namespace folders (the 'BAAI' of 'BAAI/bge') that a failed export left empty."""
+    stop = stop.resolve()
+    folder = folder.resolve()
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _swap_into_place(work: Path, target: Path) -> None:
+    """Rename ``work`` to ``target``; an existing target (overwrite) is moved aside first."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}{_TMP_MARK}old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    try:
+        work.rename(target)
+    except OSError as exc:
+        if old is not None:
+            old.rename(target)
+        raise ExportError(f"cannot move the export into {target}: {exc.strerror}") from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

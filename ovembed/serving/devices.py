@@ -1,0 +1,143 @@
+"""OpenVINO devices: what this machine has, and which precision suits each device.
+
+Everything here takes an ``ov.Core`` from the caller; nothing creates one at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ovembed.errors import ConfigError
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+# Virtual devices: they pick among physical ones, optionally from a list ("AUTO:GPU,CPU").
+_VIRTUAL = ("AUTO", "MULTI", "HETERO", "BATCH")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One physical device as OpenVINO reports it."""
+
+    name: str  # "CPU", "GPU.0", ...
+    full_name: str  # e.g. "Intel(R) Xeon(R) Platinum 8480+"
+    capabilities: tuple[str, ...]  # OPTIMIZATION_CAPABILITIES: "FP32", "BF16", "INT8", ...
+    cpu_flags: frozenset[str] = frozenset()  # ISA flags relevant to int8/bf16 speed (CPU only)
+
+    @property
+    def int8_accelerated(self) -> bool:
+        """Whether int8 matrix multiplies run faster than fp32 (VNNI/AMX on CPUs; GPUs/NPUs)."""
+        if not self.name.startswith("CPU"):
+            return "INT8" in self.capabilities
+        return bool(self.cpu_flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+    @property
+    def bf16_accelerated(self) -> bool:
+        """Whether OpenVINO runs this CPU in bf16 by default (AVX512-BF16 or AMX)."""
+        return self.name.startswith("CPU") and "BF16" in self.capabilities
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What to export/serve with on a device, and why."""
+
+    weight_format: str  # "fp32", "fp16", "int8"
+    performance_hint: str  # "LATENCY" or "THROUGHPUT"
+    reason: str
+
+
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
+    if match is None:
+        return frozenset()
+    wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
+    return frozenset(set(match.group(1).split()) & wanted)
+
+
+def available_devices(core: ov.Core) -> list[str]:
+    """Physical devices, e.g. ``["CPU", "GPU.0", "GPU.1"]``."""
+    return list(core.available_devices)
+
+
+def device_info(core: ov.Core, name: str) -> DeviceInfo:
+    """Name, marketing name and optimisation capabilities of one physical device."""
+
+    def prop(key: str) -> object:
+        try:
+            return core.get_property(name, key)
+        except RuntimeError:  # not every plugin reports every property
+            return None
+
+    full = prop("FULL_DEVICE_NAME")
+    caps = prop("OPTIMIZATION_CAPABILITIES")
+    return DeviceInfo(
+        name=name,
+        full_name=str(full) if full else name,
+        capabilities=tuple(str(c) for c in caps) if isinstance(caps, (list, tuple)) else (),
+        cpu_flags=_cpu_flags() if name.startswith("CPU") else frozenset(),
+    )
+
+
+def describe_devices(core: ov.Core) -> list[DeviceInfo]:
+    return [device_info(core, name) for name in available_devices(core)]
+
+
+def _physical(device: str) -> list[str]:
+    """The physical devices a device string names: "HETERO:GPU,CPU" -> ["GPU", "CPU"]."""
+    head, _, rest = device.partition(":")
+    if head.upper() in _VIRTUAL:
+        return [d.strip() for d in rest.split(",") if d.strip()]
+    return [device]
+
+
+def check_device(core: ov.Core, device: str) -> None:
+    """Raise ``ConfigError`` naming the available devices when ``device`` is not on this machine.
+
+    ``GPU`` matches ``GPU.0``; ``AUTO`` alone matches anything; ``AUTO:GPU,CPU`` needs both.
+    """
+    available = available_devices(core)
+    for wanted in _physical(device):
+        key = wanted.upper()
+        if not any(a.upper() == key or a.upper().startswith(key + ".") for a in available):
+            listed = ", ".join(available) or "none"
+            raise ConfigError(
+                f"device {wanted} is not available on this machine (available: {listed})")
+
+
+def primary_device(core: ov.Core, device: str) -> str:
+    """The physical device that will mostly run a model compiled for ``device``."""
+    physical = _physical(device)
+    if physical:
+        return physical[0]
+    available = available_devices(core)
+    return available[0] if available else "CPU"
+
+
+def suggest(info: DeviceInfo) -> Advice:
+    """Which weight format and hint suit an embeddings model on this device.
+
+    On CPUs without VNNI/AMX, int8 activations are slower than fp32, so weight-only int8
+    (what ``ovembed export --weight_format int8`` does) is the choice for a 4x smaller model at
+    about fp32 speed. With VNNI/AMX, int8 matrix multiplies run 2-4x faster than fp32, and
+    AMX/AVX512-BF16 CPUs also run fp32 models in bf16 by default when allowed.
+    """
+    if not info.name.startswith("CPU"):
+        return Advice("fp16", "THROUGHPUT",
+                      f"{info.name} computes in fp16; fp16 weights halve the model at no "
+                      "accuracy cost")
+    if info.int8_accelerated:
+        extra = " (AMX)" if "amx_int8" in info.cpu_flags else " (VNNI)"
+        return Advice("int8", "LATENCY",
+                      f"this CPU has int8 dot-product instructions{extra}: int8 is 2-4x faster "
+                      "than fp32 and the model is 4x smaller")
+    return Advice("int8", "LATENCY",
+                  "this CPU has no VNNI/AMX: int8 activations would be slower than fp32, but "
+                  "weight-only int8 makes the model 4x smaller at about fp32 speed")

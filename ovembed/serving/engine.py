@@ -1,0 +1,77 @@
+"""The servable behind every front end: tokenize, batch, infer.
+
+``EmbeddingServable`` implements :class:`ovembed.serving.servable.Servable` on top of a
+:class:`~ovembed.serving.tokenizer.ServingTokenizer` and a per-model
+:class:`~ovembed.serving.batcher.Batcher`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ovembed.errors import InvalidInput
+from ovembed.serving.batcher import Batcher
+from ovembed.serving.servable import EmbedResult, Inputs, ModelInfo, Timings
+from ovembed.serving.tokenizer import ServingTokenizer
+
+# Tokenizing more text than this runs in a worker thread so the event loop stays responsive
+# (tokenizers releases the GIL); below it the thread hop costs more than it saves.
+_INLINE_CHARS = 16_384
+
+
+class EmbeddingServable:
+    """One loaded model: ``embed`` and ``tokenize`` for the front ends."""
+
+    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher) -> None:
+        self._info = info
+        self.tokenizer = tokenizer
+        self.batcher = batcher
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+        """Texts get special tokens; token-id documents are used as given (token_type_ids 0).
+
+        Raises ``InputTooLong``, ``InvalidInput``, ``Overloaded``; cancelling drops the work.
+        """
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        elif len(inputs) and isinstance(inputs[0], (int, np.integer)):
+            inputs = [inputs]  # type: ignore[list-item]  # one document of token ids
+        if len(inputs) == 0:
+            return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
+        cut = self._info.truncate if truncate is None else truncate
+        started = time.perf_counter()
+        docs = await self._encode(inputs, cut)
+        tokenized = time.perf_counter()
+        result = await self.batcher.submit(docs)
+        timings = Timings(tokenization=tokenized - started, queue=result.queue_seconds,
+                          inference=result.inference_seconds)
+        return EmbedResult(result.embeddings, [len(d) for d in docs], timings)
+
+    async def _encode(self, inputs: Inputs, truncate: bool) -> Sequence[Sequence[int]]:
+        first = inputs[0]
+        if isinstance(first, str):
+            texts: Sequence[str] = inputs  # type: ignore[assignment]
+            if sum(len(t) for t in texts if isinstance(t, str)) > _INLINE_CHARS:
+                return await asyncio.to_thread(self.tokenizer.encode_texts, texts,
+                                               truncate=truncate)
+            return self.tokenizer.encode_texts(texts, truncate=truncate)
+        if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
+            raise InvalidInput("input must be strings or lists of token ids", param="input")
+        return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
+
+    def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
+                 max_length: int | None = None, pad_to_max_length: bool = False,
+                 padding_side: str = "right") -> list[list[int]]:
+        if isinstance(texts, str):
+            texts = [texts]
+        return self.tokenizer.tokenize(texts, add_special_tokens=add_special_tokens,
+                                       max_length=max_length, pad_to_max_length=pad_to_max_length,
+                                       padding_side=padding_side)

@@ -1,0 +1,164 @@
+"""Pure ASGI middleware: request context (id, access log, last-resort errors), auth, body limit.
+
+Order, outermost first: :class:`RequestContextMiddleware` -> :class:`AuthMiddleware` ->
+:class:`BodySizeLimitMiddleware` -> routes. Auth runs before any body byte is read, so an
+unauthenticated client cannot make the server buffer a large body. Errors raised here or in a
+route are rendered by :func:`ovembed.serving.responses.error_response`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from contextvars import ContextVar
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ovembed.config import ServeConfig
+from ovembed.errors import ConfigError, PayloadTooLarge, Unauthorized
+from ovembed.serving.responses import error_response
+
+# The id of the request being handled, for log lines (see server.RequestIdFilter). A
+# ContextVar follows the request into tasks it spawns, e.g. the engine's embed call.
+REQUEST_ID: ContextVar[str | None] = ContextVar("ovembed_request_id", default=None)
+
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Probes stay open so orchestrators need no key; everything else needs one when configured.
+_OPEN_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
+_OPEN_PATTERN = re.compile(r"/v2/models/.+/ready")
+_QUIET_PATHS = _OPEN_PATHS  # probes are logged at DEBUG, not INFO
+
+access_logger = logging.getLogger("ovembed.access")
+logger = logging.getLogger("ovembed.serving")
+
+
+def is_open_path(path: str) -> bool:
+    return path in _OPEN_PATHS or _OPEN_PATTERN.fullmatch(path) is not None
+
+
+def load_api_key(cfg: ServeConfig, environ: Mapping[str, str]) -> str | None:
+    """The key: first line of ``--api_key_file``, else env ``API_KEY``, else None (auth off)."""
+    if cfg.api_key_file is not None:
+        try:
+            text = cfg.api_key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read api_key_file {cfg.api_key_file}: {exc.strerror}"
+            ) from None
+        lines = text.splitlines()
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise ConfigError(
+                f"api_key_file {cfg.api_key_file}: the first line must be the API key"
+            )
+        return key
+    return environ.get("API_KEY") or None
+
+
+class RequestContextMiddleware:
+    """Request id (``x-request-id`` in and out), access log, and the last-resort error handler.
+
+    The start time is kept in ``request.state.start_ns`` for timing headers and durations.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter_ns()
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        rid = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"], state["start_ns"] = rid, start
+        token = REQUEST_ID.set(rid)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["x-request-id"] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if status:  # the response has started: too late to answer with an error
+                logger.exception("error after the response started (request id %s)", rid)
+            else:
+                await error_response(Request(scope), exc)(scope, receive, send_with_id)
+        finally:
+            self._log(scope, status, time.perf_counter_ns() - start)
+            REQUEST_ID.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, elapsed_ns: int) -> None:
+        path = scope["path"]
+        level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+        if not access_logger.isEnabledFor(level):
+            return
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        access_logger.log(level, '%s "%s %s HTTP/%s" %d %.1fms', peer, scope["method"], path,
+                          scope.get("http_version", "1.1"), status or 499, elapsed_ns / 1e6)
+
+
+class AuthMiddleware:
+    """``Authorization: Bearer <key>`` on every route but the probes (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        protected = scope["type"] == "http" and scope["method"] != "OPTIONS"
+        if protected and not is_open_path(scope["path"]):
+            self._check(Headers(scope=scope).get("authorization"))
+        await self.app(scope, receive, send)
+
+    def _check(self, header: str | None) -> None:
+        if not header:
+            raise Unauthorized("Missing API key: send the header 'Authorization: Bearer <key>'")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._key):
+            raise Unauthorized("Invalid API key")
+
+
+class BodySizeLimitMiddleware:
+    """413 when ``content-length`` or the bytes actually received exceed ``max_body_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            raise self._too_large()
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body is larger than the limit of {self.limit} bytes")

@@ -1,0 +1,128 @@
+"""``ovembed serve``: check the config, set up logging, build the app, run uvicorn.
+
+``run(cfg)`` returns the process exit code; :mod:`ovembed.cli` only builds the config and
+calls it. Logs go to stderr as text or JSON lines; lines about a request carry its id.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+
+import orjson
+
+from ovembed.config import ServeConfig
+from ovembed.errors import ConfigError, OvembedError
+from ovembed.serving.middleware import REQUEST_ID
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the server could not start (e.g. port in use) or stopped on an error
+EXIT_CONFIG = 2  # invalid flags, repository or API key file
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+logger = logging.getLogger("ovembed.serving")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (the current request's, else None) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"{text} [request_id={rid}]" if rid else text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid:
+            entry["request_id"] = rid
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """One stderr handler on the root logger; uvicorn's loggers propagate to it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    level = level if level in LOG_LEVELS else "INFO"
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv = logging.getLogger(name)
+        uv.handlers.clear()
+        uv.propagate = True
+
+
+def check_config(cfg: ServeConfig) -> None:
+    """Raise ``ConfigError`` naming the flag for any invalid combination or value."""
+    if (cfg.config_path is None) == (cfg.model_path is None):
+        raise ConfigError(
+            "give exactly one of --config_path <repository>/config.json (every model in a "
+            "repository) or --model_path <model folder> (one model)"
+        )
+    if cfg.model_name is not None and cfg.model_path is None:
+        raise ConfigError("--model_name needs --model_path (single-model mode)")
+    if cfg.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"--log_level must be one of {', '.join(LOG_LEVELS)}, got {cfg.log_level!r}"
+        )
+    if cfg.log_format not in LOG_FORMATS:
+        raise ConfigError(f"--log_format must be text or json, got {cfg.log_format!r}")
+    if not 0 < cfg.rest_port < 65536:
+        raise ConfigError(f"--rest_port must be between 1 and 65535, got {cfg.rest_port}")
+    if cfg.max_inputs < 1 or cfg.max_body_bytes < 1:
+        raise ConfigError("--max_inputs and --max_body_bytes must be positive")
+
+
+def run(cfg: ServeConfig) -> int:
+    """Serve until SIGINT/SIGTERM; returns the exit code."""
+    configure_logging(cfg.log_level.upper(), cfg.log_format)
+    try:
+        check_config(cfg)
+        import uvicorn
+
+        from ovembed.serving.app import build_registry, create_app
+
+        registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
+        app = create_app(cfg, registry)
+    except OvembedError as exc:
+        logger.error("ovembed serve: %s", exc)
+        return EXIT_CONFIG
+    server = uvicorn.Server(uvicorn.Config(
+        app,
+        host=cfg.rest_bind_address,
+        port=cfg.rest_port,
+        lifespan="on",
+        log_config=None,  # keep ours
+        access_log=False,  # RequestContextMiddleware logs requests with their id
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(cfg.graceful_timeout),
+    ))
+    logger.info("ovembed serve: http://%s:%d (API key %s)", cfg.rest_bind_address, cfg.rest_port,
+                "required" if app.state.auth_enabled else "off")
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    return EXIT_OK if server.started else EXIT_FAILURE

@@ -1,0 +1,172 @@
+"""A deterministic registry and servable implementing ovembed.serving.servable, for route tests.
+
+Tokenization: a text is ``[CLS] + one id per whitespace word + [SEP]`` (so its token count is
+words + 2); a token-id document is used as is. The embedding of an input is a vector derived
+from a hash of the ids the model saw (after truncation), normalised when the model normalises.
+:func:`expected_vector` recomputes it so tests can compare exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+
+from ovembed.config import Pooling, ServeConfig
+from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
+from ovembed.serving.app import create_app
+from ovembed.serving.servable import (
+    EmbedResult,
+    Inputs,
+    ModelInfo,
+    ModelState,
+    ModelStatus,
+    Servable,
+    Timings,
+)
+
+CLS, SEP, PAD = 101, 102, 0
+VOCAB = 30522
+CREATED = 1_700_000_000
+TIMINGS = Timings(tokenization=0.002, queue=0.003, inference=0.004)
+
+
+def text_ids(text: str) -> list[int]:
+    return [CLS, *(1000 + zlib.crc32(w.encode()) % 20000 for w in text.split()), SEP]
+
+
+def seen_ids(item: str | Sequence[int], max_length: int, truncate: bool) -> list[int]:
+    """The ids the fake model embeds; raises InputTooLong like the real engine."""
+    ids = text_ids(item) if isinstance(item, str) else list(item)
+    if len(ids) <= max_length:
+        return ids
+    if not truncate:
+        raise InputTooLong(len(ids), max_length)
+    return [*ids[: max_length - 1], SEP] if isinstance(item, str) else ids[:max_length]
+
+
+def expected_vector(ids: Sequence[int], dimensions: int, normalize: bool) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(repr(list(ids)).encode()).digest()[:8], "little")
+    vec = np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
+    return vec / np.linalg.norm(vec) if normalize else vec * np.float32(3.0)
+
+
+class FakeServable:
+    """One fake model. Knobs: ``overloaded``, ``fail_with`` (any exception), ``block`` (an
+    event embed waits on, to test cancellation; ``cancelled`` records it)."""
+
+    def __init__(self, name: str = "fake", *, dimensions: int = 16, max_length: int = 8,
+                 normalize: bool = True, truncate: bool = False, precision: str = "fp32") -> None:
+        self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
+                               pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
+                               device="CPU", precision=precision, created=CREATED)
+        self.calls: list[tuple[list[Any], bool | None]] = []
+        self.tokenize_calls: list[dict[str, Any]] = []
+        self.overloaded = False
+        self.fail_with: BaseException | None = None
+        self.block: asyncio.Event | None = None
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+        self.calls.append((list(inputs), truncate))
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.overloaded:
+            raise Overloaded("The model's queue is full, retry later")
+        cut = self.info.truncate if truncate is None else truncate
+        seen = []
+        for item in inputs:
+            if not isinstance(item, str) and any(i >= VOCAB for i in item):
+                raise InvalidInput(f"token id out of the vocabulary (size {VOCAB})", param="input")
+            seen.append(seen_ids(item, self.info.max_length, cut))
+        self.started.set()
+        if self.block is not None:
+            try:
+                await self.block.wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+        vectors = [expected_vector(ids, self.info.dimensions, self.info.normalize) for ids in seen]
+        return EmbedResult(np.stack(vectors), [len(ids) for ids in seen], TIMINGS)
+
+    def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
+                 max_length: int | None = None, pad_to_max_length: bool = False,
+                 padding_side: str = "right") -> list[list[int]]:
+        self.tokenize_calls.append({"texts": list(texts), "add_special_tokens": add_special_tokens,
+                                    "max_length": max_length, "pad_to_max_length": pad_to_max_length,
+                                    "padding_side": padding_side})
+        out = []
+        for text in texts:
+            ids = text_ids(text) if add_special_tokens else text_ids(text)[1:-1]
+            if max_length is not None:
+                ids = ids[:max_length]
+                if pad_to_max_length:
+                    pad = [PAD] * (max_length - len(ids))
+                    ids = pad + ids if padding_side == "left" else ids + pad
+            out.append(ids)
+        return out
+
+
+class FakeRegistry:
+    """Models by name with settable states; records start/stop (the lifespan calls them)."""
+
+    def __init__(self, *servables: FakeServable, loading: Sequence[str] = (),
+                 failed: dict[str, str] | None = None) -> None:
+        self.servables = {s.info.name: s for s in servables}
+        self.states = {name: ModelStatus(ModelState.AVAILABLE) for name in self.servables}
+        self.states.update({name: ModelStatus(ModelState.LOADING) for name in loading})
+        for name, error in (failed or {}).items():
+            self.states[name] = ModelStatus(ModelState.UNAVAILABLE, error=error)
+        self.started = False
+        self.stopped = False
+
+    def set_state(self, name: str, state: ModelState, error: str | None = None) -> None:
+        self.states[name] = ModelStatus(state, error=error)
+
+    def get(self, name: str) -> Servable:
+        status = self.status(name)
+        if status.state is ModelState.LOADING:
+            raise ModelNotReady(f"The model '{name}' is loading")
+        if status.state is ModelState.UNAVAILABLE:
+            raise ModelNotReady(f"The model '{name}' is unavailable: {status.error}")
+        return self.servables[name]
+
+    def status(self, name: str) -> ModelStatus:
+        if name not in self.states:
+            raise ModelNotFound(name)
+        return self.states[name]
+
+    def names(self) -> list[str]:
+        return list(self.states)
+
+    def available(self) -> list[Servable]:
+        return [s for n, s in self.servables.items()
+                if self.states[n].state is ModelState.AVAILABLE]
+
+    @property
+    def ready(self) -> bool:
+        return all(st.state is not ModelState.LOADING for st in self.states.values())
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def make_app(registry: FakeRegistry, *, environ: dict[str, str] | None = None,
+             **overrides: Any) -> Starlette:
+    """The real app over ``registry``; env API_KEY is ignored unless ``environ`` says so."""
+    cfg = ServeConfig(config_path=Path("unused/config.json"), **overrides)
+    return create_app(cfg, registry, environ=environ or {})
