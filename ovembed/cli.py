@@ -181,9 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value is itself a list of flags (OVMS: --extra_quantization_params "--sym --ratio 0.8").
+_FLAG_VALUED = ("--extra_quantization_params", "--extra-quantization-params")
+
+
+def _join_flag_values(argv: list[str]) -> list[str]:
+    """argparse refuses a value that starts with '--'; glue it to its option instead."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _FLAG_VALUED and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_flag_values(list(sys.argv[1:] if argv is None else argv)))
     cls, runner, _ = _COMMANDS[args.command]
     try:
         cfg = build_config(cls, args) if cls is not None else None

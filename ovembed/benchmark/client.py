@@ -44,6 +44,7 @@ class BenchmarkError(OvembedError):
 class RequestRecord:
     """One timed request. ``error`` is None on success, else a failure kind such as 'HTTP 429'."""
 
+    index: int  # position of the request in send order (documents[index * batch_size:...])
     start: float  # perf_counter seconds, relative to the start of the measured run
     latency: float  # seconds from sending the request to having read the whole response
     documents: int
@@ -155,30 +156,33 @@ class _Sender:
         response = await self._client.post(body)
         return response, time.perf_counter() - start
 
-    async def send(self, body: bytes, documents: int, origin: float) -> RequestRecord:
+    async def send(self, index: int, body: bytes, documents: int,
+                   origin: float) -> RequestRecord:
         start = time.perf_counter()
         try:
             response, latency = await self.exchange(body)
         except TransportTimeout:
-            return RequestRecord(start - origin, time.perf_counter() - start, documents, 0,
-                                 error="timeout")
+            return RequestRecord(index, start - origin, time.perf_counter() - start, documents,
+                                 0, error="timeout")
         except TransportError:
-            return RequestRecord(start - origin, time.perf_counter() - start, documents, 0,
-                                 error="connection error")
+            return RequestRecord(index, start - origin, time.perf_counter() - start, documents,
+                                 0, error="connection error")
         status = response.status
+        error: str | None = None
+        tokens: int | None = None
         if status != 200:
-            return RequestRecord(start - origin, latency, documents, status, error=f"HTTP {status}")
-        try:
-            tokens, dimensions = parse_response(self._api, response.content, documents)
-        except _BadResponse:
-            return RequestRecord(start - origin, latency, documents, status,
-                                 error="invalid response")
-        if self.dimensions is None:
-            self.dimensions = dimensions
-        elif dimensions != self.dimensions:
-            return RequestRecord(start - origin, latency, documents, status,
-                                 error="invalid response")
-        return RequestRecord(start - origin, latency, documents, status, tokens)
+            error = f"HTTP {status}"
+        else:
+            try:
+                tokens, dimensions = parse_response(self._api, response.content, documents)
+            except _BadResponse:
+                error = "invalid response"
+            else:
+                if self.dimensions is None:
+                    self.dimensions = dimensions
+                elif dimensions != self.dimensions:
+                    error = "invalid response"
+        return RequestRecord(index, start - origin, latency, documents, status, tokens, error)
 
     async def preflight(self, body: bytes, documents: int) -> None:
         """One unmeasured request: fail fast and clearly on a wrong URL, model or key.
@@ -218,6 +222,8 @@ async def run_load(cfg: BenchmarkConfig, documents: Sequence[str], *,
     if not cfg.request_rate > 0:
         raise InvalidInput("request_rate must be positive (inf: as fast as possible)",
                            param="request_rate")
+    if not cfg.timeout > 0 or cfg.warmup < 0:
+        raise InvalidInput("timeout must be positive and warmup at least 0")
     if cfg.encoding_format not in ("float", "base64"):
         raise InvalidInput("encoding_format must be float or base64", param="encoding_format")
     if not documents:
@@ -233,14 +239,15 @@ async def run_load(cfg: BenchmarkConfig, documents: Sequence[str], *,
         sender = _Sender(client, api)
         for _ in range(cfg.warmup):
             await sender.preflight(bodies[0], len(batches[0]))
-        jobs = [(body, len(batch)) for body, batch in zip(bodies, batches, strict=True)]
+        jobs = [(i, body, len(batch))
+                for i, (body, batch) in enumerate(zip(bodies, batches, strict=True))]
         records: list[RequestRecord] = []
         if progress is not None:
             progress(0)
         origin = time.perf_counter()
 
-        async def one(body: bytes, count: int) -> None:
-            record = await sender.send(body, count, origin)
+        async def one(index: int, body: bytes, count: int) -> None:
+            record = await sender.send(index, body, count, origin)
             records.append(record)
             if progress is not None:
                 progress(count)
@@ -250,42 +257,45 @@ async def run_load(cfg: BenchmarkConfig, documents: Sequence[str], *,
         else:
             await _poisson(jobs, cfg.concurrency, cfg.request_rate, random.Random(cfg.seed), one)
         wall_time = time.perf_counter() - origin
-    records.sort(key=lambda record: record.start)
+    records.sort(key=lambda record: record.index)
     return LoadResult(api, records, wall_time, sender.dimensions)
 
 
-async def _closed_loop(jobs: list[tuple[bytes, int]], concurrency: int,
-                       one: Callable[[bytes, int], Awaitable[None]]) -> None:
+_Job = tuple[int, bytes, int]  # (request index, body, documents in it)
+
+
+async def _closed_loop(jobs: list[_Job], concurrency: int,
+                       one: Callable[[int, bytes, int], Awaitable[None]]) -> None:
     """``concurrency`` workers, each sending its next request as soon as the last one returns."""
     pending = iter(jobs)
 
     async def worker() -> None:
-        for body, count in pending:
-            await one(body, count)
+        for job in pending:
+            await one(*job)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)))))
 
 
-async def _poisson(jobs: list[tuple[bytes, int]], concurrency: int, rate: float,
-                   rng: random.Random, one: Callable[[bytes, int], Awaitable[None]]) -> None:
+async def _poisson(jobs: list[_Job], concurrency: int, rate: float,
+                   rng: random.Random, one: Callable[[int, bytes, int], Awaitable[None]]) -> None:
     """Requests arrive with exponential gaps of mean 1/rate; at most ``concurrency`` in flight."""
     slots = asyncio.Semaphore(concurrency)
     tasks: list[asyncio.Task[None]] = []
 
-    async def guarded(body: bytes, count: int) -> None:
+    async def guarded(job: _Job) -> None:
         try:
-            await one(body, count)
+            await one(*job)
         finally:
             slots.release()
 
     loop = asyncio.get_running_loop()
     due = loop.time()
-    for body, count in jobs:
+    for job in jobs:
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
         await slots.acquire()
-        tasks.append(asyncio.create_task(guarded(body, count)))
+        tasks.append(asyncio.create_task(guarded(job)))
         due += rng.expovariate(rate)
     await asyncio.gather(*tasks)
 

@@ -39,7 +39,12 @@ def to_table(summary: Summary, cfg: BenchmarkConfig) -> str:
         else cfg.dataset
     rate = "inf" if math.isinf(cfg.request_rate) else f"{cfg.request_rate:g}/s"
     failures = ", ".join(f"{kind}: {count}" for kind, count in s.failures.items()) or "none"
-    tokens = f"{s.tokens}" if s.tokens_reported else f"{s.tokens or 'n/a'} (not reported)"
+    if s.tokens_reported:
+        tokens = str(s.tokens)
+    elif s.tokens:
+        tokens = f"{s.tokens} (reported for some requests only)"
+    else:
+        tokens = "n/a (the server does not report token usage)"
     rows = [
         ("endpoint", f"{cfg.api_url} ({s.api}), model {cfg.model}"),
         ("load", f"{dataset}, batch_size {cfg.batch_size}, concurrency {cfg.concurrency}, "

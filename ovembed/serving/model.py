@@ -160,7 +160,9 @@ class OpenVINOEngine:
         return feed
 
     @staticmethod
-    def _callback(request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
+    def _callback(request: ov.InferRequest,
+                  userdata: tuple[Callable[[Any], None], dict[int, np.ndarray]]) -> None:
+        on_done = userdata[0]  # userdata[1] kept the shared input arrays alive until now
         try:
             output = request.get_output_tensor(0).data
         except Exception as exc:  # pragma: no cover - OpenVINO failure surfaced to the batch
@@ -170,8 +172,10 @@ class OpenVINOEngine:
 
     def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
               on_done: Callable[[np.ndarray | BaseException], None]) -> None:
-        self._queue.start_async(self.inputs(input_ids, attention_mask), on_done,
-                                share_inputs=True)
+        # share_inputs: OpenVINO reads the numpy buffers in place, so they must outlive the
+        # inference; the userdata holds them until the callback has run.
+        feed = self.inputs(input_ids, attention_mask)
+        self._queue.start_async(feed, (on_done, feed), share_inputs=True)
 
     def infer(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Synchronous inference on a private request (warm-up, tests)."""

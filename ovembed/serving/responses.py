@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ovembed.errors import OvembedError, Unauthorized, describe, public_message
+from ovembed.errors import ModelNotReady, OvembedError, Unauthorized, describe, public_message
 from ovembed.serving.servable import Timings
 
 logger = logging.getLogger("ovembed.serving")
@@ -44,11 +44,12 @@ def api_family(path: str) -> str:
 
 
 def request_id(request: Request) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
+    rid = request.scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else None
 
 
 def error_response(request: Request, exc: Exception) -> Response:
-    """The response for ``exc``; 5xx errors are logged with their traceback and request id."""
+    """The response for ``exc``; server errors are logged with their traceback and request id."""
     rid = request_id(request)
     headers: dict[str, str] = {}
     param: str | None = None
@@ -60,12 +61,14 @@ def error_response(request: Request, exc: Exception) -> Response:
     else:
         kind = describe(exc)
         status, kind_type, code = kind.status, kind.type, kind.code
-        message = public_message(exc, rid)
+        # A 503's reason ("is loading") is what the client needs; public_message() only
+        # passes messages of 4xx errors through.
+        message = exc.message if isinstance(exc, ModelNotReady) else public_message(exc, rid)
         if isinstance(exc, OvembedError) and status < 500:
             param = exc.param
         if isinstance(exc, Unauthorized):
             headers["www-authenticate"] = "Bearer"
-    if status >= 500:
+    if status >= 500 and not isinstance(exc, ModelNotReady):
         logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,
                      exc_info=(type(exc), exc, exc.__traceback__))
     if api_family(request.url.path) == "openai":

@@ -11,14 +11,17 @@ import math
 import sys
 
 import orjson
+import uvicorn
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, OvembedError
+from ovembed.serving.app import build_registry, create_app
 from ovembed.serving.middleware import REQUEST_ID
 
+# Same values as ovembed.cli.ExitCode (serving does not import the CLI).
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the server could not start (e.g. port in use) or stopped on an error
-EXIT_CONFIG = 2  # invalid flags, repository or API key file
+EXIT_USAGE = 2  # invalid flags, repository or API key file
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
@@ -100,15 +103,11 @@ def run(cfg: ServeConfig) -> int:
     configure_logging(cfg.log_level.upper(), cfg.log_format)
     try:
         check_config(cfg)
-        import uvicorn
-
-        from ovembed.serving.app import build_registry, create_app
-
         registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
         app = create_app(cfg, registry)
     except OvembedError as exc:
         logger.error("ovembed serve: %s", exc)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     server = uvicorn.Server(uvicorn.Config(
         app,
         host=cfg.rest_bind_address,
@@ -119,10 +118,10 @@ def run(cfg: ServeConfig) -> int:
         server_header=False,
         timeout_graceful_shutdown=math.ceil(cfg.graceful_timeout),
     ))
-    logger.info("ovembed serve: http://%s:%d (API key %s)", cfg.rest_bind_address, cfg.rest_port,
-                "required" if app.state.auth_enabled else "off")
+    logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
+                cfg.rest_port, "required" if app.state.auth_enabled else "off")
     try:
         server.run()
-    except SystemExit as exc:  # uvicorn exits this way when it cannot bind
-        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
+        return EXIT_OK if exc.code in (None, 0) else EXIT_FAILURE
     return EXIT_OK if server.started else EXIT_FAILURE

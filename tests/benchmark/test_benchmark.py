@@ -101,12 +101,19 @@ def _fake_app(state: _State) -> Starlette:
     async def broken(request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": []})
 
+    async def no_usage(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse({"object": "list", "model": "fake", "data": [
+            {"object": "embedding", "index": i, "embedding": _vector(t).tolist()}
+            for i, t in enumerate(body["input"])]})
+
     return Starlette(routes=[
         Route("/v3/embeddings", openai, methods=["POST"]),
         Route("/v1/embeddings", openai, methods=["POST"]),
         Route("/flaky/v3/embeddings", flaky, methods=["POST"]),
         Route("/secured/v3/embeddings", secured, methods=["POST"]),
         Route("/broken/v3/embeddings", broken, methods=["POST"]),
+        Route("/nousage/v1/embeddings", no_usage, methods=["POST"]),
         Route("/api/embed", ollama, methods=["POST"]),
     ])
 
@@ -178,6 +185,16 @@ def test_table_output(fake: tuple[str, _State], capsys: pytest.CaptureFixture[st
     for label in ("documents", "10 sent, 10 embedded", "100.00% successful", "tokens/s",
                   "docs/s", "median", "p99", "wall time"):
         assert label in out
+
+
+def test_server_without_usage(fake: tuple[str, _State],
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    url = fake[0] + "/nousage/v1/embeddings"
+    code, out = _run_json(_cfg(url, limit=4), capsys)
+    assert code == 0 and out["tokens"] == 0 and out["tokens_reported"] is False
+    assert out["throughput_tokens_per_s"] == 0 and out["documents_ok"] == 4
+    assert run(_cfg(url, limit=4, json=False)) == 0
+    assert "n/a (the server does not report token usage)" in capsys.readouterr().out
 
 
 def test_failures_are_counted_by_status(fake: tuple[str, _State],

@@ -103,9 +103,10 @@ class FakeServable:
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
-        self.tokenize_calls.append({"texts": list(texts), "add_special_tokens": add_special_tokens,
-                                    "max_length": max_length, "pad_to_max_length": pad_to_max_length,
-                                    "padding_side": padding_side})
+        self.tokenize_calls.append({
+            "texts": list(texts), "add_special_tokens": add_special_tokens,
+            "max_length": max_length, "pad_to_max_length": pad_to_max_length,
+            "padding_side": padding_side})
         out = []
         for text in texts:
             ids = text_ids(text) if add_special_tokens else text_ids(text)[1:-1]

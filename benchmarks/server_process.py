@@ -1,0 +1,163 @@
+"""Run ``ovembed export`` and ``ovembed serve`` as child processes, on loopback only."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+MODEL_NAME = "minilm"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def export_minilm(source: Path, repository: Path, log: Path) -> Path:
+    """Export (or reuse) MiniLM at fp32 with truncation on; returns the repository's config.json.
+
+    Truncation is on so that ~500-token passages are cut to the model's 256 like
+    sentence-transformers does, instead of being rejected.
+    """
+    config = repository / "config.json"
+    if config.exists() and (repository / MODEL_NAME).is_dir():
+        return config
+    command = [sys.executable, "-m", "ovembed", "export", "--source_model", str(source),
+               "--model_name", MODEL_NAME, "--weight-format", "fp32", "--truncate",
+               "--model_repository_path", str(repository)]
+    with log.open("ab") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0 or not config.exists():
+        raise RuntimeError(f"export failed (exit {done.returncode}); see {log}")
+    return config
+
+
+def serve_flags() -> str:
+    done = subprocess.run([sys.executable, "-m", "ovembed", "serve", "--help"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout
+
+
+@dataclass
+class Server:
+    """A running ``ovembed serve``; ``ready_s`` is process start to /v2/health/ready == 200."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    ready_s: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM (peak resident set) of the server and any child processes it started."""
+        return sum(_vm_hwm(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server (and its children) have used so far."""
+        return sum(process_cpu_seconds(pid)
+                   for pid in [self.process.pid, *_children(self.process.pid)])
+
+    def rss_bytes(self) -> int:
+        return _status_kib(self.process.pid, "VmRSS") * 1024
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        return self.process.returncode
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def start_server(config: Path, log: Path, *, cache_dir: Path | None = None,
+                 extra: list[str] | None = None, timeout: float = 300.0) -> Server:
+    """Start ``ovembed serve`` on a free loopback port and wait until it is ready."""
+    port = free_port()
+    command = [sys.executable, "-m", "ovembed", "serve", "--config_path", str(config),
+               "--rest_port", str(port), "--rest_bind_address", "127.0.0.1",
+               "--log_level", "WARNING", *(extra or [])]
+    if cache_dir is not None:
+        command += ["--cache_dir", str(cache_dir)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = log.open("ab")
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    out.close()
+    server = Server(process, port, 0.0)
+    deadline = start + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"ovembed serve exited with {process.returncode}; see {log}")
+        if _ready(port):
+            server.ready_s = time.perf_counter() - start
+            return server
+        if time.perf_counter() > deadline:
+            server.stop()
+            raise RuntimeError(f"ovembed serve not ready after {timeout:g} s; see {log}")
+        time.sleep(0.01)
+
+
+def _ready(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+    try:
+        connection.request("GET", "/v2/health/ready")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc/<pid>/stat (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _vm_hwm(pid: int) -> int:
+    return _status_kib(pid, "VmHWM") * 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        import psutil
+    except ImportError:
+        return []
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []

@@ -1,0 +1,158 @@
+"""Tiny random Hugging Face models built offline: one per family the exporter supports.
+
+Each builder trains a small real tokenizer (tokenizers library) on an in-memory corpus, creates a
+randomly initialised model from a transformers config, and saves both as a normal HF folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "hello world this is a tiny corpus for a tiny tokenizer",
+    "embeddings map text to vectors so that similar meanings are close",
+    "openvino runs models fast on intel cpus gpus and npus",
+    "what is the capital of france paris is the capital",
+    "numbers like 1 2 3 42 and 2026 appear in text",
+    "der schnelle braune fuchs springt über den faulen hund",
+    "le chat dort sur le canapé depuis ce matin",
+    "semantic search clustering retrieval and deduplication",
+    "a b c d e f g h i j k l m n o p q r s t u v w x y z",
+] * 5
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
+
+
+def _train(kind: str, specials: list[str]):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]" if "[UNK]" in specials else "<unk>"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials)
+    elif kind == "unigram":
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>")
+    else:  # byte-level BPE
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS, trainer)
+    return tok
+
+
+def _template(tok, single: str, specials: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from tokenizers import processors
+
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=single + " $B:1", special_tokens=[(s, tok.token_to_id(s)) for s in specials]
+    )
+
+
+def _st_pooling(out: Path, mode: str, dim: int, max_seq_length: int) -> None:
+    """sentence-transformers metadata: modules.json, 1_Pooling/config.json, sentence_bert_config.json."""
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": dim,
+        "pooling_mode_cls_token": mode == "cls",
+        "pooling_mode_mean_tokens": mode == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_lasttoken": mode == "lasttoken",
+    }))
+    (out / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
+
+
+def build_bert(out: Path, pooling: str | None = "mean") -> Path:
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = _train("wordpiece", specials)
+    _template(tok, "[CLS] $A:0 [SEP]", ["[CLS]", "[SEP]"])
+    hf_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                               sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, **TINY))
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    if pooling is not None:
+        _st_pooling(out, pooling, TINY["hidden_size"], 64)
+    return out
+
+
+def build_xlmr(out: Path) -> Path:
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = _train("unigram", specials)
+    _template(tok, "<s> $A:0 </s>", ["<s>", "</s>"])
+    hf_tok = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                     cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    torch.manual_seed(1)
+    config = XLMRobertaConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=66,
+                              pad_token_id=tok.token_to_id("<pad>"), **TINY)
+    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
+def build_mpnet(out: Path) -> Path:
+    import torch
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = _train("wordpiece", specials)
+    _template(tok, "<s> $A:0 </s>", ["<s>", "</s>"])
+    hf_tok = MPNetTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    torch.manual_seed(2)
+    config = MPNetConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=66,
+                         pad_token_id=tok.token_to_id("<pad>"), **TINY)
+    MPNetModel(config, add_pooling_layer=False).save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    _st_pooling(out, "mean", TINY["hidden_size"], 64)
+    return out
+
+
+def build_qwen3(out: Path) -> Path:
+    """A Qwen3-Embedding-style decoder: byte-level BPE, EOS appended, LAST-token pooling."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = _train("bpe", specials)
+    _template(tok, "$A:0 <|endoftext|>", ["<|endoftext|>"])
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                     padding_side="left", model_max_length=256)
+    torch.manual_seed(3)
+    config = Qwen3Config(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=64,
+                         max_position_embeddings=256, eos_token_id=tok.token_to_id("<|endoftext|>"),
+                         pad_token_id=tok.token_to_id("<|endoftext|>"))
+    Qwen3Model(config).save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    _st_pooling(out, "lasttoken", 32, 128)
+    return out
+
+
+BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "bert-mean": lambda p: build_bert(p, "mean"),
+    "bert-cls": lambda p: build_bert(p, "cls"),
+    "xlmr": build_xlmr,
+    "mpnet": build_mpnet,
+    "qwen3": build_qwen3,
+}
