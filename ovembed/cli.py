@@ -174,8 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ovembed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (cls, _, help_text) in _COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter if cls is None else argparse.HelpFormatter)
+        p = sub.add_parser(name, help=help_text, description=help_text)
         if cls is not None:
             add_config_arguments(p, cls)
     return parser

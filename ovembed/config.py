@@ -50,7 +50,8 @@ class ExportConfig:
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov."""
 
     source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
-    model_name: str | None = option(None, "Name the model is served under (default: source_model); '/' makes nested folders")
+    model_name: str | None = option(
+        None, "Name the model is served under (default: source_model); '/' makes nested folders")
     model_repository_path: Path = option(Path("models"), "Model repository folder (created if missing)")
     config_file_path: Path | None = option(None, "config.json to upsert (default: <model_repository_path>/config.json)")
     weight_format: WeightFormat = option(WeightFormat.INT8, "Weight-only compression through NNCF")
@@ -60,10 +61,12 @@ class ExportConfig:
     num_streams: int = option(1, "Parallel execution streams (NUM_STREAMS in plugin_config)")
     target_device: str = option("CPU", "Device to serve on: CPU, GPU, NPU, AUTO, HETERO:...")
     overwrite_models: bool = option(False, "Re-export even if the model folder already exists")
-    extra_quantization_params: str | None = option(None, "Extra optimum-cli style options, e.g. '--group-size 64 --ratio 0.8 --sym'")
+    extra_quantization_params: str | None = option(
+        None, "Extra optimum-cli style options, e.g. '--group-size 64 --ratio 0.8 --sym'")
     trust_remote_code: bool = option(False, "Allow running code shipped with the model (explicit opt-in)")
     ov_cache_dir: Path | None = option(None, "Compilation cache folder written into plugin_config (CACHE_DIR)")
-    min_cosine: float | None = option(None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
+    min_cosine: float | None = option(
+        None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
 
     @property
@@ -119,7 +122,8 @@ class ServeConfig:
 class BenchmarkConfig:
     """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings servers."""
 
-    api_url: str = option("http://127.0.0.1:8000/v3/embeddings", "Embeddings endpoint (OpenAI /v3/embeddings, /v1/embeddings or Ollama /api/embed)")
+    api_url: str = option("http://127.0.0.1:8000/v3/embeddings",
+                          "Embeddings endpoint (OpenAI /v3/embeddings, /v1/embeddings or Ollama /api/embed)")
     model: str = option("", "Model name sent in requests", required=True)
     dataset: str = option("synthetic", "'synthetic' or a file of texts (one per line, or a JSON list)")
     synthetic_length: int = option(40, "Approximate words per synthetic document")

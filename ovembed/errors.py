@@ -106,7 +106,7 @@ def describe(exc: BaseException) -> ErrorKind:
 
 def public_message(exc: BaseException, request_id: str | None = None) -> str:
     """The message a client may see: our own errors verbatim, anything else generic."""
-    if isinstance(exc, OvembedError) and describe(exc).status < 500:
+    if isinstance(exc, OvembedError) and (describe(exc).status < 500 or isinstance(exc, ModelNotReady)):
         return exc.message
     suffix = f" (request id {request_id})" if request_id else ""
     return f"Internal server error{suffix}"

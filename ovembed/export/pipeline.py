@@ -4,6 +4,7 @@ in a temporary folder next to the target that is renamed into place only when al
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import shutil
@@ -67,10 +68,8 @@ def _versions() -> dict[str, str]:
     out = {"ovembed": __version__}
     for dist in ("openvino", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "transformers", "torch",
                  "sentence-transformers"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return out
 
 

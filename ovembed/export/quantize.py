@@ -15,7 +15,6 @@ from typing import Any
 from ovembed.config import WeightFormat
 from ovembed.errors import ExportError, InvalidInput
 
-
 # Embedding encoders are small and sensitive: optimum-cli's LLM-oriented int4 default (group 128,
 # every layer in int4) gives MiniLM a min cosine of 0.93 against PyTorch. Group 32 with half of the
 # layers in int4 (NNCF ranks them by weight quantization error; the rest stay int8) gives 0.988.
@@ -79,7 +78,8 @@ def _nncf_kwargs(weight_format: WeightFormat, params: QuantizationParams) -> dic
         "all_layers": params.all_layers,
     }
     if params.backup_precision is not None:
-        kwargs["backup_mode"] = nncf.BackupMode(params.backup_precision.upper() if params.backup_precision != "none" else "none")
+        backup = params.backup_precision
+        kwargs["backup_mode"] = nncf.BackupMode(backup.upper() if backup != "none" else "none")
     return kwargs
 
 

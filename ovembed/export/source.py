@@ -12,7 +12,9 @@ from ovembed.config import Pooling
 from ovembed.errors import ExportError
 
 # Model types whose position table reserves padding_idx + 1 slots (514 rows -> 512 usable tokens).
-_OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "data2vec-text", "xlm-roberta-xl"}
+_OFFSET_POSITION_TYPES = {
+    "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "longformer", "data2vec-text",
+}
 _DECODER_TYPES_HINT = ("qwen", "llama", "mistral", "gemma", "phi")
 
 
@@ -53,7 +55,7 @@ def resolve_source_path(source: str) -> Path:
 
     try:
         return Path(snapshot_download(source, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure here means "not available offline"
+    except Exception:
         cache = os.environ.get("HF_HUB_CACHE", HF_HUB_CACHE)
         raise ExportError(
             f"source model '{source}' is neither a local folder nor in the local Hugging Face cache "
@@ -101,7 +103,8 @@ def _max_length(root: Path, config: dict[str, Any]) -> tuple[int, str]:
     if isinstance(positions, int) and positions > 0:
         if config.get("model_type") in _OFFSET_POSITION_TYPES:
             pad = config.get("pad_token_id")
-            return positions - (int(pad) + 1 if isinstance(pad, int) else 2), "config.json max_position_embeddings minus padding offset"
+            usable = positions - (int(pad) + 1 if isinstance(pad, int) else 2)
+            return usable, "config.json max_position_embeddings minus the padding offset"
         return positions, "config.json max_position_embeddings"
     tok = _read_json(root / "tokenizer_config.json") or {}
     limit = tok.get("model_max_length")

@@ -57,4 +57,4 @@ def ov_tokenize(out_dir: Path, texts: list[str]) -> list[list[int]]:
     result = compiled([np.array(texts)])
     ids = result["input_ids"]
     mask = result["attention_mask"]
-    return [[int(t) for t, m in zip(row, mrow) if m] for row, mrow in zip(ids, mask)]
+    return [[int(t) for t, m in zip(row, mrow, strict=True) if m] for row, mrow in zip(ids, mask, strict=True)]

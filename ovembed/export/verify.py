@@ -71,7 +71,7 @@ class Comparison:
 
     def summary(self) -> str:
         lines = [f"{'cosine':>9}  text"]
-        for text, cos in zip(self.texts, self.cosines):
+        for text, cos in zip(self.texts, self.cosines, strict=True):
             short = text.replace("\n", " ")
             lines.append(f"{cos:9.6f}  {short[:70]}{'...' if len(short) > 70 else ''}")
         lines.append(f"min cosine {self.min_cosine:.6f} (threshold {self.threshold}) over {len(self.texts)} texts"
@@ -160,7 +160,7 @@ def tokenizer_mismatches(model_dir: Path, texts: list[str], trust_remote_code: b
     tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     hf_ids = tok(texts)["input_ids"]
     ov_ids = ov_tokenize(model_dir, texts)
-    return [i for i, (a, b) in enumerate(zip(hf_ids, ov_ids)) if list(a) != list(b)]
+    return [i for i, (a, b) in enumerate(zip(hf_ids, ov_ids, strict=True)) if list(a) != list(b)]
 
 
 def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling, max_length: int,

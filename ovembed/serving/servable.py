@@ -9,14 +9,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Protocol
 
 import numpy as np
 
 from ovembed.config import Pooling
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
-Inputs = Union[Sequence[str], Sequence[Sequence[int]]]
+Inputs = Sequence[str] | Sequence[Sequence[int]]
 
 
 class ModelState(str, enum.Enum):

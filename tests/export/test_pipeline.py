@@ -83,9 +83,11 @@ def test_last_pooling_is_right_with_left_and_right_padding(tiny_source, tmp_path
 
     _export(tiny_source("qwen3"), tmp_path, "q", WeightFormat.FP32, skip_verify=True)
     core = ov.Core()
-    compiled = core.compile_model(add_pooling(core.read_model(tmp_path / "q" / "openvino_model.xml"), Pooling.LAST, True), "CPU")
+    model = add_pooling(core.read_model(tmp_path / "q" / "openvino_model.xml"), Pooling.LAST, True)
+    compiled = core.compile_model(model, "CPU")
     ids = [[5, 6, 7, 8, 9, 0], [11, 12, 0]]
-    alone = [compiled({"input_ids": np.array([r]), "attention_mask": np.ones((1, len(r)), dtype=np.int64)})[0][0] for r in ids]
+    alone = [compiled({"input_ids": np.array([r]), "attention_mask": np.ones((1, len(r)), dtype=np.int64)})[0][0]
+             for r in ids]
     for side in ("left", "right"):
         width = max(map(len, ids))
         batch = np.zeros((2, width), dtype=np.int64)

@@ -170,7 +170,7 @@ def test_results_go_back_to_the_right_request_in_order() -> None:
         for docs, res in zip(requests, results, strict=True):
             np.testing.assert_array_equal(res.embeddings, expected(docs))
         assert len(engine.batches) > 10  # really split and mixed
-        assert all(b.shape[0] <= 7 and b.size <= 200 or b.shape[0] == 1 for b in engine.batches)
+        assert all((b.shape[0] <= 7 and b.size <= 200) or b.shape[0] == 1 for b in engine.batches)
         assert batcher.queued == 0 and batcher.in_flight == 0
 
     run(main())
