@@ -12,6 +12,7 @@ left out, so the count is slightly low (the fraction of the GEMM rate is conserv
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import time
@@ -46,31 +47,21 @@ def measure_gemm(size: int = 2048, repeats: int = 7) -> GemmRate:
         start = time.perf_counter()
         np.matmul(a, b, out=out)
         best = min(best, time.perf_counter() - start)
-    return GemmRate(2.0 * size**3 / best, size, _blas_threads(), _blas_name())
+    library, threads = _blas()
+    return GemmRate(2.0 * size**3 / best, size, threads, library)
 
 
-def _blas_name() -> str:
+def _blas() -> tuple[str, str]:
+    """(library, threads) of numpy's BLAS, from threadpoolctl when it is installed."""
     try:
-        from threadpoolctl import threadpool_info  # type: ignore[import-not-found]
-
-        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        if infos:
-            return f"{infos[0]['internal_api']} {infos[0].get('version', '')}".strip()
+        info = importlib.import_module("threadpoolctl").threadpool_info()
     except ImportError:
-        pass
-    return "numpy BLAS"
-
-
-def _blas_threads() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-
-        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        if infos:
-            return f"{infos[0]['num_threads']} threads"
-    except ImportError:
-        pass
-    return f"{os.cpu_count()} cores"
+        return "numpy BLAS", f"{os.cpu_count()} cores"
+    blas = [i for i in info if i.get("user_api") == "blas"]
+    if not blas:
+        return "numpy BLAS", f"{os.cpu_count()} cores"
+    name = f"{blas[0]['internal_api']} {blas[0].get('version', '')}".strip()
+    return name, f"{blas[0]['num_threads']} threads"
 
 
 @dataclass(frozen=True)

@@ -323,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"GEMM reference (best of before/after): {gemm.describe()}; "
           f"before {gemm_before.flops_per_s / 1e9:.1f}, after {gemm_after.flops_per_s / 1e9:.1f}")
-    for key, value in server_info.items():
-        print(f"server {key.replace('_', ' ')}: {value:.2f}")
+    for key, amount in server_info.items():
+        print(f"server {key.replace('_', ' ')}: {amount:.2f}")
     checks = _targets(rows, server_info, gemm)
     for target, met, value in checks:
         mark = "n/a " if met is None else ("PASS" if met else "MISS")

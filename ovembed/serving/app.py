@@ -2,9 +2,10 @@
 
 Nothing heavy happens at import time or in ``create_app``; the lifespan builds the model
 registry (unless one is given), starts it (models load in the background, readiness turns
-green when they are done) and stops it on shutdown. Handlers find everything in ``app.state``:
-``app.state.config`` (ServeConfig), ``app.state.registry`` (Registry) and
-``app.state.auth_enabled``.
+green when they are done) and stops it on shutdown; with ``--port`` it also serves KServe gRPC
+on the same event loop and registry. Handlers find everything in ``app.state``:
+``app.state.config`` (ServeConfig), ``app.state.registry`` (Registry),
+``app.state.auth_enabled`` and ``app.state.grpc_port`` (None when gRPC is off).
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ def _middleware(cfg: ServeConfig, api_key: str | None) -> list[Middleware]:
     return stack
 
 
+@asynccontextmanager
+async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None) -> AsyncIterator[int | None]:
+    """KServe gRPC alongside REST while the app runs, when ``--port`` is set (else None).
+
+    grpcio and the generated stubs are imported only then.
+    """
+    if not cfg.port:
+        yield None
+        return
+    from ovembed.serving.grpc.server import grpc_server
+
+    async with grpc_server(cfg, registry, api_key=api_key) as port:
+        yield port
+
+
 def create_app(cfg: ServeConfig, registry: ManagedRegistry | None = None, *,
                environ: Mapping[str, str] | None = None) -> Starlette:
     """The ASGI app for ``cfg``.
@@ -88,7 +104,9 @@ def create_app(cfg: ServeConfig, registry: ManagedRegistry | None = None, *,
         app.state.registry = reg
         await reg.start()
         try:
-            yield
+            async with _grpc(cfg, reg, api_key) as grpc_port:
+                app.state.grpc_port = grpc_port
+                yield
         finally:
             await reg.stop()
 
@@ -102,4 +120,5 @@ def create_app(cfg: ServeConfig, registry: ManagedRegistry | None = None, *,
     )
     app.state.config = cfg
     app.state.auth_enabled = api_key is not None
+    app.state.grpc_port = None  # the bound port while the lifespan runs with --port
     return app

@@ -16,7 +16,7 @@ import numpy as np
 from ovembed.errors import InvalidInput
 from ovembed.serving.batcher import Batcher
 from ovembed.serving.servable import EmbedResult, Inputs, ModelInfo, Timings
-from ovembed.serving.tokenizer import ServingTokenizer
+from ovembed.serving.tokenizer import ServingTokenizer, TokenIds
 
 # Tokenizing more text than this runs in a worker thread so the event loop stays responsive
 # (tokenizers releases the GIL); below it the thread hop costs more than it saves.
@@ -43,7 +43,7 @@ class EmbeddingServable:
         if isinstance(inputs, str):
             inputs = [inputs]
         elif len(inputs) and isinstance(inputs[0], (int, np.integer)):
-            inputs = [inputs]  # type: ignore[list-item]  # one document of token ids
+            inputs = [inputs]  # type: ignore[assignment]  # one document of token ids
         if len(inputs) == 0:
             return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
         cut = self._info.truncate if truncate is None else truncate
@@ -55,7 +55,7 @@ class EmbeddingServable:
                           inference=result.inference_seconds)
         return EmbedResult(result.embeddings, [len(d) for d in docs], timings)
 
-    async def _encode(self, inputs: Inputs, truncate: bool) -> Sequence[Sequence[int]]:
+    async def _encode(self, inputs: Inputs, truncate: bool) -> list[TokenIds]:
         first = inputs[0]
         if isinstance(first, str):
             texts: Sequence[str] = inputs  # type: ignore[assignment]

@@ -207,7 +207,8 @@ class ModelRegistry:
             slot.status = ModelStatus(ModelState.UNAVAILABLE, _describe(exc), version)
             return
         batcher = Batcher(loaded.engine, self.policy, max_queue=self.cfg.max_queue,
-                          pad_id=loaded.tokenizer.pad_id, name=name)
+                          pad_id=loaded.tokenizer.pad_id, name=name,
+                          max_width=loaded.info.max_length)
         slot.loaded = loaded
         slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
         slot.status = ModelStatus(ModelState.AVAILABLE, None, version)

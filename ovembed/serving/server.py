@@ -94,6 +94,10 @@ def check_config(cfg: ServeConfig) -> None:
         raise ConfigError(f"--log_format must be text or json, got {cfg.log_format!r}")
     if not 0 < cfg.rest_port < 65536:
         raise ConfigError(f"--rest_port must be between 1 and 65535, got {cfg.rest_port}")
+    if not 0 <= cfg.port < 65536:
+        raise ConfigError(f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {cfg.port}")
+    if cfg.port == cfg.rest_port:
+        raise ConfigError(f"--port (gRPC) and --rest_port must differ, both are {cfg.port}")
     if cfg.max_inputs < 1 or cfg.max_body_bytes < 1:
         raise ConfigError("--max_inputs and --max_body_bytes must be positive")
 

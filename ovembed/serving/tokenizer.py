@@ -19,7 +19,7 @@ from ovembed.errors import ConfigError, InputTooLong, InvalidInput
 TOKENIZER_FILENAME = "tokenizer.json"
 
 # A document as the batcher receives it: a list of ids (texts) or an int64 array (token ids).
-TokenIds = Sequence[int]
+TokenIds = Sequence[int] | np.ndarray
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -90,7 +90,7 @@ class ServingTokenizer:
 
     # -- embeddings ----------------------------------------------------------------------
 
-    def encode_texts(self, texts: Sequence[str], *, truncate: bool) -> list[list[int]]:
+    def encode_texts(self, texts: Sequence[str], *, truncate: bool) -> list[TokenIds]:
         """Ids with special tokens, one tokenizer call for the whole batch.
 
         ``truncate`` false: an input longer than ``max_length`` raises ``InputTooLong``.
@@ -100,14 +100,14 @@ class ServingTokenizer:
                 raise InvalidInput(f"input[{i}] must be a string", param="input")
         tok = self._truncating if truncate else self._plain
         encodings = tok.encode_batch_fast(list(texts), add_special_tokens=True)
-        ids = [e.ids for e in encodings]
+        ids: list[TokenIds] = [e.ids for e in encodings]
         if not truncate:
             self._check_lengths(ids)
         return ids
 
-    def encode_ids(self, docs: Sequence[Sequence[int]], *, truncate: bool) -> list[np.ndarray]:
+    def encode_ids(self, docs: Sequence[Sequence[int]], *, truncate: bool) -> list[TokenIds]:
         """Validate pre-tokenized documents: no special tokens added, ids within the vocabulary."""
-        out: list[np.ndarray] = []
+        out: list[TokenIds] = []
         for i, doc in enumerate(docs):
             try:
                 arr = np.asarray(doc)

@@ -23,22 +23,27 @@ def padded(batch: list[Item]) -> int:
     return max(it.length for it in batch) * len(batch)
 
 
+def exact(**options: Any) -> BatchPolicy:
+    """A policy without width rounding, so token arithmetic in the tests is exact."""
+    return BatchPolicy(**{"pad_multiple": 1, **options})
+
+
 # -- policy -------------------------------------------------------------------------------
 
 
 def test_token_budget_and_size_are_respected() -> None:
-    policy = BatchPolicy(max_batch_tokens=1000, max_batch_size=64, max_wait=0.002)
+    policy = exact(max_batch_tokens=1000, max_batch_size=64, max_wait=0.002)
     batch = policy.decide(items([100] * 30), now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and len(batch) == 10 and padded(batch) <= 1000
 
-    policy = BatchPolicy(max_batch_tokens=100_000, max_batch_size=8, max_wait=0.002)
+    policy = exact(max_batch_tokens=100_000, max_batch_size=8, max_wait=0.002)
     batch = policy.decide(items([10] * 30), now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and len(batch) == 8
 
 
 def test_batches_group_similar_lengths_around_the_oldest() -> None:
     lengths = [20, 300, 21, 290, 19, 310, 22, 18, 305, 23]
-    policy = BatchPolicy(max_batch_tokens=200, max_batch_size=64, max_wait=0.002)
+    policy = exact(max_batch_tokens=200, max_batch_size=64, max_wait=0.002)
     batch = policy.decide(items(lengths), now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None
     assert batch[0].seq == 0 or any(it.seq == 0 for it in batch)  # the oldest always goes
@@ -48,7 +53,7 @@ def test_batches_group_similar_lengths_around_the_oldest() -> None:
 
 def test_padding_waste_is_minimised_when_the_budget_binds() -> None:
     # Oldest is 100; neighbours 99 (waste 1) and 180 (waste 80 x n) -> takes the 99s first.
-    policy = BatchPolicy(max_batch_tokens=400, max_batch_size=64, max_wait=0.002)
+    policy = exact(max_batch_tokens=400, max_batch_size=64, max_wait=0.002)
     batch = policy.decide(items([100, 180, 99, 99, 10]), now=0.0, in_flight=0,
                           free_slots=1).batch
     assert batch is not None
@@ -57,13 +62,13 @@ def test_padding_waste_is_minimised_when_the_budget_binds() -> None:
 
 
 def test_zero_wait_when_idle() -> None:
-    policy = BatchPolicy(max_batch_tokens=16384, max_batch_size=64, max_wait=0.5)
+    policy = exact(max_batch_tokens=16384, max_batch_size=64, max_wait=0.5)
     decision = policy.decide(items([5]), now=0.0, in_flight=0, free_slots=2)
     assert decision.batch is not None and len(decision.batch) == 1
 
 
 def test_max_wait_is_honoured_when_busy() -> None:
-    policy = BatchPolicy(max_batch_tokens=16384, max_batch_size=64, max_wait=0.004)
+    policy = exact(max_batch_tokens=16384, max_batch_size=64, max_wait=0.004)
     queue = items([5, 6, 7], arrival=10.0, step=0.001)
     early = policy.decide(queue, now=10.001, in_flight=1, free_slots=1)
     assert early.batch is None and early.wake_at == pytest.approx(10.004)
@@ -72,35 +77,35 @@ def test_max_wait_is_honoured_when_busy() -> None:
 
 
 def test_full_batch_goes_without_waiting_when_busy() -> None:
-    policy = BatchPolicy(max_batch_tokens=16384, max_batch_size=4, max_wait=10.0)
+    policy = exact(max_batch_tokens=16384, max_batch_size=4, max_wait=10.0)
     decision = policy.decide(items([5] * 6), now=0.0, in_flight=1, free_slots=1)
     assert decision.batch is not None and len(decision.batch) == 4
-    policy = BatchPolicy(max_batch_tokens=1000, max_batch_size=64, max_wait=10.0)
+    policy = exact(max_batch_tokens=1000, max_batch_size=64, max_wait=10.0)
     decision = policy.decide(items([250] * 4), now=0.0, in_flight=1, free_slots=1)
     assert decision.batch is not None and padded(decision.batch) == 1000
 
 
 def test_nothing_happens_without_a_free_infer_request() -> None:
-    policy = BatchPolicy()
+    policy = exact()
     decision = policy.decide(items([5] * 10), now=100.0, in_flight=2, free_slots=0)
     assert decision.batch is None and decision.wake_at is None
     assert policy.decide([], now=0.0, in_flight=0, free_slots=1).batch is None
 
 
 def test_big_request_is_split_across_free_infer_requests() -> None:
-    policy = BatchPolicy(max_batch_tokens=16384, max_batch_size=64, max_wait=0.002)
+    policy = exact(max_batch_tokens=16384, max_batch_size=64, max_wait=0.002)
     queue = items([500] * 32)
     batch = policy.decide(queue, now=0.0, in_flight=0, free_slots=2).batch
     assert batch is not None and len(batch) == 16  # half each: both streams busy
     batch = policy.decide(queue, now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and len(batch) == 32 and padded(batch) <= 16384
-    small = BatchPolicy(max_batch_tokens=4096, max_batch_size=64, max_wait=0.002)
+    small = exact(max_batch_tokens=4096, max_batch_size=64, max_wait=0.002)
     batch = small.decide(queue, now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and len(batch) == 8
 
 
 def test_oldest_item_goes_alone_even_over_budget() -> None:
-    policy = BatchPolicy(max_batch_tokens=100, max_batch_size=64, max_wait=0.002)
+    policy = exact(max_batch_tokens=100, max_batch_size=64, max_wait=0.002)
     batch = policy.decide(items([512, 3, 3]), now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and [it.length for it in batch] == [512]
 
@@ -111,8 +116,15 @@ def test_cancelled_items_are_skipped() -> None:
 
     queue = items([5, 6, 7])
     queue[0].job = Dead()  # type: ignore[assignment]
-    batch = BatchPolicy().decide(queue, now=0.0, in_flight=0, free_slots=1).batch
+    batch = exact().decide(queue, now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and sorted(it.seq for it in batch) == [1, 2]
+
+
+def test_widths_round_up_to_the_pad_multiple_within_budget() -> None:
+    policy = BatchPolicy(max_batch_tokens=1000, max_batch_size=64, max_wait=0.002, pad_multiple=8)
+    assert (policy.width(1), policy.width(8), policy.width(9)) == (8, 8, 16)
+    batch = policy.decide(items([100] * 30), now=0.0, in_flight=0, free_slots=1).batch
+    assert batch is not None and len(batch) == 9 and policy.width(100) * len(batch) <= 1000
 
 
 # -- batcher with a fake engine --------------------------------------------------------------
@@ -163,8 +175,8 @@ def test_results_go_back_to_the_right_request_in_order() -> None:
     async def main() -> None:
         engine = FakeEngine(slots=2)
         batcher = Batcher(engine, BatchPolicy(max_batch_tokens=200, max_batch_size=7,
-                                              max_wait=0.001), max_queue=10_000)
-        requests = [[rng.integers(1, 1000, rng.integers(1, 60)).tolist()
+                                              max_wait=0.001), max_queue=10_000, max_width=61)
+        requests = [[rng.integers(1, 1000, rng.integers(1, 62)).tolist()
                      for _ in range(rng.integers(1, 20))] for _ in range(40)]
         results = await asyncio.gather(*(batcher.submit(r) for r in requests))
         for docs, res in zip(requests, results, strict=True):
@@ -190,7 +202,7 @@ def test_idle_engine_starts_at_once_and_busy_engine_waits() -> None:
         await asyncio.sleep(0.1)
         assert len(engine.batches) == 2 and engine.batches[1].shape[0] == 2  # 2nd + 3rd
         engine.release()
-        a, b, c = await asyncio.gather(first, second, third)
+        _, b, c = await asyncio.gather(first, second, third)
         np.testing.assert_array_equal(c.embeddings, expected([[4, 5, 6]]))
         assert b.queue_seconds >= 0.04
 

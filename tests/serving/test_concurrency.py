@@ -16,7 +16,11 @@ from ovembed.serving.engine import EmbeddingServable
 from ovembed.serving.registry import ModelRegistry
 
 T = TypeVar("T")
-WORDS = ["alpha", "beta", "gamma", "delta", "search", "engine", "vector", "embedding", "model", "batch", "queue", "token", "latency", "throughput", "OpenVINO", "CPU", "stream", "request", "server", "client", "answer"]
+WORDS = (
+    "alpha", "beta", "gamma", "delta", "search", "engine", "vector", "embedding", "model",
+    "batch", "queue", "token", "latency", "throughput", "OpenVINO", "CPU", "stream", "request",
+    "server", "client", "answer",
+)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

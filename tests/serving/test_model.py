@@ -144,5 +144,5 @@ def test_missing_files_are_config_errors(tmp_path: Path, minilm_dir: Path) -> No
     with pytest.raises(ConfigError, match="does not exist"):
         load_model(core, "x", tmp_path / "nope", ServeConfig())
     shutil.copy(minilm_dir / "graph.pbtxt", tmp_path / "graph.pbtxt")
-    with pytest.raises(ConfigError, match="openvino_model.xml not found"):
+    with pytest.raises(ConfigError, match=r"openvino_model\.xml not found"):
         load_model(core, "x", tmp_path, ServeConfig())

@@ -65,7 +65,7 @@ def test_broken_models_do_not_stop_the_good_one(mixed_repo: Path) -> None:
             no_ir.error or "")
         bad = registry.status("bad-graph")
         assert bad.state is ModelState.UNAVAILABLE and "graph.pbtxt" in (bad.error or "")
-        with pytest.raises(ModelNotReady, match="not available: .*openvino_model.xml"):
+        with pytest.raises(ModelNotReady, match=r"not available: .*openvino_model\.xml"):
             registry.get("no-ir")
         with pytest.raises(ModelNotFound):
             registry.get("nope")

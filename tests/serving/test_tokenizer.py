@@ -98,7 +98,7 @@ def test_tokenize_like_ovms(tok: ServingTokenizer) -> None:
 
 
 def test_missing_or_broken_tokenizer(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="tokenizer.json not found"):
+    with pytest.raises(ConfigError, match=r"tokenizer\.json not found"):
         ServingTokenizer.from_dir(tmp_path, max_length=16)
     (tmp_path / "tokenizer.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot be loaded"):

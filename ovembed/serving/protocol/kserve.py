@@ -2,6 +2,8 @@
 
 Model names may contain slashes, so ``/v2/models/...`` is matched as one path and split here:
 ``<name>``, ``<name>/ready``, ``<name>/versions/<v>`` and ``<name>/versions/<v>/ready``.
+The tensor names and types advertised here are the ones inference accepts (REST and gRPC,
+:mod:`ovembed.serving.protocol.kserve_infer`): one BYTES input of texts, one FP32 output.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovembed import __version__
+from ovembed.errors import ModelNotFound
 from ovembed.serving.servable import ModelInfo, ModelState, ModelStatus
+
+# Every embeddings model has the same signature: texts in, one vector per text out.
+INPUT_NAME = "input"
+INPUT_DATATYPE = "BYTES"
+OUTPUT_NAME = "embedding"
+OUTPUT_DATATYPE = "FP32"
+PLATFORM = "OpenVINO"
 
 _VERSIONED = re.compile(r"(?P<name>.+)/versions/(?P<version>[^/]+)")
 _READY_SUFFIX = "/ready"
@@ -41,6 +51,15 @@ def parse_model_path(path: str, is_model: Callable[[str], bool]) -> ModelPath:
     return ModelPath(rest, None, action)
 
 
+def check_version(name: str, version: str | None, status: ModelStatus) -> None:
+    """Each model has one version; asking for another one is a 404 (``ModelNotFound``).
+
+    ``None`` and ``""`` (gRPC's unset string) mean the default version.
+    """
+    if version and version != str(status.version):
+        raise ModelNotFound(f"{name}/versions/{version}")
+
+
 def server_metadata() -> dict[str, Any]:
     return {"name": "ovembed", "version": __version__, "extensions": []}
 
@@ -49,9 +68,9 @@ def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
     return {
         "name": info.name,
         "versions": [str(status.version)],
-        "platform": "OpenVINO",
-        "inputs": [{"name": "input", "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [{"name": "embedding", "datatype": "FP32", "shape": [-1, info.dimensions]}],
+        "platform": PLATFORM,
+        "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}],
     }
 
 

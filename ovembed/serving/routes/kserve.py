@@ -1,15 +1,17 @@
-"""KServe v2 REST health and metadata, and OVMS's ``/v1/config`` status."""
+"""KServe v2 REST health, metadata and inference, and OVMS's ``/v1/config`` status."""
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ovembed.errors import ModelNotFound, ModelNotReady
-from ovembed.serving.protocol import kserve
-from ovembed.serving.responses import JSONResponse
+from ovembed.errors import InvalidInput, ModelNotFound, ModelNotReady
+from ovembed.serving.protocol import fields, kserve, kserve_infer
+from ovembed.serving.responses import JSONResponse, timing_headers
 from ovembed.serving.routes import deps
+from ovembed.serving.routes.openai import CLIENT_CLOSED
 from ovembed.serving.servable import ModelState
 
 
@@ -31,14 +33,43 @@ async def model_endpoint(request: Request) -> Response:
     known = set(registry.names())
     target = kserve.parse_model_path(request.path_params["model_path"], known.__contains__)
     status = registry.status(target.name)  # ModelNotFound -> 404
-    if target.version is not None and target.version != str(status.version):
-        raise ModelNotFound(f"{target.name}/versions/{target.version}")
+    kserve.check_version(target.name, target.version, status)
     if target.action == "ready":
         if status.state is not ModelState.AVAILABLE:
             raise ModelNotReady(f"The model '{target.name}' is {status.state.value.lower()}")
         return Response(status_code=200)
     servable = registry.get(target.name)  # ModelNotReady -> 503
     return JSONResponse(kserve.model_metadata(servable.info, status))
+
+
+async def infer(request: Request) -> Response:
+    """``/v2/models/<name>[/versions/<v>]/infer``: KServe v2 JSON, or JSON plus binary tensors."""
+    registry = deps.registry(request)
+    path = request.path_params["model_path"]
+    target = kserve.parse_model_path(path, set(registry.names()).__contains__)
+    if target.action != "metadata":  # ".../ready/infer" is no model's infer endpoint
+        raise ModelNotFound(path)
+    status = registry.status(target.name)  # ModelNotFound -> 404
+    kserve.check_version(target.name, target.version, status)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidInput(f"Content-Encoding '{encoding}' is not supported: send the body uncompressed")
+    header, binary = kserve_infer.split_body(await request.body(),
+                                             request.headers.get(kserve_infer.HEADER_LENGTH))
+    req = kserve_infer.parse_rest_request(fields.load_object(header), binary,
+                                          max_inputs=deps.config(request).max_inputs)
+    servable = registry.get(target.name)  # ModelNotReady -> 503
+    result = await deps.unless_disconnected(request, servable.embed(req.texts, truncate=req.truncate))
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
+    content, raw = kserve_infer.rest_response(req, servable.info.name, str(status.version),
+                                              result.embeddings)
+    headers = timing_headers(result.timings, deps.elapsed_ns(request) / 1e9)
+    if not req.binary_output:
+        return JSONResponse(content, headers=headers)
+    json_part = orjson.dumps(content)
+    headers[kserve_infer.HEADER_LENGTH] = str(len(json_part))
+    return Response(json_part + raw, media_type=kserve_infer.BINARY_CONTENT_TYPE, headers=headers)
 
 
 async def config_status(request: Request) -> Response:
@@ -52,6 +83,7 @@ def routes() -> list[BaseRoute]:
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{model_path:path}/infer", infer, methods=["POST"]),
         Route("/v2/models/{model_path:path}", model_endpoint, methods=["GET"]),
         Route("/v1/config", config_status, methods=["GET"]),
     ]

@@ -1,0 +1,210 @@
+"""KServe v2 gRPC (``inference.GRPCInferenceService``) over the same registry as REST.
+
+Validation (:mod:`ovembed.serving.protocol.kserve_infer`), auth and errors
+(:func:`ovembed.errors.describe`, its ``grpc`` status name) are shared with the REST front end,
+so a request is accepted or refused the same way on both. What REST puts in headers goes in
+metadata here: ``authorization: Bearer <key>`` and ``x-request-id`` in; ``x-request-id`` and,
+for ModelInfer, the ``x-*-time`` timings out (trailing metadata).
+
+The probes (ServerLive, ServerReady, ModelReady) need no key, like ``/v2/health/*`` and
+``/v2/models/<name>/ready``; every other RPC does when a key is configured.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from ovembed.errors import InvalidInput, ModelNotReady, Unauthorized, describe, public_message
+from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
+from ovembed.serving.middleware import REQUEST_ID
+from ovembed.serving.protocol import kserve
+from ovembed.serving.protocol.kserve_infer import (
+    InferRequest,
+    check_outputs,
+    fp32_bytes,
+    split_bytes_tensor,
+    texts_from_tensor,
+)
+from ovembed.serving.responses import timing_headers
+from ovembed.serving.servable import ModelState, Registry
+
+access_logger = logging.getLogger("ovembed.access")
+logger = logging.getLogger("ovembed.serving")
+
+Metadata = tuple[tuple[str, str], ...]
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_Handler = Callable[["InferenceServicer", _Req], Awaitable[tuple[_Resp, Metadata]]]
+_Rpc = Callable[["InferenceServicer", _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
+
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # as RequestContextMiddleware accepts
+
+
+def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_Req, _Resp]]:
+    """Wrap a handler ``(self, request) -> (response, trailing metadata)`` into an RPC method:
+    request id, auth, error mapping through the error table, access log."""
+
+    def decorate(handler: _Handler[_Req, _Resp]) -> _Rpc[_Req, _Resp]:
+        method = handler.__name__
+        quiet = not protected  # probes are logged at DEBUG, as on REST
+
+        @functools.wraps(handler)
+        async def rpc(self: InferenceServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
+            start = time.perf_counter_ns()
+            metadata = _metadata(context.invocation_metadata())
+            incoming = metadata.get("x-request-id", "")
+            rid = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+            token = REQUEST_ID.set(rid)
+            code = grpc.StatusCode.OK
+            try:
+                if protected:
+                    self._check_key(metadata.get("authorization"))
+                response, trailing = await handler(self, request)
+                context.set_trailing_metadata((("x-request-id", rid), *trailing))
+                return response
+            except Exception as exc:
+                code = grpc.StatusCode[describe(exc).grpc]
+                await context.abort(code, self._message(method, exc, rid), (("x-request-id", rid),))
+            finally:
+                _log(method, context.peer(), code, time.perf_counter_ns() - start, quiet=quiet)
+                REQUEST_ID.reset(token)
+
+        return rpc
+
+    return decorate
+
+
+def _metadata(pairs: Sequence[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    return {key: value for key, value in pairs or () if isinstance(value, str)}
+
+
+def _log(method: str, peer: str, code: grpc.StatusCode, elapsed_ns: int, *, quiet: bool) -> None:
+    level = logging.DEBUG if quiet and code is grpc.StatusCode.OK else logging.INFO
+    if access_logger.isEnabledFor(level):
+        access_logger.log(level, '%s "gRPC %s" %s %.1fms', peer, method, code.name, elapsed_ns / 1e6)
+
+
+class InferenceServicer:
+    """The six KServe v2 RPCs. Registered with the generated
+    ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
+
+    def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int) -> None:
+        self._registry = registry
+        self._key = api_key.encode() if api_key is not None else None
+        self._max_inputs = max_inputs
+
+    # --- probes ----------------------------------------------------------------------------
+
+    @_rpc(protected=False)
+    async def ServerLive(self, request: pb.ServerLiveRequest) -> tuple[pb.ServerLiveResponse, Metadata]:
+        return pb.ServerLiveResponse(live=True), ()
+
+    @_rpc(protected=False)
+    async def ServerReady(self, request: pb.ServerReadyRequest) -> tuple[pb.ServerReadyResponse, Metadata]:
+        return pb.ServerReadyResponse(ready=self._registry.ready), ()
+
+    @_rpc(protected=False)
+    async def ModelReady(self, request: pb.ModelReadyRequest) -> tuple[pb.ModelReadyResponse, Metadata]:
+        status = self._registry.status(request.name)  # unknown -> NOT_FOUND, as REST's 404
+        kserve.check_version(request.name, request.version, status)
+        return pb.ModelReadyResponse(ready=status.state is ModelState.AVAILABLE), ()
+
+    # --- metadata --------------------------------------------------------------------------
+
+    @_rpc()
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest
+                             ) -> tuple[pb.ServerMetadataResponse, Metadata]:
+        return pb.ServerMetadataResponse(**kserve.server_metadata()), ()
+
+    @_rpc()
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest
+                            ) -> tuple[pb.ModelMetadataResponse, Metadata]:
+        status = self._registry.status(request.name)
+        kserve.check_version(request.name, request.version, status)
+        meta = kserve.model_metadata(self._registry.get(request.name).info, status)
+        tensor = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            inputs=[tensor(**t) for t in meta["inputs"]], outputs=[tensor(**t) for t in meta["outputs"]],
+        ), ()
+
+    # --- inference -------------------------------------------------------------------------
+
+    @_rpc()
+    async def ModelInfer(self, request: pb.ModelInferRequest) -> tuple[pb.ModelInferResponse, Metadata]:
+        start = time.perf_counter()
+        name = request.model_name
+        status = self._registry.status(name)  # NOT_FOUND
+        kserve.check_version(name, request.model_version, status)
+        req = parse_infer_request(request, max_inputs=self._max_inputs)  # INVALID_ARGUMENT
+        servable = self._registry.get(name)  # UNAVAILABLE while loading
+        result = await servable.embed(req.texts, truncate=req.truncate)
+        response = pb.ModelInferResponse(model_name=servable.info.name, model_version=str(status.version),
+                                         id=request.id)
+        response.outputs.add(name=kserve.OUTPUT_NAME, datatype=kserve.OUTPUT_DATATYPE,
+                             shape=list(result.embeddings.shape))
+        response.raw_output_contents.append(fp32_bytes(result.embeddings))
+        timings = timing_headers(result.timings, time.perf_counter() - start)
+        return response, tuple(timings.items())
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _check_key(self, header: str | None) -> None:
+        """The same rule and messages as REST's AuthMiddleware (constant-time compare)."""
+        if self._key is None:
+            return
+        if not header:
+            raise Unauthorized("Missing API key: send the metadata 'authorization: Bearer <key>'")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._key):
+            raise Unauthorized("Invalid API key")
+
+    @staticmethod
+    def _message(method: str, exc: Exception, rid: str) -> str:
+        """What the client sees; server errors are logged with their traceback."""
+        if isinstance(exc, ModelNotReady):  # its reason ("is loading") is what the client needs
+            return exc.message
+        if describe(exc).status >= 500:
+            logger.error("gRPC %s failed (request id %s)", method, rid,
+                         exc_info=(type(exc), exc, exc.__traceback__))
+        return public_message(exc, rid)
+
+
+def parse_infer_request(request: pb.ModelInferRequest, *, max_inputs: int) -> InferRequest:
+    """The texts and options of a ModelInfer request (raw or typed BYTES contents)."""
+    if len(request.inputs) != 1:
+        raise InvalidInput(f"ModelInfer takes exactly one input '{kserve.INPUT_NAME}', "
+                           f"got {len(request.inputs)}", param="inputs")
+    tensor = request.inputs[0]
+    elements: list[bytes]
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != 1:
+            raise InvalidInput("raw_input_contents must have one entry per input", param="inputs")
+        if tensor.contents.bytes_contents:
+            raise InvalidInput("Give the input in raw_input_contents or in contents, not both",
+                               param="inputs")
+        elements = split_bytes_tensor(request.raw_input_contents[0])
+    else:
+        elements = list(tensor.contents.bytes_contents)
+    texts = texts_from_tensor(tensor.name, tensor.datatype, list(tensor.shape), elements,
+                              max_inputs=max_inputs)
+    check_outputs(output.name for output in request.outputs)
+    return InferRequest(texts=texts, id=request.id, truncate=_bool_param(request.parameters, "truncate"))
+
+
+def _bool_param(params: Mapping[str, Any], key: str) -> bool | None:
+    if key not in params:
+        return None
+    param = params[key]
+    if param.WhichOneof("parameter_choice") != "bool_param":
+        raise InvalidInput(f"Parameter '{key}' must be a bool_param", param=key)
+    return bool(param.bool_param)

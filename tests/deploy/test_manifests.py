@@ -1,0 +1,283 @@
+"""deploy/: Kubernetes manifests validated offline against the Kubernetes OpenAPI schemas that
+kubernetes-validate ships (strict: unknown fields fail), KServe resources against the schema in
+kserve_schema.py, and the wiring between them checked (ports, probes, selectors, volumes, and
+the ovembed flags parsed by ovembed's own CLI)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
+jsonschema = pytest.importorskip("jsonschema")
+referencing = pytest.importorskip("referencing")
+
+from tests.deploy.kserve_schema import SCHEMAS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "kubernetes"
+KSERVE = ROOT / "deploy" / "kserve"
+# The oldest version the manifests target (preStop `sleep` is on by default from 1.30) and the
+# newest one kubernetes-validate knows.
+K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+IMAGE_UID = 10001  # docker/Dockerfile: useradd --uid 10001
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _manifests(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    return [(p.name, d) for p in sorted(folder.glob("*.yaml")) for d in _docs(p) if d.get("kind") != "Kustomization"]
+
+
+ALL = _manifests(K8S) + _manifests(KSERVE)
+CORE = [(n, d) for n, d in ALL if d["kind"] not in SCHEMAS]
+CUSTOM = [(n, d) for n, d in ALL if d["kind"] in SCHEMAS]
+
+
+def _one(folder: Path, filename: str, kind: str) -> dict[str, Any]:
+    docs = [d for d in _docs(folder / filename) if d["kind"] == kind]
+    assert len(docs) == 1, f"{filename}: expected one {kind}"
+    return docs[0]
+
+
+def _kserve_validate(doc: dict[str, Any]) -> None:
+    version = kubernetes_validate.latest_version()
+    defs_file = (importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
+                 / f"v{version}-local-strict" / "_definitions.json")
+    defs = json.loads(defs_file.read_text())
+    schema = SCHEMAS[doc["kind"]]
+    registry = referencing.Registry().with_resources([
+        (defs["$id"], referencing.Resource.from_contents(defs)),
+        (schema["$id"], referencing.Resource.from_contents(schema)),
+    ])
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(doc)
+
+
+def _serve_config(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Parse container args with ovembed's own CLI; returns the ServeConfig after check_config."""
+    import os
+
+    from ovembed.cli import build_config, build_parser
+    from ovembed.config import ServeConfig
+    from ovembed.serving.server import check_config
+
+    for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
+        monkeypatch.delenv(key)
+    assert args[0] == "serve"
+    parsed = build_parser().parse_args(args)
+    cfg = build_config(ServeConfig, parsed)
+    check_config(cfg)
+    return cfg
+
+
+# --- schema validation ------------------------------------------------------------------------
+
+
+def test_manifests_found() -> None:
+    kinds = sorted(d["kind"] for _, d in ALL)
+    assert kinds == sorted(["PersistentVolumeClaim", "Deployment", "Service", "HorizontalPodAutoscaler",
+                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job", "ServingRuntime",
+                            "InferenceService"])
+    for name, doc in ALL:
+        assert {"apiVersion", "kind", "metadata", "spec"} <= doc.keys(), name
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "ovembed", name
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(("filename", "doc"), CORE, ids=[f"{n}:{d['kind']}" for n, d in CORE])
+def test_core_manifest_is_valid(filename: str, doc: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize(("filename", "doc"), CUSTOM, ids=[f"{n}:{d['kind']}" for n, d in CUSTOM])
+def test_kserve_manifest_is_valid(filename: str, doc: dict[str, Any]) -> None:
+    _kserve_validate(doc)
+
+
+def test_validators_reject_mistakes() -> None:
+    """The validators are not vacuous: a typo, a wrong type and a bad enum value all fail."""
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    typo = copy.deepcopy(deployment)
+    container = typo["spec"]["template"]["spec"]["containers"][0]
+    container["livenesProbe"] = container.pop("livenessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, K8S_VERSIONS[-1], strict=True)
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8000"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong_type, K8S_VERSIONS[-1], strict=True)
+
+    runtime = _one(KSERVE, "servingruntime.yaml", "ServingRuntime")
+    for mutate in (lambda r: r["spec"].__setitem__("protocolVersions", ["v3"]),
+                   lambda r: r["spec"].__setitem__("supportedModelFormat", r["spec"].pop("supportedModelFormats")),
+                   lambda r: r["spec"]["containers"][0].__setitem__("imagePullPolicy", 3),
+                   lambda r: r["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "8000")):
+        bad = copy.deepcopy(runtime)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            _kserve_validate(bad)
+    isvc = _one(KSERVE, "inferenceservice.yaml", "InferenceService")
+    bad = copy.deepcopy(isvc)
+    bad["spec"]["predictor"]["model"]["storageURI"] = bad["spec"]["predictor"]["model"].pop("storageUri")
+    with pytest.raises(jsonschema.ValidationError):
+        _kserve_validate(bad)
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def test_deployment_serves_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    cfg = _serve_config(container["args"], monkeypatch)
+    assert str(cfg.config_path) == "/models/config.json" and cfg.model_path is None
+    assert (cfg.rest_bind_address, cfg.grpc_bind_address) == ("0.0.0.0", "0.0.0.0")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": cfg.rest_port, "grpc": cfg.port}
+
+    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes["livenessProbe"]["path"] == "/v2/health/live"
+    assert probes["readinessProbe"]["path"] == "/v2/health/ready"
+    assert probes["startupProbe"]["path"] == "/v2/health/live"
+    assert all(ports[p["port"]] == cfg.rest_port for p in probes.values())
+
+    grace = pod["terminationGracePeriodSeconds"]
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert grace > cfg.graceful_timeout + pre_stop, "SIGKILL would cut in-flight requests"
+    assert container["resources"]["requests"]["cpu"], "the CPU HPA needs a CPU request"
+
+
+def test_models_volume_is_read_only_and_pods_are_non_root() -> None:
+    pvc = _one(K8S, "pvc.yaml", "PersistentVolumeClaim")
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    models = mounts["/models"]
+    assert models["readOnly"] is True
+    claim = volumes[models["name"]]["persistentVolumeClaim"]
+    assert claim == {"claimName": pvc["metadata"]["name"], "readOnly": True}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == IMAGE_UID
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    if sc.get("readOnlyRootFilesystem"):
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]], "a read-only root needs a writable /tmp"
+
+
+def test_service_pdb_and_hpas_select_the_deployment() -> None:
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    port_names = {p["name"] for p in container["ports"]}
+
+    service = _one(K8S, "service.yaml", "Service")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == port_names
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 8000, "grpc": 9000}
+
+    pdb = _one(K8S, "pdb.yaml", "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+    cpu = _one(K8S, "hpa.yaml", "HorizontalPodAutoscaler")
+    queue = _one(K8S, "hpa-queue-depth.yaml", "HorizontalPodAutoscaler")
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+    for hpa in (cpu, queue):
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"] == target
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert cpu["metadata"]["name"] == queue["metadata"]["name"], "alternatives: applying one replaces the other"
+    assert cpu["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+    (metric,) = queue["spec"]["metrics"]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == "ovembed_queue_depth"
+
+
+def test_queue_depth_metric_exists_in_ovembed() -> None:
+    sources = "\n".join(p.read_text() for p in (ROOT / "ovembed").rglob("*.py"))
+    if "prometheus_client" not in sources:
+        pytest.skip("ovembed does not export Prometheus metrics yet")
+    assert re.search(r"""["'](ovembed_)?queue_depth["']""", sources), "hpa-queue-depth.yaml names a missing metric"
+
+
+def test_kustomization_lists_the_default_set() -> None:
+    (kustomization,) = _docs(K8S / "kustomization.yaml")
+    resources = kustomization["resources"]
+    assert all((K8S / r).is_file() for r in resources)
+    on_demand = {"export-job.yaml", "hpa-queue-depth.yaml"}
+    assert set(resources) == {p.name for p in K8S.glob("*.yaml")} - on_demand - {"kustomization.yaml"}
+    images = {i["name"] for i in kustomization["images"]}
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].split(":")[0] in images
+
+
+def test_export_job_writes_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ovembed.cli import build_config, build_parser
+    from ovembed.config import ExportConfig
+
+    for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
+        monkeypatch.delenv(key)
+    job = _one(K8S, "export-job.yaml", "Job")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    parsed = build_parser().parse_args(container["args"])
+    cfg = build_config(ExportConfig, parsed)
+    assert str(cfg.model_repository_path) == "/models"
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
+    assert not mount.get("readOnly", False)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["persistentVolumeClaim"]["claimName"] == _one(K8S, "pvc.yaml", "PersistentVolumeClaim")[
+        "metadata"]["name"]
+    assert pod["securityContext"]["runAsUser"] == IMAGE_UID
+
+
+# --- KServe ---------------------------------------------------------------------------------------
+
+
+def test_serving_runtime_speaks_v2_on_both_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = _one(KSERVE, "servingruntime.yaml", "ServingRuntime")
+    spec = runtime["spec"]
+    assert spec["protocolVersions"] == ["v2", "grpc-v2"]
+    (container,) = spec["containers"]
+    assert container["name"] == "kserve-container"
+    args = [a.replace("{{.Name}}", "minilm") for a in container["args"]]
+    assert "--model_name={{.Name}}" in container["args"], "serve the model under the InferenceService name"
+    cfg = _serve_config(args, monkeypatch)
+    assert str(cfg.model_path) == "/mnt/models" and cfg.config_path is None  # the storage initializer's path
+    assert cfg.model_name == "minilm"
+    assert (cfg.rest_bind_address, cfg.grpc_bind_address) == ("0.0.0.0", "0.0.0.0")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http1": cfg.rest_port, "h2c": cfg.port} == {"http1": 8000, "h2c": 9000}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8000}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8000}
+    assert container["securityContext"]["runAsUser"] == IMAGE_UID
+    assert spec["annotations"]["prometheus.kserve.io/port"] == str(cfg.rest_port)
+
+
+def test_inference_service_uses_the_runtime() -> None:
+    runtime = _one(KSERVE, "servingruntime.yaml", "ServingRuntime")
+    isvc = _one(KSERVE, "inferenceservice.yaml", "InferenceService")
+    model = isvc["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert model["modelFormat"] in [{"name": f["name"], "version": f["version"]}
+                                    for f in runtime["spec"]["supportedModelFormats"]]
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    pvc = _one(K8S, "pvc.yaml", "PersistentVolumeClaim")["metadata"]["name"]
+    assert model["storageUri"] == f"pvc://{pvc}/{isvc['metadata']['name']}"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
