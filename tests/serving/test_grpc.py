@@ -21,8 +21,8 @@ from ovembed.errors import ConfigError
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
-from ovembed.serving.server import check_config
 from ovembed.serving.servable import ModelState
+from ovembed.serving.server import check_config
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_vector, make_app, text_ids
 
 KEY = "grpc-secret"
@@ -31,6 +31,10 @@ DIM = 384
 TEXTS = ["hello world", "OpenVINO runs embedding models", "ünïcödé text 你好"]
 T = TypeVar("T")
 Stub = Any  # pb_grpc.GRPCInferenceServiceStub (generated, untyped)
+
+
+def make_stub(channel: grpc.Channel | grpc.aio.Channel) -> Stub:
+    return pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ async def serving(registry: FakeRegistry, **options: Any) -> AsyncIterator[Stub]
     server, port = await grpc_server.start(registry, host="127.0.0.1", port=0, **settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield pb_grpc.GRPCInferenceServiceStub(channel)
+            yield make_stub(channel)
     finally:
         await grpc_server.stop(server, grace=1)
 
@@ -118,7 +122,7 @@ def test_health(registry: FakeRegistry) -> None:
 
 
 def test_server_metadata(registry: FakeRegistry) -> None:
-    async def scenario(stub: Stub) -> pb.ServerMetadataResponse:
+    async def scenario(stub: Stub) -> Any:
         return await stub.ServerMetadata(pb.ServerMetadataRequest())
 
     response = run(registry, scenario)
@@ -131,7 +135,7 @@ def _tensors(tensors: Sequence[Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", ["minilm", "org/long"])
 def test_model_metadata_matches_rest(registry: FakeRegistry, name: str) -> None:
-    async def scenario(stub: Stub) -> pb.ModelMetadataResponse:
+    async def scenario(stub: Stub) -> Any:
         return await stub.ModelMetadata(pb.ModelMetadataRequest(name=name, version="1"))
 
     response = run(registry, scenario)
@@ -182,7 +186,7 @@ def test_infer_shape_n_by_1_version_and_outputs(registry: FakeRegistry) -> None:
     request = infer_request(TEXTS[:2], shape=[2, 1], model_version="1")
     request.outputs.add(name="embedding")
 
-    async def scenario(stub: Stub) -> pb.ModelInferResponse:
+    async def scenario(stub: Stub) -> Any:
         return await stub.ModelInfer(request)
 
     np.testing.assert_array_equal(vectors(run(registry, scenario)), expected(TEXTS[:2]))
@@ -307,9 +311,13 @@ def test_client_cancel_drops_the_work(registry: FakeRegistry) -> None:
 
 def test_api_key(registry: FakeRegistry) -> None:
     async def scenario(stub: Stub) -> None:
-        for call in (lambda md: stub.ModelInfer(infer_request(["a"]), metadata=md),
-                     lambda md: stub.ModelMetadata(pb.ModelMetadataRequest(name="minilm"), metadata=md),
-                     lambda md: stub.ServerMetadata(pb.ServerMetadataRequest(), metadata=md)):
+        protected = [(stub.ModelInfer, infer_request(["a"])),
+                     (stub.ModelMetadata, pb.ModelMetadataRequest(name="minilm")),
+                     (stub.ServerMetadata, pb.ServerMetadataRequest())]
+        for method, request in protected:
+            def call(metadata: Sequence[tuple[str, str]], method: Any = method, request: Any = request) -> Any:
+                return method(request, metadata=metadata)
+
             err = await rpc_error(call(()))
             assert err.code() is grpc.StatusCode.UNAUTHENTICATED
             assert err.details() == "Missing API key: send the metadata 'authorization: Bearer <key>'"
@@ -340,13 +348,13 @@ def test_app_lifespan_serves_grpc_on_port(registry: FakeRegistry) -> None:
     with TestClient(app) as client:
         assert app.state.grpc_port == port
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            stub = make_stub(channel)
             response = stub.ModelInfer(infer_request(TEXTS), metadata=AUTH, timeout=10)
         rest = client.post("/v3/embeddings", json={"model": "minilm", "input": TEXTS},
                            headers={"Authorization": f"Bearer {KEY}"}).json()
         np.testing.assert_array_equal(vectors(response), np.array([d["embedding"] for d in rest["data"]], "f4"))
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:  # stopped with the app
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        stub = make_stub(channel)
         with pytest.raises(grpc.RpcError) as info:
             stub.ServerLive(pb.ServerLiveRequest(), timeout=2)
         assert info.value.code() is grpc.StatusCode.UNAVAILABLE
@@ -378,7 +386,7 @@ def test_port_in_use_fails_to_start(registry: FakeRegistry) -> None:
     ({"port": 70000}, r"--port \(gRPC\) must be between 1 and 65535, or 0 for off"),
     ({"port": -1}, r"--port \(gRPC\) must be between 1 and 65535"),
 ])
-def test_check_config_ports(options: dict[str, int], message: str) -> None:
+def test_check_config_ports(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         check_config(ServeConfig(config_path=Path("config.json"), **options))
 

@@ -12,6 +12,7 @@ The probes (ServerLive, ServerReady, ModelReady) need no key, like ``/v2/health/
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
@@ -71,9 +72,13 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 response, trailing = await handler(self, request)
                 context.set_trailing_metadata((("x-request-id", rid), *trailing))
                 return response
+            except asyncio.CancelledError:  # the client went away or the server is stopping
+                code = grpc.StatusCode.CANCELLED
+                raise
             except Exception as exc:
                 code = grpc.StatusCode[describe(exc).grpc]
                 await context.abort(code, self._message(method, exc, rid), (("x-request-id", rid),))
+                raise  # not reached: abort() raises (this tells type checkers so)
             finally:
                 _log(method, context.peer(), code, time.perf_counter_ns() - start, quiet=quiet)
                 REQUEST_ID.reset(token)

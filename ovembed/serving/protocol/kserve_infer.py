@@ -57,17 +57,22 @@ class InferRequest:
 def texts_from_tensor(name: str, datatype: str, shape: Sequence[int], elements: Sequence[bytes | str],
                       *, max_inputs: int) -> tuple[str, ...]:
     """The texts of the one input tensor, checked against its declared name, type and shape."""
-    if name != INPUT_NAME:
-        raise InvalidInput(f"Unknown input '{name}': {_SIGNATURE}", param="inputs")
-    if datatype != INPUT_DATATYPE:
-        raise InvalidInput(f"Input '{name}' must have datatype {INPUT_DATATYPE}, got '{datatype}'",
-                           param="inputs")
+    check_signature(name, datatype)
     count = _count(shape)
     fields.check_count(count, max_inputs, param="inputs")
     if len(elements) != count:
         raise InvalidInput(f"Input '{name}' has shape {list(shape)} but {len(elements)} elements",
                            param="inputs")
     return tuple(_text(element, i) for i, element in enumerate(elements))
+
+
+def check_signature(name: str, datatype: str) -> None:
+    """The input is the one the metadata advertises."""
+    if name != INPUT_NAME:
+        raise InvalidInput(f"Unknown input '{name}': {_SIGNATURE}", param="inputs")
+    if datatype != INPUT_DATATYPE:
+        raise InvalidInput(f"Input '{name}' must have datatype {INPUT_DATATYPE}, got '{datatype}'",
+                           param="inputs")
 
 
 def _count(shape: Sequence[int]) -> int:
@@ -154,6 +159,7 @@ def parse_rest_request(header: fields.JsonObject, binary: bytes, *, max_inputs: 
 def _rest_input(tensor: fields.JsonObject, binary: bytes, *, max_inputs: int) -> tuple[str, ...]:
     name = fields.required_str(tensor, "name")
     datatype = fields.required_str(tensor, "datatype")
+    check_signature(name, datatype)  # before reading data typed for another signature
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(fields.is_int(d) for d in shape):
         raise InvalidInput("'shape' must be a list of integers", param="inputs")
