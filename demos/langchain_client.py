@@ -27,6 +27,7 @@ import os
 
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import OpenAIEmbeddings
+from pydantic import SecretStr
 
 DOCUMENTS = [
     "Sourdough bread rises thanks to wild yeast and lactic acid bacteria in the starter.",
@@ -38,8 +39,8 @@ QUERY = "Why is there a high tide and a low tide?"
 
 
 def _embeddings(url: str, model: str, **options: object) -> OpenAIEmbeddings:
-    return OpenAIEmbeddings(model=model, base_url=f"{url}/v3", api_key=os.environ.get("API_KEY") or "unused",
-                            **options)  # type: ignore[arg-type]
+    api_key = SecretStr(os.environ.get("API_KEY") or "unused")
+    return OpenAIEmbeddings(model=model, base_url=f"{url}/v3", api_key=api_key, **options)  # type: ignore[arg-type]
 
 
 def main() -> None:

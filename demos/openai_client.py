@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 
-import httpx
 import numpy as np
 import openai
 
@@ -34,7 +33,7 @@ def main() -> None:
 
     # An event hook records what the SDK actually sends, to show the wire format.
     sent: list[dict[str, object]] = []
-    http_client = httpx.Client(event_hooks={"request": [lambda r: sent.append(json.loads(r.content))]})
+    http_client = openai.DefaultHttpxClient(event_hooks={"request": [lambda r: sent.append(json.loads(r.content))]})
     client = openai.OpenAI(base_url=f"{args.url}/v3", api_key=os.environ.get("API_KEY") or "unused",
                            http_client=http_client)
 

@@ -19,7 +19,6 @@
 # argparse keeps the last value.
 set -euo pipefail
 
-OVEMBED_BIN="${OVEMBED_BIN:-ovembed}"
 MODELS_CONFIG="/models/config.json"
 
 # True when the user's flags name one of the given options (as "--opt value" or "--opt=value").
@@ -60,7 +59,7 @@ serve() {
     if ! chosen grpc_bind_address; then
         defaults+=(--grpc_bind_address 0.0.0.0)
     fi
-    exec "$OVEMBED_BIN" serve "${defaults[@]+"${defaults[@]}"}" "$@"
+    exec ovembed serve "${defaults[@]+"${defaults[@]}"}" "$@"
 }
 
 if [[ $# -eq 0 ]]; then
@@ -69,7 +68,7 @@ fi
 
 case "$1" in
     --version)
-        exec "$OVEMBED_BIN" "$@"
+        exec ovembed "$@"
         ;;
     -*)
         serve "$@"
@@ -79,7 +78,7 @@ case "$1" in
         serve "$@"
         ;;
     export | compare | benchmark | devices)
-        exec "$OVEMBED_BIN" "$@"
+        exec ovembed "$@"
         ;;
     *)
         exec "$@"

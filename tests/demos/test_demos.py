@@ -49,7 +49,8 @@ def _run(server: LiveServer, command: list[str], *, api_key: str | None = KEY, c
         env["API_KEY"] = api_key
     proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if check:
-        assert proc.returncode == 0, f"{command} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        assert proc.returncode == 0, (f"{command} exited {proc.returncode}\n"
+                                      f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
 
 

@@ -9,6 +9,7 @@ import copy
 import importlib.resources
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,13 @@ def test_validators_reject_mistakes() -> None:
         kubernetes_validate.validate(wrong_type, K8S_VERSIONS[-1], strict=True)
 
     runtime = _one(KSERVE, "servingruntime.yaml", "ServingRuntime")
-    for mutate in (lambda r: r["spec"].__setitem__("protocolVersions", ["v3"]),
-                   lambda r: r["spec"].__setitem__("supportedModelFormat", r["spec"].pop("supportedModelFormats")),
-                   lambda r: r["spec"]["containers"][0].__setitem__("imagePullPolicy", 3),
-                   lambda r: r["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "8000")):
+    mutations: list[Callable[[dict[str, Any]], None]] = [
+        lambda r: r["spec"].__setitem__("protocolVersions", ["v3"]),
+        lambda r: r["spec"].__setitem__("supportedModelFormat", r["spec"].pop("supportedModelFormats")),
+        lambda r: r["spec"]["containers"][0].__setitem__("imagePullPolicy", 3),
+        lambda r: r["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "8000"),
+    ]
+    for mutate in mutations:
         bad = copy.deepcopy(runtime)
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):
