@@ -28,7 +28,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from flops import EncoderShape, GemmRate, measure_gemm
-from server_process import MODEL_NAME, Server, export_minilm, serve_flags, start_server
+from server_process import (
+    MODEL_NAME,
+    Server,
+    export_minilm,
+    machine_busy_seconds,
+    serve_flags,
+    start_server,
+)
 
 from ovembed.benchmark import measure
 from ovembed.benchmark.client import ProgressBar
@@ -37,6 +44,7 @@ from ovembed.benchmark.stats import latency_of
 from ovembed.config import BenchmarkConfig
 
 MB = 1024 * 1024
+_BUSY_CORES = 0.15  # other processes' CPU use (in cores) above which a row is flagged
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ class Row:
     flops: float
     cpu_s: float  # CPU time of the system measured: the server process, or PyTorch in-process
     client_cpu_s: float | None = None  # CPU time of the HTTP load generator (server rows)
+    other_cpu_s: float = 0.0  # CPU time of every other process on the machine meanwhile
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -126,9 +135,11 @@ def run_server(server: Server, scenario: Scenario, documents: list[str], lengths
                           warmup=2, timeout=300.0)
     measure(cfg, documents[:scenario.per_request], progress=False)  # warm up: 3 requests
     cfg = replace(cfg, warmup=0)
-    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    busy, server_cpu, client_cpu = (machine_busy_seconds(), server.cpu_seconds(),
+                                    time.process_time())
     result = measure(cfg, documents)
     server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
+    other = machine_busy_seconds() - busy - server_cpu - client_cpu
     ok = [r for r in result.records if r.ok]
     size = scenario.per_request
     ok_lengths = [n for r in ok for n in lengths[r.index * size:(r.index + 1) * size]]
@@ -142,7 +153,7 @@ def run_server(server: Server, scenario: Scenario, documents: list[str], lengths
     return Row(scenario.name, "ovembed serve (HTTP)", sum(r.documents for r in ok), reported,
                result.wall_time, len(ok) / len(result.records), latency.median, latency.p90,
                latency.p99, latency.mean, 2.0 * shape.parameters * reported + attention,
-               server_cpu, client_cpu, notes)
+               server_cpu, client_cpu, max(0.0, other), notes)
 
 
 def run_pytorch(encode: Callable[[list[str]], object], scenario: Scenario,
@@ -161,7 +172,7 @@ def run_pytorch(encode: Callable[[list[str]], object], scenario: Scenario,
 
     with ProgressBar(len(documents)) as bar:
         bar(0)
-        cpu = time.process_time()
+        busy, cpu = machine_busy_seconds(), time.process_time()
         start = time.perf_counter()
         if scenario.concurrency == 1:
             for batch in batches:
@@ -171,10 +182,11 @@ def run_pytorch(encode: Callable[[list[str]], object], scenario: Scenario,
                 list(pool.map(timed, batches))
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu
+        other = machine_busy_seconds() - busy - cpu
     latency = latency_of(latencies)
     return Row(scenario.name, "sentence-transformers", len(documents), sum(lengths), wall,
                1.0, latency.median, latency.p90, latency.p99, latency.mean,
-               shape.flops(lengths), cpu)
+               shape.flops(lengths), cpu, other_cpu_s=max(0.0, other))
 
 
 def _sentence_transformer(source: Path) -> Callable[[list[str]], object]:
@@ -194,14 +206,19 @@ def _sentence_transformer(source: Path) -> Callable[[list[str]], object]:
 
 def _table(rows: list[Row], gemm: GemmRate) -> str:
     header = (f"{'scenario':<9}{'system':<23}{'docs/s':>9}{'tokens/s':>10}{'p50 ms':>9}"
-              f"{'p90 ms':>9}{'p99 ms':>9}{'GFLOP/s':>9}{'% GEMM':>8}{'cores':>7}{'ok':>7}")
+              f"{'p90 ms':>9}{'p99 ms':>9}{'GFLOP/s':>9}{'% GEMM':>8}{'cores':>7}{'other':>7}"
+              f"{'ok':>7}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r.scenario:<9}{r.system:<23}{r.docs_per_s:>9.1f}{r.tokens_per_s:>10.0f}"
                      f"{r.p50_ms:>9.2f}{r.p90_ms:>9.2f}{r.p99_ms:>9.2f}"
                      f"{r.flops_per_s / 1e9:>9.1f}{r.gemm_fraction(gemm):>8.1%}"
-                     f"{r.cores:>7.2f}{r.success_rate:>7.1%}")
-        lines += [f"{'':<9}  note: {note}" for note in r.notes]
+                     f"{r.cores:>7.2f}{r.other_cpu_s / r.wall_s:>7.2f}{r.success_rate:>7.1%}")
+        notes = list(r.notes)
+        if r.other_cpu_s / r.wall_s > _BUSY_CORES:
+            notes.append(f"other processes used {r.other_cpu_s / r.wall_s:.2f} cores meanwhile: "
+                         "not a clean measurement, run again on an idle machine")
+        lines += [f"{'':<9}  note: {note}" for note in notes]
     return "\n".join(lines)
 
 

@@ -87,7 +87,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         env = _env_name(field)
         help_text = field.metadata.get("help", "")
         default = field.default if field.default is not dataclasses.MISSING else (
-            field.default_factory() if field.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            field.default_factory() if field.default_factory is not dataclasses.MISSING else None
         )
         env_value = os.environ.get(env)
         kwargs: dict[str, Any] = {"dest": field.name, "help": f"{help_text} [env {env}]"}

@@ -122,8 +122,8 @@ def _quiet_libraries() -> None:
 
     import transformers
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     for name in ("nncf", "optimum", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

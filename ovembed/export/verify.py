@@ -148,7 +148,7 @@ def ir_embeddings(model_dir: Path, texts: list[str], *, pooling: Pooling, max_le
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return np.sum(a * b, axis=1)
+    return np.asarray(np.sum(a * b, axis=1), dtype=np.float32)
 
 
 def tokenizer_mismatches(model_dir: Path, texts: list[str], trust_remote_code: bool) -> list[int]:

@@ -320,12 +320,17 @@ class Batcher:
         loop = self._loop
 
         def on_done(result: np.ndarray | BaseException) -> None:  # any thread
+            outcome: np.ndarray | BaseException = result
             if not isinstance(result, BaseException):
-                for row, it in enumerate(batch):
-                    job = it.job
-                    if job is not None and not job.cancelled:
-                        job.out[it.index] = result[row]
-            loop.call_soon_threadsafe(self._finish, batch, result)
+                try:  # the one copy: engine output rows -> each request's rows
+                    for row, it in enumerate(batch):
+                        job = it.job
+                        if job is not None and not job.cancelled:
+                            job.out[it.index] = result[row]
+                except Exception as exc:  # e.g. an output of the wrong shape
+                    outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(self._finish, batch, outcome)
 
         try:
             self.engine.start(input_ids, attention_mask, on_done)

@@ -141,3 +141,32 @@ def test_refused_and_bad_url() -> None:
     asyncio.run(test())
     with pytest.raises(ValueError):
         Http11Client("ftp://127.0.0.1/x")
+
+
+def test_other_framings() -> None:
+    async def script(n: int, writer: asyncio.StreamWriter) -> None:
+        if n == 1:  # informational first, then the response
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + _reply(b"after 100"))
+        elif n == 2:
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        elif n == 3:  # HTTP/1.0, no length: the body runs to the end of the connection
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\nuntil eof")
+            await writer.drain()
+            writer.close()
+        else:
+            writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+
+    async def test(url: str) -> None:
+        async with Http11Client(url) as client:
+            assert (await client.post(b"{}")).content == b"after 100"
+            assert (await client.post(b"{}")).status == 204
+            assert (await client.post(b"{}")).content == b"until eof"
+            with pytest.raises(TransportError, match="not an HTTP/1 status line"):
+                await client.post(b"{}")
+
+    assert asyncio.run(_serve(script, test)) == [3, 1]
+
+
+def test_header_injection_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid header"):
+        Http11Client("http://127.0.0.1:1/x", headers={"authorization": "Bearer a\r\nx: y"})
