@@ -95,7 +95,7 @@ class BatchPolicy:
     - Busy engine with a free request: dispatch when the batch is full, else when its oldest
       item has waited ``max_wait`` seconds.
     - The budget of one batch is ``max_batch_tokens``, shrunk to share the queued tokens across
-      the free infer requests (never below ``min_split_tokens``), so a single large request
+      all infer requests (never below ``min_split_tokens``), so a single large request
       keeps every stream busy.
     """
 
@@ -119,7 +119,7 @@ class BatchPolicy:
         window = _take(queue, self.window)
         if not window:
             return Decision()
-        budget = self.budget(sum(it.length for it in window), free_slots)
+        budget = self.budget(sum(it.length for it in window), in_flight + free_slots)
         batch = self.form(window, budget)
         if in_flight == 0 or self.is_full(batch, len(window), budget):
             return Decision(batch=batch)
@@ -128,8 +128,8 @@ class BatchPolicy:
             return Decision(batch=batch)
         return Decision(wake_at=deadline)
 
-    def budget(self, queued_tokens: int, free_slots: int) -> int:
-        share = math.ceil(queued_tokens / max(free_slots, 1))
+    def budget(self, queued_tokens: int, slots: int) -> int:
+        share = math.ceil(queued_tokens / max(slots, 1))
         return min(self.max_batch_tokens, max(self.min_split_tokens, share))
 
     def is_full(self, batch: Sequence[Item], candidates: int, budget: int) -> bool:

@@ -81,7 +81,7 @@ def test_full_batch_goes_without_waiting_when_busy() -> None:
     decision = policy.decide(items([5] * 6), now=0.0, in_flight=1, free_slots=1)
     assert decision.batch is not None and len(decision.batch) == 4
     policy = exact(max_batch_tokens=1000, max_batch_size=64, max_wait=10.0)
-    decision = policy.decide(items([250] * 4), now=0.0, in_flight=1, free_slots=1)
+    decision = policy.decide(items([250] * 8), now=0.0, in_flight=1, free_slots=1)
     assert decision.batch is not None and padded(decision.batch) == 1000
 
 
@@ -92,11 +92,13 @@ def test_nothing_happens_without_a_free_infer_request() -> None:
     assert policy.decide([], now=0.0, in_flight=0, free_slots=1).batch is None
 
 
-def test_big_request_is_split_across_free_infer_requests() -> None:
+def test_big_request_is_split_across_infer_requests() -> None:
     policy = exact(max_batch_tokens=16384, max_batch_size=64, max_wait=0.002)
     queue = items([500] * 32)
     batch = policy.decide(queue, now=0.0, in_flight=0, free_slots=2).batch
     assert batch is not None and len(batch) == 16  # half each: both streams busy
+    batch = policy.decide(queue, now=0.0, in_flight=1, free_slots=1).batch
+    assert batch is not None and len(batch) == 16  # the other half goes when a stream frees
     batch = policy.decide(queue, now=0.0, in_flight=0, free_slots=1).batch
     assert batch is not None and len(batch) == 32 and padded(batch) <= 16384
     small = exact(max_batch_tokens=4096, max_batch_size=64, max_wait=0.002)
