@@ -33,7 +33,7 @@ class GemmRate:
                 f"{self.flops_per_s / 1e9:.1f} GFLOP/s")
 
 
-def measure_gemm(size: int = 2048, repeats: int = 7) -> GemmRate:
+def measure_gemm(size: int = 2048, repeats: int = 10) -> GemmRate:
     """Best-of-``repeats`` rate of a square float32 matmul with numpy on all cores."""
     import numpy as np
 

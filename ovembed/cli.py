@@ -94,7 +94,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if kind is bool:
             value = _parse_bool(env_value) if env_value is not None else default
             if default:  # on by default: offer --no-<name> to turn it off
-                parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=value, **kwargs)
+                negative = [n for n in names if n.startswith("--no-")]  # extra spellings, e.g. --no-metrics
+                positive = [n for n in names if n not in negative]
+                parser.add_argument(*positive, action=argparse.BooleanOptionalAction, default=value, **kwargs)
+                if negative:
+                    parser.add_argument(*negative, dest=field.name, action="store_false",
+                                        default=argparse.SUPPRESS, help=f"Same as --no-{field.name}")
             else:
                 parser.add_argument(*names, action="store_true", default=value, **kwargs)
             continue
@@ -154,9 +159,11 @@ def _run_benchmark(cfg: BenchmarkConfig) -> int:
 
 
 def _run_devices(_: None) -> int:
-    from ovembed.serving.devices import describe_devices
+    import openvino as ov
 
-    print(describe_devices())
+    from ovembed.serving.devices import describe_devices, devices_report
+
+    print(devices_report(describe_devices(ov.Core())))
     return ExitCode.OK
 
 

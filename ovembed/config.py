@@ -110,12 +110,17 @@ class ServeConfig:
     max_wait_ms: float = option(2.0, "How long a non-idle batcher waits to fill a batch")
     max_queue: int = option(4096, "Queued inputs per model before requests get 429")
     cache_dir: Path | None = option(None, "OpenVINO compilation cache folder (CACHE_DIR)")
-    file_system_poll_wait_seconds: float = option(1.0, "Config reload poll interval (0 disables)")
-    metrics_enable: bool = option(True, "Expose Prometheus metrics at /metrics")
+    file_system_poll_wait_seconds: float = option(
+        1.0, "Seconds between checks of config.json and the models' graph.pbtxt/files for live reload "
+        "(0: only on POST /v1/config/reload)")
+    metrics_enable: bool = option(True, "Expose Prometheus metrics at /metrics (no API key needed)",
+                                  flags=("--no-metrics",))
     allowed_origins: str = option("", "CORS allowed origins, comma separated (default: CORS off)")
     allowed_methods: str = option("GET,POST", "CORS allowed methods")
     allowed_headers: str = option("*", "CORS allowed headers")
-    graceful_timeout: float = option(30.0, "Seconds to finish in-flight requests on shutdown")
+    graceful_timeout: float = option(
+        30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
+        "or replaced model to finish its own")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,10 @@ class ModelNotReady(OvembedError):
     """The model is configured but still loading, or failed to load."""
 
 
+class ShuttingDown(ModelNotReady):
+    """The server stopped before the request could finish (``--graceful_timeout`` exceeded)."""
+
+
 class Overloaded(OvembedError):
     """The model's queue is full."""
 
@@ -89,6 +93,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (ModelNotFound, ErrorKind(404, "invalid_request_error", "model_not_found", "NOT_FOUND")),
     (PayloadTooLarge, ErrorKind(413, "invalid_request_error", "payload_too_large", "RESOURCE_EXHAUSTED")),
     (Overloaded, ErrorKind(429, "rate_limit_error", "overloaded", "RESOURCE_EXHAUSTED")),
+    (ShuttingDown, ErrorKind(503, "service_unavailable", "shutting_down", "UNAVAILABLE")),
     (ModelNotReady, ErrorKind(503, "service_unavailable", "model_not_ready", "UNAVAILABLE")),
     (ConfigError, ErrorKind(500, "internal_error", "config_error", "INTERNAL")),
     (ExportError, ErrorKind(500, "internal_error", "export_error", "INTERNAL")),

@@ -10,7 +10,7 @@ Two layers, so the policy can be tested without OpenVINO or an event loop:
 - :class:`Batcher` (asyncio plumbing): a bounded queue per model (full -> ``Overloaded``),
   event-driven scheduling (no background task: submissions and completions run the policy),
   numpy padding, results scattered back to each request's rows, cancellation drops work
-  not yet started.
+  not yet started. An optional :class:`BatchObserver` hears about every batch (metrics).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,20 @@ class Engine(Protocol):
               on_done: Callable[[np.ndarray | BaseException], None]) -> None:
         """Start one batch; call ``on_done`` (from any thread) with the ``[batch, dims]`` output,
         valid only during the call, or with the exception."""
+        ...
+
+
+class BatchObserver(Protocol):
+    """Hears about each batch (e.g. :class:`ovembed.serving.metrics.BatchMetrics`). Called on
+    the event loop thread; must be quick and must not raise."""
+
+    def batch_started(self, size: int, tokens: int, padded_tokens: int) -> None:
+        """A batch of ``size`` documents went to the engine: ``tokens`` real tokens,
+        ``padded_tokens`` = size x padded width (what the engine computes)."""
+        ...
+
+    def batch_finished(self, size: int, seconds: float, failed: bool) -> None:
+        """The engine returned the batch after ``seconds`` (or failed)."""
         ...
 
 
@@ -190,8 +205,10 @@ class Batcher:
     """One model's queue and scheduler. Create and use it on the event loop thread."""
 
     def __init__(self, engine: Engine, policy: BatchPolicy, *, max_queue: int, pad_id: int = 0,
-                 name: str = "model", max_width: int | None = None) -> None:
+                 name: str = "model", max_width: int | None = None,
+                 observer: BatchObserver | None = None) -> None:
         self.engine = engine
+        self.observer = observer
         self.policy = policy
         self.max_queue = max_queue
         self.pad_id = pad_id
@@ -318,8 +335,12 @@ class Batcher:
         self._queued -= len(batch)
         self._in_flight += 1
         loop = self._loop
+        if self.observer is not None:
+            self.observer.batch_started(len(batch), int(lengths.sum()), width * len(batch))
+        started = time.perf_counter()
 
         def on_done(result: np.ndarray | BaseException) -> None:  # any thread
+            seconds = time.perf_counter() - started
             outcome: np.ndarray | BaseException = result
             if not isinstance(result, BaseException):
                 try:  # the one copy: engine output rows -> each request's rows
@@ -330,18 +351,21 @@ class Batcher:
                 except Exception as exc:  # e.g. an output of the wrong shape
                     outcome = exc
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                loop.call_soon_threadsafe(self._finish, batch, outcome)
+                loop.call_soon_threadsafe(self._finish, batch, outcome, seconds)
 
         try:
             self.engine.start(input_ids, attention_mask, on_done)
         except Exception as exc:
-            self._finish(batch, exc)
+            self._finish(batch, exc, time.perf_counter() - started)
 
-    def _finish(self, batch: list[Item], result: np.ndarray | BaseException) -> None:
+    def _finish(self, batch: list[Item], result: np.ndarray | BaseException,
+                seconds: float = 0.0) -> None:
         assert self._loop is not None
         self._in_flight -= 1
         now = self._loop.time()
         failed = isinstance(result, BaseException)
+        if self.observer is not None:
+            self.observer.batch_finished(len(batch), seconds, failed)
         for it in batch:
             job = it.job
             assert job is not None

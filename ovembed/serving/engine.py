@@ -2,12 +2,15 @@
 
 ``EmbeddingServable`` implements :class:`ovembed.serving.servable.Servable` on top of a
 :class:`~ovembed.serving.tokenizer.ServingTokenizer` and a per-model
-:class:`~ovembed.serving.batcher.Batcher`.
+:class:`~ovembed.serving.batcher.Batcher`. It counts the ``embed`` calls in progress, so a
+version being retired (removed or replaced by a reload) finishes every request that already
+resolved it, tokenizing ones included, before its batcher stops (:meth:`close`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -30,10 +33,31 @@ class EmbeddingServable:
         self._info = info
         self.tokenizer = tokenizer
         self.batcher = batcher
+        self._active = 0  # embed calls in progress
+        self._quiet = asyncio.Event()  # set while none is
+        self._quiet.set()
 
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    @property
+    def queue_depth(self) -> int:
+        """Documents waiting in the batcher's queue (not yet sent to the engine)."""
+        return self.batcher.queued
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Retire this version: let the ``embed`` calls in progress finish (within ``timeout``
+        seconds), then stop the batcher (whatever is still queued fails with ModelNotReady)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        # A handler that resolved this version before it was retired starts its embed task
+        # on the next loop iteration: let it, so it is counted below.
+        await asyncio.sleep(0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), timeout)
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        await self.batcher.stop(left)
 
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
         """Texts get special tokens; token-id documents are used as given (token_type_ids 0).
@@ -47,10 +71,17 @@ class EmbeddingServable:
         if len(inputs) == 0:
             return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
         cut = self._info.truncate if truncate is None else truncate
-        started = time.perf_counter()
-        docs = await self._encode(inputs, cut)
-        tokenized = time.perf_counter()
-        result = await self.batcher.submit(docs)
+        self._active += 1
+        self._quiet.clear()
+        try:
+            started = time.perf_counter()
+            docs = await self._encode(inputs, cut)
+            tokenized = time.perf_counter()
+            result = await self.batcher.submit(docs)
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._quiet.set()
         timings = Timings(tokenization=tokenized - started, queue=result.queue_seconds,
                           inference=result.inference_seconds)
         return EmbedResult(result.embeddings, [len(d) for d in docs], timings)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request context (id, access log, last-resort errors), auth, body limit.
+"""Pure ASGI middleware: request context (id, access log, metrics, last-resort errors), auth,
+body limit.
 
 Order, outermost first: :class:`RequestContextMiddleware` -> :class:`AuthMiddleware` ->
 :class:`BodySizeLimitMiddleware` -> routes. Auth runs before any body byte is read, so an
@@ -8,6 +9,7 @@ route are rendered by :func:`ovembed.serving.responses.error_response`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -15,24 +17,29 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ovembed.config import ServeConfig
-from ovembed.errors import ConfigError, PayloadTooLarge, Unauthorized
+from ovembed.errors import ConfigError, PayloadTooLarge, ShuttingDown, Unauthorized
 from ovembed.serving.responses import error_response
+
+if TYPE_CHECKING:
+    from ovembed.serving.metrics import Metrics
 
 # The id of the request being handled, for log lines (see server.RequestIdFilter). A
 # ContextVar follows the request into tasks it spawns, e.g. the engine's embed call.
 REQUEST_ID: ContextVar[str | None] = ContextVar("ovembed_request_id", default=None)
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# Probes stay open so orchestrators need no key; everything else needs one when configured.
-_OPEN_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
+# Probes and the Prometheus endpoint stay open so orchestrators and scrapers need no key;
+# everything else needs one when configured.
+_OPEN_PATHS = frozenset({"/", "/v2/health/live", "/v2/health/ready", "/metrics"})
 _OPEN_PATTERN = re.compile(r"/v2/models/.+/ready")
-_QUIET_PATHS = _OPEN_PATHS  # probes are logged at DEBUG, not INFO
+_QUIET_PATHS = _OPEN_PATHS  # probes and scrapes are logged at DEBUG, not INFO
 
 access_logger = logging.getLogger("ovembed.access")
 logger = logging.getLogger("ovembed.serving")
@@ -62,13 +69,15 @@ def load_api_key(cfg: ServeConfig, environ: Mapping[str, str]) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Request id (``x-request-id`` in and out), access log, and the last-resort error handler.
+    """Request id (``x-request-id`` in and out), access log, request metrics, and the
+    last-resort error handler.
 
     The start time is kept in ``request.state.start_ns`` for timing headers and durations.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,8 +105,20 @@ class RequestContextMiddleware:
                 logger.exception("error after the response started (request id %s)", rid)
             else:
                 await error_response(Request(scope), exc)(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # The server cancels what is still running when --graceful_timeout runs out (client
+            # disconnects do not cancel: see routes.deps.unless_disconnected). Answer 503, which
+            # clients and load balancers retry elsewhere, rather than uvicorn's bare 500.
+            if status:
+                raise
+            logger.warning("request cancelled: the server is stopping and --graceful_timeout ran out")
+            stopping = ShuttingDown("The server is shutting down; retry the request")
+            await error_response(Request(scope), stopping)(scope, receive, send_with_id)
         finally:
-            self._log(scope, status, time.perf_counter_ns() - start)
+            elapsed = time.perf_counter_ns() - start
+            self._log(scope, status, elapsed)
+            if self.metrics is not None:
+                self.metrics.observe_http(scope, status or 499, elapsed / 1e9)
             REQUEST_ID.reset(token)
 
     @staticmethod

@@ -22,7 +22,7 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions, read_graph
 from ovembed.repository import read_record
-from ovembed.serving.devices import check_device, device_info, primary_device, suggest
+from ovembed.serving.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.servable import ModelInfo
 from ovembed.serving.tokenizer import ServingTokenizer
 
@@ -258,13 +258,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              "%d infer request(s), %d dims, max_length %d, loaded in %.2f s",
              name, device, dev.full_name, precision, exec_precision or "default", streams,
              engine.slots, engine.dimensions, max_length, time.perf_counter() - started)
-    if precision in ("fp32", "fp16"):
-        advice = suggest(dev)
-        tip = f"weights {advice.weight_format} would suit {phys}: {advice.reason}"
-        if dev.bf16_accelerated and exec_precision == "f32":
-            tip += ('; or allow bf16 compute (~3x faster, cosine ~0.9999) with '
-                    '"INFERENCE_PRECISION_HINT": "bf16" in plugin_config')
-        log.info("model %s: %s", name, tip)
+    log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer, config)
 
 

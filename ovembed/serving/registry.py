@@ -2,8 +2,9 @@
 
 Models load in worker threads after :meth:`ModelRegistry.start`; a model that fails is
 UNAVAILABLE with its error while the others serve. :meth:`add`, :meth:`remove` and
-:meth:`apply` change the set of models while serving (live reload): a replaced model keeps
-serving its old version until the new one is warm.
+:meth:`apply` change the set of models while serving (live reload, driven by
+:mod:`ovembed.serving.reload`): a replaced model keeps serving its old version until the new
+one is warm, and a retired version finishes the requests that already resolved it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, ModelNotReady, OvembedError
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.batcher import Batcher, BatchPolicy
+from ovembed.serving.batcher import Batcher, BatchObserver, BatchPolicy
 from ovembed.serving.engine import EmbeddingServable
 from ovembed.serving.model import LoadedModel, load_model
 from ovembed.serving.servable import ModelState, ModelStatus
@@ -62,6 +63,12 @@ class ModelRegistry:
         self._core: ov.Core | None = None
         self._core_lock = threading.Lock()
         self._started = False
+        self._observers: Callable[[str], BatchObserver] | None = None
+
+    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
+        """Give each model's batcher ``factory(model name)`` as its observer (metrics); call
+        before :meth:`start`."""
+        self._observers = factory
 
     @classmethod
     def from_serve_config(cls, cfg: ServeConfig) -> ModelRegistry:
@@ -208,7 +215,8 @@ class ModelRegistry:
             return
         batcher = Batcher(loaded.engine, self.policy, max_queue=self.cfg.max_queue,
                           pad_id=loaded.tokenizer.pad_id, name=name,
-                          max_width=loaded.info.max_length)
+                          max_width=loaded.info.max_length,
+                          observer=self._observers(name) if self._observers is not None else None)
         slot.loaded = loaded
         slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
         slot.status = ModelStatus(ModelState.AVAILABLE, None, version)
@@ -221,6 +229,6 @@ class ModelRegistry:
         slot.servable = None
         slot.loaded = None
         if servable is not None:
-            await servable.batcher.stop(self.cfg.graceful_timeout if timeout is None else timeout)
+            await servable.close(self.cfg.graceful_timeout if timeout is None else timeout)
         if loaded is not None:
             await asyncio.to_thread(loaded.engine.close)

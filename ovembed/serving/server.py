@@ -1,21 +1,35 @@
 """``ovembed serve``: check the config, set up logging, build the app, run uvicorn.
 
 ``run(cfg)`` returns the process exit code; :mod:`ovembed.cli` only builds the config and
-calls it. Logs go to stderr as text or JSON lines; lines about a request carry its id.
+calls it. Logs go to stderr as text or JSON lines; every line logged while a request is being
+handled carries its id (a ContextVar read by a logging filter, so the engine's lines do too).
+
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests (HTTP and gRPC) finish
+within ``--graceful_timeout`` seconds, unloads the models and exits 0. (Stock uvicorn re-raises
+the signal after its graceful shutdown, so the process would end by it, status 143/130; a
+clean drain is a success here.) A second SIGINT skips the wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import socket
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import orjson
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.server import HANDLED_SIGNALS
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, OvembedError
-from ovembed.serving.app import build_registry, create_app
+from ovembed.serving.app import begin_shutdown, build_registry, create_app
 from ovembed.serving.middleware import REQUEST_ID
 
 # Same values as ovembed.cli.ExitCode (serving does not import the CLI).
@@ -77,6 +91,42 @@ def configure_logging(level: str, fmt: str) -> None:
         uv.propagate = True
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, plus: the signal that stops it is not re-raised (exit 0 after a clean
+    drain), and the app hears about the shutdown as soon as HTTP stops accepting
+    (:func:`ovembed.serving.app.begin_shutdown`), so gRPC drains alongside."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self._app = app
+        self.stop_signal: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, without re-raising the captured signal at the end."""
+        if threading.current_thread() is not threading.main_thread():  # signals: main thread only
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = sig
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        cause = signal.Signals(self.stop_signal).name if self.stop_signal is not None else "shutdown"
+        logger.info("%s: no new connections; finishing in-flight requests (up to %s s)", cause,
+                    self.config.timeout_graceful_shutdown)
+        begin_shutdown(self._app)
+        await super().shutdown(sockets)
+
+
 def check_config(cfg: ServeConfig) -> None:
     """Raise ``ConfigError`` naming the flag for any invalid combination or value."""
     if (cfg.config_path is None) == (cfg.model_path is None):
@@ -100,6 +150,8 @@ def check_config(cfg: ServeConfig) -> None:
         raise ConfigError(f"--port (gRPC) and --rest_port must differ, both are {cfg.port}")
     if cfg.max_inputs < 1 or cfg.max_body_bytes < 1:
         raise ConfigError("--max_inputs and --max_body_bytes must be positive")
+    if cfg.graceful_timeout < 0 or cfg.file_system_poll_wait_seconds < 0:
+        raise ConfigError("--graceful_timeout and --file_system_poll_wait_seconds cannot be negative")
 
 
 def run(cfg: ServeConfig) -> int:
@@ -112,7 +164,7 @@ def run(cfg: ServeConfig) -> int:
     except OvembedError as exc:
         logger.error("ovembed serve: %s", exc)
         return EXIT_USAGE
-    server = uvicorn.Server(uvicorn.Config(
+    server = Server(uvicorn.Config(
         app,
         host=cfg.rest_bind_address,
         port=cfg.rest_port,
@@ -121,7 +173,7 @@ def run(cfg: ServeConfig) -> int:
         access_log=False,  # RequestContextMiddleware logs requests with their id
         server_header=False,
         timeout_graceful_shutdown=math.ceil(cfg.graceful_timeout),
-    ))
+    ), app)
     logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
                 cfg.rest_port, "required" if app.state.auth_enabled else "off")
     try:

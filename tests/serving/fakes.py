@@ -59,7 +59,8 @@ def expected_vector(ids: Sequence[int], dimensions: int, normalize: bool) -> np.
 
 class FakeServable:
     """One fake model. Knobs: ``overloaded``, ``fail_with`` (any exception), ``block`` (an
-    event embed waits on, to test cancellation; ``cancelled`` records it)."""
+    event embed waits on, to test cancellation; ``cancelled`` records it), ``queue_depth``
+    (what /metrics reports as queued)."""
 
     def __init__(self, name: str = "fake", *, dimensions: int = 16, max_length: int = 8,
                  normalize: bool = True, truncate: bool = False, precision: str = "fp32") -> None:
@@ -73,6 +74,7 @@ class FakeServable:
         self.block: asyncio.Event | None = None
         self.started = asyncio.Event()
         self.cancelled = False
+        self.queue_depth = 0
 
     @property
     def info(self) -> ModelInfo:

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
@@ -38,6 +38,9 @@ from ovembed.serving.protocol.kserve_infer import (
 from ovembed.serving.responses import timing_headers
 from ovembed.serving.servable import ModelState, Registry
 
+if TYPE_CHECKING:
+    from ovembed.serving.metrics import Metrics
+
 access_logger = logging.getLogger("ovembed.access")
 logger = logging.getLogger("ovembed.serving")
 
@@ -48,14 +51,16 @@ _Handler = Callable[["InferenceServicer", _Req], Awaitable[tuple[_Resp, Metadata
 _Rpc = Callable[["InferenceServicer", _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # as RequestContextMiddleware accepts
+SERVICE = "inference.GRPCInferenceService"  # RPCs are counted under endpoint "/<SERVICE>/<method>"
 
 
 def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_Req, _Resp]]:
     """Wrap a handler ``(self, request) -> (response, trailing metadata)`` into an RPC method:
-    request id, auth, error mapping through the error table, access log."""
+    request id, auth, error mapping through the error table, access log, metrics."""
 
     def decorate(handler: _Handler[_Req, _Resp]) -> _Rpc[_Req, _Resp]:
         method = handler.__name__
+        endpoint = f"/{SERVICE}/{method}"
         quiet = not protected  # probes are logged at DEBUG, as on REST
 
         @functools.wraps(handler)
@@ -80,7 +85,10 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 await context.abort(code, self._message(method, exc, rid), (("x-request-id", rid),))
                 raise  # not reached: abort() raises (this tells type checkers so)
             finally:
-                _log(method, context.peer(), code, time.perf_counter_ns() - start, quiet=quiet)
+                elapsed = time.perf_counter_ns() - start
+                _log(method, context.peer(), code, elapsed, quiet=quiet)
+                if self._metrics is not None:
+                    self._metrics.observe_request(endpoint, self._model_label(request), code.name, elapsed / 1e9)
                 REQUEST_ID.reset(token)
 
         return rpc
@@ -102,10 +110,12 @@ class InferenceServicer:
     """The six KServe v2 RPCs. Registered with the generated
     ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
 
-    def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int) -> None:
+    def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int,
+                 metrics: Metrics | None = None) -> None:
         self._registry = registry
         self._key = api_key.encode() if api_key is not None else None
         self._max_inputs = max_inputs
+        self._metrics = metrics
 
     # --- probes ----------------------------------------------------------------------------
 
@@ -162,6 +172,11 @@ class InferenceServicer:
         return response, tuple(timings.items())
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _model_label(self, request: object) -> str:
+        """The configured model a request names (``model_name`` or ``name``), else ""."""
+        name = getattr(request, "model_name", "") or getattr(request, "name", "")
+        return name if isinstance(name, str) and name in self._registry.names() else ""
 
     def _check_key(self, header: str | None) -> None:
         """The same rule and messages as REST's AuthMiddleware (constant-time compare)."""

@@ -23,6 +23,8 @@ INPUT_DATATYPE = "BYTES"
 OUTPUT_NAME = "embedding"
 OUTPUT_DATATYPE = "FP32"
 PLATFORM = "OpenVINO"
+# ``GET /v1/config`` key (next to the model names) that reports an unreadable config.json.
+CONFIG_ERROR_KEY = "config_error"
 
 _VERSIONED = re.compile(r"(?P<name>.+)/versions/(?P<version>[^/]+)")
 _READY_SUFFIX = "/ready"
@@ -75,8 +77,9 @@ def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
 
 
 def _version_status(status: ModelStatus) -> dict[str, Any]:
+    """A serving model may carry an error too: its last reload failed (the old version serves)."""
     failed = status.state is ModelState.UNAVAILABLE
-    message = (status.error or "UNKNOWN") if failed else "OK"
+    message = (status.error or "UNKNOWN") if failed else (status.error or "OK")
     return {
         "version": str(status.version),
         "state": status.state.value,

@@ -1,4 +1,4 @@
-"""What a handler takes from the request: app state, the JSON body, elapsed time."""
+"""What a handler takes from the request: app state, the model, the JSON body, elapsed time."""
 
 from __future__ import annotations
 
@@ -11,14 +11,32 @@ from starlette.requests import Request
 from starlette.types import Receive
 
 from ovembed.config import ServeConfig
+from ovembed.errors import ModelNotReady
 from ovembed.serving.protocol import fields
-from ovembed.serving.servable import Registry
+from ovembed.serving.servable import Registry, Servable
 
 T = TypeVar("T")
 
 
 def registry(request: Request) -> Registry:
     return cast(Registry, request.app.state.registry)
+
+
+def note_model(request: Request, name: str) -> None:
+    """Record the configured model this request is about (the ``model`` label of its metrics)."""
+    request.state.model = name
+
+
+def servable(request: Request, name: str) -> Servable:
+    """The model ``name`` (``ModelNotFound`` -> 404, ``ModelNotReady`` -> 503), noted for the
+    metrics when it is configured: unknown names never become label values."""
+    try:
+        found = registry(request).get(name)
+    except ModelNotReady:
+        note_model(request, name)
+        raise
+    note_model(request, name)
+    return found
 
 
 def config(request: Request) -> ServeConfig:

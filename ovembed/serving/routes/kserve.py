@@ -1,4 +1,4 @@
-"""KServe v2 REST health, metadata and inference, and OVMS's ``/v1/config`` status."""
+"""KServe v2 REST health, metadata and inference (OVMS's ``/v1/config`` is in :mod:`.config`)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ async def model_endpoint(request: Request) -> Response:
     known = set(registry.names())
     target = kserve.parse_model_path(request.path_params["model_path"], known.__contains__)
     status = registry.status(target.name)  # ModelNotFound -> 404
+    deps.note_model(request, target.name)
     kserve.check_version(target.name, target.version, status)
     if target.action == "ready":
         if status.state is not ModelState.AVAILABLE:
@@ -50,6 +51,7 @@ async def infer(request: Request) -> Response:
     if target.action != "metadata":  # ".../ready/infer" is no model's infer endpoint
         raise ModelNotFound(path)
     status = registry.status(target.name)  # ModelNotFound -> 404
+    deps.note_model(request, target.name)
     kserve.check_version(target.name, target.version, status)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
@@ -72,12 +74,6 @@ async def infer(request: Request) -> Response:
     return Response(json_part + raw, media_type=kserve_infer.BINARY_CONTENT_TYPE, headers=headers)
 
 
-async def config_status(request: Request) -> Response:
-    registry = deps.registry(request)
-    statuses = [(name, registry.status(name)) for name in registry.names()]
-    return JSONResponse(kserve.config_status(statuses))
-
-
 def routes() -> list[BaseRoute]:
     return [
         Route("/v2", server_metadata, methods=["GET"]),
@@ -85,5 +81,4 @@ def routes() -> list[BaseRoute]:
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2/models/{model_path:path}/infer", infer, methods=["POST"]),
         Route("/v2/models/{model_path:path}", model_endpoint, methods=["GET"]),
-        Route("/v1/config", config_status, methods=["GET"]),
     ]

@@ -12,19 +12,19 @@ from ovembed.serving.protocol import fields, ollama, vectors
 from ovembed.serving.responses import JSONResponse
 from ovembed.serving.routes import deps
 from ovembed.serving.routes.openai import CLIENT_CLOSED
-from ovembed.serving.servable import EmbedResult, Registry, Servable
+from ovembed.serving.servable import EmbedResult, Servable
 
 _DEFAULT_TAG = ":latest"
 
 
-def _servable(registry: Registry, name: str) -> Servable:
+def _servable(request: Request, name: str) -> Servable:
     """Ollama clients may say ``name:latest`` for a model served as ``name``."""
     try:
-        return registry.get(name)
+        return deps.servable(request, name)
     except ModelNotFound:
         if not name.endswith(_DEFAULT_TAG):
             raise
-    return registry.get(name[: -len(_DEFAULT_TAG)])
+    return deps.servable(request, name[: -len(_DEFAULT_TAG)])
 
 
 async def _embed(request: Request, servable: Servable, texts: list[str],
@@ -38,7 +38,7 @@ async def _embed(request: Request, servable: Servable, texts: list[str],
 async def embed(request: Request) -> Response:
     req = ollama.parse_embed_request(await deps.json_body(request))
     fields.check_count(len(req.input), deps.config(request).max_inputs)
-    servable = _servable(deps.registry(request), req.model)
+    servable = _servable(request, req.model)
     info = servable.info
     vectors.check_dimensions(req.dimensions, info)
     if not req.input:
@@ -53,7 +53,7 @@ async def embed(request: Request) -> Response:
 
 async def legacy_embeddings(request: Request) -> Response:
     req = ollama.parse_legacy_request(await deps.json_body(request))
-    servable = _servable(deps.registry(request), req.model)
+    servable = _servable(request, req.model)
     if not req.prompt:
         return JSONResponse(ollama.legacy_response(None))
     result = await _embed(request, servable, [req.prompt], truncate=True)

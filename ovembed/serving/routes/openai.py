@@ -16,7 +16,7 @@ CLIENT_CLOSED = 499  # nginx's "client closed request": only ever seen in the ac
 async def embeddings(request: Request) -> Response:
     body = await deps.json_body(request)
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
-    servable = deps.registry(request).get(req.model)
+    servable = deps.servable(request, req.model)
     info = servable.info
     vectors.check_dimensions(req.dimensions, info)
     work = servable.embed(req.input, truncate=req.truncate)
@@ -35,7 +35,7 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    servable = deps.registry(request).get(request.path_params["model_id"])
+    servable = deps.servable(request, request.path_params["model_id"])
     return JSONResponse(openai.model_card(servable.info))
 
 

@@ -14,7 +14,7 @@ from ovembed.serving.routes import deps
 async def tokenize_texts(request: Request) -> Response:
     body = await deps.json_body(request)
     req = tokenize.parse_tokenize_request(body, max_inputs=deps.config(request).max_inputs)
-    servable = deps.registry(request).get(req.model)
+    servable = deps.servable(request, req.model)
     ids = servable.tokenize(
         list(req.texts),
         add_special_tokens=req.add_special_tokens,
