@@ -17,7 +17,7 @@ PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
 "$PY" -m pip install --quiet -e ".[export,test]"
 "$PY" -m pip uninstall --yes --quiet torchvision torchaudio 2>/dev/null || true
-leftover="$("$PY" -m pip list --format=freeze | grep -i -E '^(torchvision|torchaudio|nvidia-|cuda-|triton)' || true)"
+leftover="$("$PY" -m pip list --format=freeze | grep -i -E '^((torchvision|torchaudio|triton)==|nvidia-|cuda-)' || true)"
 if [ -n "$leftover" ]; then
     echo "setup: unwanted GPU packages were installed:" >&2
     echo "$leftover" >&2
