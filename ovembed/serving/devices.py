@@ -58,9 +58,11 @@ class Advice:
     reason: str
 
 
-def _cpu_flags() -> frozenset[str]:
+def _cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The AVX-512/VNNI/AMX flags the kernel reports (OpenVINO's OPTIMIZATION_CAPABILITIES
+    does not list instruction sets); empty where there is no /proc/cpuinfo."""
     try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+        text = cpuinfo.read_text(encoding="ascii", errors="replace")
     except OSError:
         return frozenset()
     match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)

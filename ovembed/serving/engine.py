@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 
@@ -20,6 +21,8 @@ from ovembed.errors import InvalidInput
 from ovembed.serving.batcher import Batcher
 from ovembed.serving.servable import EmbedResult, Inputs, ModelInfo, Timings
 from ovembed.serving.tokenizer import ServingTokenizer, TokenIds
+
+log = logging.getLogger("ovembed.serving.engine")
 
 # Tokenizing more text than this runs in a worker thread so the event loop stays responsive
 # (tokenizers releases the GIL); below it the thread hop costs more than it saves.
@@ -77,6 +80,9 @@ class EmbeddingServable:
             started = time.perf_counter()
             docs = await self._encode(inputs, cut)
             tokenized = time.perf_counter()
+            if log.isEnabledFor(logging.DEBUG):  # carries the request id (server.RequestIdFilter)
+                log.debug("%s: %d input(s), %d tokens, tokenized in %.1f ms", self._info.name, len(docs),
+                          sum(len(d) for d in docs), (tokenized - started) * 1e3)
             result = await self.batcher.submit(docs)
         finally:
             self._active -= 1

@@ -25,6 +25,7 @@ from ovembed.repository import read_record
 from ovembed.serving.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.servable import ModelInfo
 from ovembed.serving.tokenizer import ServingTokenizer
+from ovembed.serving.weights import pooled_ir, release_file_pages
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -101,7 +102,9 @@ def plugin_config(graph: GraphOptions, cfg: ServeConfig, device: str,
     - ``INFERENCE_PRECISION_HINT f32`` on CPU for fp32 models: CPUs with AMX/AVX512-BF16 would
       otherwise run them in bf16 (about 3x faster but no longer fp32-accurate). Set
       ``"INFERENCE_PRECISION_HINT": "bf16"`` in plugin_config to trade accuracy for speed.
-    - ``CACHE_DIR`` from ``--cache_dir`` (compiled blobs cached: fast restarts).
+    - ``CACHE_DIR`` from ``--cache_dir`` (compiled blobs cached: fast restarts), with
+      ``CACHE_MODE OPTIMIZE_SIZE`` on CPU: the blob holds no weights, which are mapped from
+      the compiled IR's own .bin, once (see :mod:`ovembed.serving.weights`).
     """
     out: dict[str, str] = {}
     for key, value in graph.plugin_config.items():
@@ -113,6 +116,8 @@ def plugin_config(graph: GraphOptions, cfg: ServeConfig, device: str,
             out.setdefault("INFERENCE_PRECISION_HINT", "f32")
     if cfg.cache_dir is not None:
         out["CACHE_DIR"] = str(cfg.cache_dir)
+        if device.upper().startswith("CPU"):
+            out.setdefault("CACHE_MODE", "OPTIMIZE_SIZE")
     return out
 
 
@@ -227,10 +232,19 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
-    model = _pooled_model(core, xml, graph)
+    model = _pooled_model(core, xml, graph)  # weights mmapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
-    compiled = core.compile_model(model, device, config)
+    if cfg.cache_dir is None:
+        compiled = core.compile_model(model, device, config)
+        mapped = [xml.with_suffix(".bin")]
+    else:  # compile the pooled model's file: hashed by path, weights mapped once (weights.py)
+        options = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+        pooled = pooled_ir(model, xml, cfg.cache_dir, options)
+        del model
+        compiled = core.compile_model(str(pooled), device, config)
+        mapped = [xml.with_suffix(".bin"), pooled.with_suffix(".bin")]
+    release_file_pages(*mapped)  # compiling read every weight; most now live repacked
 
     max_length = resolve_max_length(model_dir, record)
     hf_config = _read_json(model_dir / "config.json")
@@ -244,6 +258,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
         ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
         out = engine.infer(ids, np.ones_like(ids))
     engine.dimensions = int(out.shape[1])
+    released = release_file_pages(*mapped)
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
@@ -255,9 +270,10 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
         precision=precision, created=int(xml.stat().st_mtime),
     )
     log.info("model %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
-             "%d infer request(s), %d dims, max_length %d, loaded in %.2f s",
-             name, device, dev.full_name, precision, exec_precision or "default", streams,
-             engine.slots, engine.dimensions, max_length, time.perf_counter() - started)
+             "%d infer request(s), %d dims, max_length %d, loaded in %.2f s; %.0f MB of "
+             "mapped weights released", name, device, dev.full_name, precision,
+             exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
+             time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer, config)
 

@@ -63,6 +63,7 @@ class ModelRegistry:
         self._core: ov.Core | None = None
         self._core_lock = threading.Lock()
         self._started = False
+        self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
@@ -119,8 +120,13 @@ class ModelRegistry:
 
     @property
     def ready(self) -> bool:
-        return self._started and not any(s.status.state is ModelState.LOADING
-                                         for s in self._slots.values())
+        """Once the models configured at start have loaded (or failed), the server stays ready:
+        a model added later by a reload is LOADING on its own (its /v2/models/<name>/ready) and
+        does not take the whole server out of a load balancer while the others serve."""
+        if not self._warm:
+            self._warm = self._started and not any(s.status.state is ModelState.LOADING
+                                                   for s in self._slots.values())
+        return self._warm
 
     def entries(self) -> list[ModelEntry]:
         return [s.entry for s in self._slots.values()]

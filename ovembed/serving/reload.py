@@ -126,16 +126,16 @@ class Reloader:
         self._applied: dict[str, tuple[Path, Fingerprint]] = {}
         self._lock = asyncio.Lock()
 
-    def snapshot(self) -> None:
-        """Take the registry's models and their files as they are now as the baseline."""
-        self._applied = {e.name: (e.base_path, fingerprint(e.base_path)) for e in self.registry.entries()}
+    def snapshot(self, entries: Sequence[ModelEntry] | None = None) -> None:
+        """Take ``entries`` (default: the registry's) and their files as they are now as the
+        baseline. File I/O: may run in a worker thread when ``entries`` is given."""
+        entries = self.registry.entries() if entries is None else entries
+        self._applied = {e.name: (e.base_path, fingerprint(e.base_path)) for e in entries}
 
-    def _wanted(self) -> dict[str, tuple[ModelEntry, Fingerprint]]:
-        """The models the files describe now; raises ``ConfigError`` for a bad config.json."""
-        if self.cfg.config_path is not None:
-            entries: Sequence[ModelEntry] = read_config(self.cfg.config_path)
-        else:  # single-model mode: the one folder, followed for its graph and files
-            entries = self.registry.entries()
+    def _wanted(self, fixed: Sequence[ModelEntry] | None) -> dict[str, tuple[ModelEntry, Fingerprint]]:
+        """The models the files describe now (``fixed``: single-model mode's one folder);
+        raises ``ConfigError`` for a bad config.json. Runs in a worker thread."""
+        entries = read_config(self.cfg.config_path) if self.cfg.config_path is not None else fixed or []
         return {e.name: (e, fingerprint(e.base_path)) for e in entries}
 
     async def reload(self) -> ReloadResult:
@@ -148,8 +148,9 @@ class Reloader:
         return result
 
     async def _reload(self) -> ReloadResult:
+        fixed = self.registry.entries() if self.cfg.config_path is None else None  # on the loop thread
         try:
-            wanted = await asyncio.to_thread(self._wanted)
+            wanted = await asyncio.to_thread(self._wanted, fixed)
         except ConfigError as exc:
             if exc.message != self.error:  # once per distinct problem, not every poll
                 log.error("configuration not reloaded, the models keep serving as they are: %s",
@@ -201,7 +202,7 @@ async def reloading(cfg: ServeConfig, registry: object, *,
         yield None
         return
     reloader = Reloader(cfg, registry, on_result=on_result)
-    await asyncio.to_thread(reloader.snapshot)
+    await asyncio.to_thread(reloader.snapshot, registry.entries())
     interval = cfg.file_system_poll_wait_seconds
     task = asyncio.create_task(reloader.poll(interval), name="config reload") if interval > 0 else None
     try:

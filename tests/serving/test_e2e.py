@@ -211,9 +211,8 @@ def test_cli_rejects_both_or_neither_mode(tmp_path: Path) -> None:
 def test_sigterm_stops_cleanly(minilm_repo: Path, tmp_path: Path) -> None:
     running = _start(minilm_repo, tmp_path / "server.log")
     assert httpx.get(f"{running.base}/v3/models").status_code == 200  # no key configured
-    # uvicorn shuts down gracefully, then re-raises the signal so the process ends by it (what
-    # supervisors expect from SIGTERM).
-    assert _stop(running) in (0, -signal.SIGTERM)
+    # A graceful drain is a success: exit code 0 (tests/serving/test_shutdown.py has the details).
+    assert _stop(running) == 0
     log = running.log.read_text()
     assert "Traceback" not in log
     assert "Application shutdown complete" in log

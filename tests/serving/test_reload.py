@@ -120,14 +120,18 @@ def test_fingerprint_follows_graph_content_and_model_files(tmp_path: Path) -> No
 
 def test_add_then_remove_a_model_while_serving(repo: Path) -> None:
     async def main() -> None:
-        async with serving(config_path=repo, file_system_poll_wait_seconds=0.2) as (app, client):
+        async with serving(config_path=repo, file_system_poll_wait_seconds=0.2) as (_, client):
             before = await embed(client, "minilm")
             upsert_model(repo, "second", repo.parent / "minilm")
 
+            health: list[int] = []
+
             async def second_ready() -> bool:
+                health.append((await client.get("/v2/health/ready")).status_code)
                 return (await client.get("/v2/models/second/ready")).status_code == 200
 
             await eventually(second_ready, 60, "the added model is ready")
+            assert set(health) == {200}  # the server stayed ready while 'second' loaded
             assert cosine(await embed(client, "second"), before) > 0.9999
             assert sorted((await client.get("/v1/config")).json()) == ["minilm", "second"]
 
@@ -261,10 +265,13 @@ def test_single_model_mode_follows_its_folder(repo: Path) -> None:
     run(main())
 
 
-def test_reload_route_without_a_reloadable_registry() -> None:
-    with TestClient(make_app(FakeRegistry(FakeServable("fake")))) as client:
-        resp = client.post("/v1/config/reload")
-        assert resp.status_code == 200
+def test_reload_route_needs_the_key_and_works_without_a_reloadable_registry(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("k\n")
+    with TestClient(make_app(FakeRegistry(FakeServable("fake")), api_key_file=key)) as client:
+        assert client.post("/v1/config/reload").status_code == 401
+        resp = client.post("/v1/config/reload", headers={"Authorization": "Bearer k"})
+        assert resp.status_code == 200  # nothing can change: the fake registry is fixed
         assert resp.json()["fake"]["model_version_status"][0]["state"] == "AVAILABLE"
 
 
