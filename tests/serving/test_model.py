@@ -46,7 +46,8 @@ def test_plugin_config_defaults_and_overrides() -> None:
     graph = GraphOptions(plugin_config={"NUM_STREAMS": 2, "ENABLE_CPU_PINNING": True})
     out = plugin_config(graph, cfg, "CPU", "fp32")
     assert out == {"NUM_STREAMS": "2", "ENABLE_CPU_PINNING": "YES",
-                   "INFERENCE_PRECISION_HINT": "f32", "CACHE_DIR": "/tmp/ovcache"}
+                   "INFERENCE_PRECISION_HINT": "f32", "CACHE_DIR": "/tmp/ovcache",
+                   "CACHE_MODE": "OPTIMIZE_SIZE"}
     out = plugin_config(GraphOptions(), ServeConfig(), "CPU", "int8")
     assert out == {"PERFORMANCE_HINT": "LATENCY"}
     graph = GraphOptions(plugin_config={"INFERENCE_PRECISION_HINT": "bf16",
