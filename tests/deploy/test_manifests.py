@@ -212,10 +212,16 @@ def test_service_pdb_and_hpas_select_the_deployment() -> None:
 
 
 def test_queue_depth_metric_exists_in_ovembed() -> None:
-    sources = "\n".join(p.read_text() for p in (ROOT / "ovembed").rglob("*.py"))
-    if "prometheus_client" not in sources:
-        pytest.skip("ovembed does not export Prometheus metrics yet")
-    assert re.search(r"""["'](ovembed_)?queue_depth["']""", sources), "hpa-queue-depth.yaml names a missing metric"
+    """The metric the queue-depth HPA scales on is one the server really exports at /metrics."""
+    from starlette.testclient import TestClient
+
+    from tests.serving.fakes import FakeRegistry, FakeServable, make_app
+
+    queue = _one(K8S, "hpa-queue-depth.yaml", "HorizontalPodAutoscaler")
+    metric = queue["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    with TestClient(make_app(FakeRegistry(FakeServable("m")))) as client:
+        body = client.get("/metrics").text
+    assert re.search(rf"^{metric}\{{model=\"m\"\}} ", body, re.MULTILINE), body
 
 
 def test_kustomization_lists_the_default_set() -> None:
