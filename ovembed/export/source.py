@@ -6,15 +6,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ovembed.config import Pooling
 from ovembed.errors import ExportError
+from ovembed.hf_files import declared_max_length, read_json_object
 
-# Model types whose position table reserves padding_idx + 1 slots (514 rows -> 512 usable tokens).
-_OFFSET_POSITION_TYPES = {
-    "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "longformer", "data2vec-text",
-}
 _DECODER_TYPES_HINT = ("qwen", "llama", "mistral", "gemma", "phi")
 
 
@@ -31,14 +27,6 @@ class SourceModel:
     @property
     def is_decoder(self) -> bool:
         return any(self.model_type.startswith(p) for p in _DECODER_TYPES_HINT)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def resolve_source_path(source: str) -> Path:
@@ -80,8 +68,8 @@ def _pooling_from_sentence_transformers(root: Path) -> tuple[Pooling | None, boo
     ]
     pool_dirs.append(root / "1_Pooling")
     for pool_dir in pool_dirs:
-        conf = _read_json(pool_dir / "config.json")
-        if conf is None:
+        conf = read_json_object(pool_dir / "config.json")
+        if not conf:
             continue
         if conf.get("pooling_mode_cls_token"):
             return Pooling.CLS, is_st
@@ -95,31 +83,21 @@ def _pooling_from_sentence_transformers(root: Path) -> tuple[Pooling | None, boo
     return None, is_st
 
 
-def _max_length(root: Path, config: dict[str, Any]) -> tuple[int, str]:
-    st = _read_json(root / "sentence_bert_config.json")
-    if st and isinstance(st.get("max_seq_length"), int) and st["max_seq_length"] > 0:
-        return int(st["max_seq_length"]), "sentence_bert_config.json max_seq_length"
-    positions = config.get("max_position_embeddings")
-    if isinstance(positions, int) and positions > 0:
-        if config.get("model_type") in _OFFSET_POSITION_TYPES:
-            pad = config.get("pad_token_id")
-            usable = positions - (int(pad) + 1 if isinstance(pad, int) else 2)
-            return usable, "config.json max_position_embeddings minus the padding offset"
-        return positions, "config.json max_position_embeddings"
-    tok = _read_json(root / "tokenizer_config.json") or {}
-    limit = tok.get("model_max_length")
-    if isinstance(limit, int) and 0 < limit < 1_000_000:
-        return limit, "tokenizer_config.json model_max_length"
-    raise ExportError(f"cannot tell the maximum input length of {root}: no max_seq_length or max_position_embeddings")
+def _max_length(root: Path) -> tuple[int, str]:
+    declared = declared_max_length(root)
+    if declared is None:
+        raise ExportError(f"cannot tell the maximum input length of {root}: "
+                          "no max_seq_length, max_position_embeddings or model_max_length")
+    return declared
 
 
 def inspect_source(source: str) -> SourceModel:
     root = resolve_source_path(source)
-    config = _read_json(root / "config.json")
-    if config is None:
+    config = read_json_object(root / "config.json")
+    if not config:
         raise ExportError(f"{root / 'config.json'} is missing or not valid JSON")
     pooling, is_st = _pooling_from_sentence_transformers(root)
-    max_length, origin = _max_length(root, config)
+    max_length, origin = _max_length(root)
     hidden = config.get("hidden_size")
     return SourceModel(
         path=root,

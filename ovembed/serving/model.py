@@ -8,7 +8,6 @@ sized from ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``). It blocks: call it in a worker
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import numpy as np
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions, read_graph
+from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import read_record
 from ovembed.serving.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.servable import ModelInfo
@@ -33,38 +33,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("ovembed.serving")
 
 MODEL_FILENAME = "openvino_model.xml"
-# model types whose max_position_embeddings include 2 offset positions (514 -> 512 usable)
-_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "mpnet", "camembert"}
 _ROLES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def resolve_max_length(model_dir: Path, record: dict[str, Any]) -> int:
-    """ovembed_model.json ``max_length``; else sentence_bert_config.json ``max_seq_length``;
-    else config.json ``max_position_embeddings`` (minus 2 for RoBERTa-like models) capped by
-    tokenizer_config.json ``model_max_length`` when that is sane; else 512."""
+    """ovembed_model.json ``max_length``; else what the HF files declare; else 512."""
     value = record.get("max_length")
     if isinstance(value, int) and value > 0:
         return value
-    value = _read_json(model_dir / "sentence_bert_config.json").get("max_seq_length")
-    if isinstance(value, int) and value > 0:
-        return value
-    config = _read_json(model_dir / "config.json")
-    tok_max = _read_json(model_dir / "tokenizer_config.json").get("model_max_length")
-    sane_tok = int(tok_max) if isinstance(tok_max, (int, float)) and 0 < tok_max < 1e6 else None
-    positions = config.get("max_position_embeddings")
-    if isinstance(positions, int) and positions > 0:
-        if config.get("model_type") in _OFFSET_POSITIONS:
-            positions -= 2
-        return min(positions, sane_tok) if sane_tok else positions
-    return sane_tok or 512
+    declared = declared_max_length(model_dir)
+    return declared[0] if declared else 512
 
 
 def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
@@ -247,7 +225,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     release_file_pages(*mapped)  # compiling read every weight; most now live repacked
 
     max_length = resolve_max_length(model_dir, record)
-    hf_config = _read_json(model_dir / "config.json")
+    hf_config = read_json_object(model_dir / "config.json")
     vocab = hf_config.get("vocab_size")
     tok_dir = model_dir if (model_dir / "tokenizer.json").is_file() else base_path
     tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,

@@ -4,20 +4,18 @@ official ``openai`` and ``ollama`` clients, vectors checked against sentence-tra
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import orjson
 import pytest
+
+from tests.live_server import LiveServer, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "e2e-secret"
@@ -37,60 +35,17 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Server:
-    base: str
-    log: Path
-    proc: subprocess.Popen[bytes]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(config_path: Path, log: Path, *extra: str) -> Server:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "API_KEY" and not k.startswith("OVEMBED_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ovembed", "serve", "--config_path", str(config_path),
-             "--rest_port", str(port), *extra],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    server = Server(f"http://127.0.0.1:{port}", log, proc)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"ovembed serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{server.base}/v2/health/ready", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    _stop(server)
-    pytest.fail(f"ovembed serve not ready after 300 s:\n{log.read_text()}")
-
-
-def _stop(server: Server) -> int:
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        return server.proc.wait(60)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        return server.proc.wait()
 
 
 @pytest.fixture(scope="module")
-def server(minilm_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(minilm_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("e2e")
     key_file = tmp / "api_key"
     key_file.write_text(f"{KEY}\n")
-    running = _start(minilm_repo, tmp / "server.log", "--api_key_file", str(key_file),
+    running = start_server(minilm_repo, tmp / "server.log", "--api_key_file", str(key_file),
                      "--log_format", "json")
     yield running
-    _stop(running)
+    stop_server(running)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +61,7 @@ def _min_cosine(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.min(np.sum(got * ref, axis=1)))
 
 
-def test_openai_client_base64_default(server: Server, reference: np.ndarray) -> None:
+def test_openai_client_base64_default(server: LiveServer, reference: np.ndarray) -> None:
     import openai
 
     client = openai.OpenAI(base_url=f"{server.base}/v3", api_key=KEY)
@@ -119,7 +74,7 @@ def test_openai_client_base64_default(server: Server, reference: np.ndarray) -> 
     assert resp.usage.prompt_tokens > len(TEXTS) * 2
 
 
-def test_openai_client_float_v1_and_dimensions(server: Server, reference: np.ndarray) -> None:
+def test_openai_client_float_v1_and_dimensions(server: LiveServer, reference: np.ndarray) -> None:
     import openai
 
     client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=KEY)
@@ -134,7 +89,7 @@ def test_openai_client_float_v1_and_dimensions(server: Server, reference: np.nda
     assert float(vec @ expected) >= MIN_COSINE
 
 
-def test_openai_client_errors(server: Server) -> None:
+def test_openai_client_errors(server: LiveServer) -> None:
     import openai
 
     client = openai.OpenAI(base_url=f"{server.base}/v3", api_key=KEY, max_retries=0)
@@ -150,7 +105,7 @@ def test_openai_client_errors(server: Server) -> None:
         wrong.embeddings.create(model="minilm", input="x")
 
 
-def test_ollama_client(server: Server, reference: np.ndarray) -> None:
+def test_ollama_client(server: LiveServer, reference: np.ndarray) -> None:
     import ollama
 
     client = ollama.Client(host=server.base, headers=AUTH)
@@ -165,7 +120,7 @@ def test_ollama_client(server: Server, reference: np.ndarray) -> None:
         client.embed(model="minilm", input="word " * 600, truncate=False)
 
 
-def test_tokenize_and_raw_http(server: Server) -> None:
+def test_tokenize_and_raw_http(server: LiveServer) -> None:
     tokens = httpx.post(f"{server.base}/v3/tokenize", headers=AUTH,
                         json={"model": "minilm", "text": "hello world"})
     assert tokens.json() == {"tokens": [101, 7592, 2088, 102]}
@@ -184,7 +139,7 @@ def test_tokenize_and_raw_http(server: Server) -> None:
     assert meta["outputs"][0]["shape"] == [-1, 384]
 
 
-def test_request_id_reaches_the_log(server: Server) -> None:
+def test_request_id_reaches_the_log(server: LiveServer) -> None:
     resp = httpx.post(f"{server.base}/v3/embeddings", headers={**AUTH, "x-request-id": "e2e-rid-7"},
                       json={"model": "minilm", "input": "x"})
     assert resp.headers["x-request-id"] == "e2e-rid-7"
@@ -209,10 +164,10 @@ def test_cli_rejects_both_or_neither_mode(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_cleanly(minilm_repo: Path, tmp_path: Path) -> None:
-    running = _start(minilm_repo, tmp_path / "server.log")
+    running = start_server(minilm_repo, tmp_path / "server.log")
     assert httpx.get(f"{running.base}/v3/models").status_code == 200  # no key configured
     # A graceful drain is a success: exit code 0 (tests/serving/test_shutdown.py has the details).
-    assert _stop(running) == 0
+    assert stop_server(running) == 0
     log = running.log.read_text()
     assert "Traceback" not in log
     assert "Application shutdown complete" in log

@@ -1,0 +1,54 @@
+"""What a Hugging Face model folder declares about itself, read from its small JSON files.
+
+Shared by the exporter (which records it) and the server (which falls back on it for folders
+ovembed did not export). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Model types whose position table reserves padding_idx + 1 rows (514 rows -> 512 usable tokens).
+OFFSET_POSITION_TYPES = frozenset({
+    "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "longformer", "data2vec-text",
+})
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when the file is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def declared_max_length(folder: Path) -> tuple[int, str] | None:
+    """The model author's input limit and where it came from, or None when nothing says.
+
+    ``max_seq_length`` in sentence_bert_config.json; else ``max_position_embeddings`` (minus the
+    padding offset for RoBERTa-like models), capped by a sane tokenizer ``model_max_length``; else
+    that tokenizer limit alone.
+    """
+    folder = Path(folder)
+    value = read_json_object(folder / "sentence_bert_config.json").get("max_seq_length")
+    if isinstance(value, int) and value > 0:
+        return value, "sentence_bert_config.json max_seq_length"
+    config = read_json_object(folder / "config.json")
+    tok_max = read_json_object(folder / "tokenizer_config.json").get("model_max_length")
+    sane_tok = int(tok_max) if isinstance(tok_max, (int, float)) and 0 < tok_max < 1_000_000 else None
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        origin = "config.json max_position_embeddings"
+        if config.get("model_type") in OFFSET_POSITION_TYPES:
+            pad = config.get("pad_token_id")
+            positions -= int(pad) + 1 if isinstance(pad, int) else 2
+            origin += " minus the padding offset"
+        if sane_tok is not None and sane_tok < positions:
+            return sane_tok, "tokenizer_config.json model_max_length"
+        return positions, origin
+    if sane_tok is not None:
+        return sane_tok, "tokenizer_config.json model_max_length"
+    return None
