@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 from ovembed.errors import ExportError
@@ -28,16 +29,20 @@ def convert_to_ir(source: SourceModel, out_dir: Path, *, trust_remote_code: bool
     # optimum logs a lot at INFO; the pipeline prints its own progress.
     logging.getLogger("optimum").setLevel(logging.WARNING)
     try:
-        main_export(
-            model_name_or_path=str(source.path),
-            output=out_dir,
-            task="feature-extraction",
-            library_name="transformers",
-            trust_remote_code=trust_remote_code,
-            local_files_only=True,
-            ov_config=OVConfig(dtype="fp32"),  # no automatic compression: quantize.py decides
-            convert_tokenizer=False,
-        )
+        with warnings.catch_warnings():
+            # torch.jit tracing warns about data-dependent branches in every HF model; not actionable.
+            warnings.filterwarnings("ignore", message=".*might cause the trace to be incorrect.*")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            main_export(
+                model_name_or_path=str(source.path),
+                output=out_dir,
+                task="feature-extraction",
+                library_name="transformers",
+                trust_remote_code=trust_remote_code,
+                local_files_only=True,
+                ov_config=OVConfig(dtype="fp32"),  # no automatic compression: quantize.py decides
+                convert_tokenizer=False,
+            )
     except ExportError:
         raise
     except Exception as exc:  # optimum/torch raise many kinds; report them as one export failure

@@ -90,7 +90,11 @@ def compress_and_save(xml_path: Path, weight_format: WeightFormat, params: Quant
     model = ov.Core().read_model(xml_path)
     applied: dict[str, Any] = {"weight_format": weight_format.value}
     if weight_format in (WeightFormat.INT8, WeightFormat.INT4):
+        import logging
+
         import nncf
+
+        nncf.set_log_level(logging.ERROR)  # no bit-width table or progress bar in our output
 
         kwargs = _nncf_kwargs(weight_format, params)
         try:
