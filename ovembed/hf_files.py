@@ -16,11 +16,20 @@ OFFSET_POSITION_TYPES = frozenset({
 })
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; {} when the file is missing, unreadable or not an object."""
+def read_json_object(path: Path, *, strict: bool = False) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when the file is missing or not an object.
+
+    An unreadable or invalid file is {} too, or a ``ConfigError`` naming it when ``strict``.
+    """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        if strict:
+            from ovembed.errors import ConfigError
+
+            raise ConfigError(f"{path} is unreadable: {exc}") from None
         return {}
     return data if isinstance(data, dict) else {}
 

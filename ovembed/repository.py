@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ovembed.errors import ConfigError
+from ovembed.hf_files import read_json_object
 
 RECORD_FILENAME = "ovembed_model.json"
 
@@ -163,11 +164,4 @@ def model_dir_for(repository: Path, name: str) -> Path:
 
 def read_record(model_dir: Path) -> dict[str, Any]:
     """What the exporter recorded about a model folder ({} for folders ovembed did not write)."""
-    path = Path(model_dir) / RECORD_FILENAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is unreadable: {exc}") from None
-    return data if isinstance(data, dict) else {}
+    return read_json_object(Path(model_dir) / RECORD_FILENAME, strict=True)

@@ -7,7 +7,6 @@ the model's special tokens; token-id documents are taken as they are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,12 @@ from typing import Any
 import numpy as np
 
 from ovembed.errors import ConfigError, InputTooLong, InvalidInput
+from ovembed.hf_files import read_json_object
 
 TOKENIZER_FILENAME = "tokenizer.json"
 
 # A document as the batcher receives it: a list of ids (texts) or an int64 array (token ids).
 TokenIds = Sequence[int] | np.ndarray
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is unreadable: {exc}") from None
-    return data if isinstance(data, dict) else {}
 
 
 class ServingTokenizer:
@@ -77,7 +67,7 @@ class ServingTokenizer:
                               "file next to the model") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        pad = _read_json(Path(model_dir) / "tokenizer_config.json").get("pad_token")
+        pad = read_json_object(Path(model_dir) / "tokenizer_config.json", strict=True).get("pad_token")
         if isinstance(pad, dict):  # older files: {"content": "[PAD]", ...}
             pad = pad.get("content")
         try:
