@@ -133,6 +133,18 @@ class RequestContextMiddleware:
                           scope.get("http_version", "1.1"), status or 499, elapsed_ns / 1e6)
 
 
+def check_bearer(header: str | None, key: bytes, *, where: str) -> None:
+    """Raise Unauthorized unless ``header`` is ``Bearer <key>`` (constant-time compare).
+
+    ``where`` names how the client sends it: "the header 'Authorization" or "the metadata 'authorization".
+    """
+    if not header:
+        raise Unauthorized(f"Missing API key: send {where}: Bearer <key>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key):
+        raise Unauthorized("Invalid API key")
+
+
 class AuthMiddleware:
     """``Authorization: Bearer <key>`` on every route but the probes (constant-time compare)."""
 
@@ -143,15 +155,8 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         protected = scope["type"] == "http" and scope["method"] != "OPTIONS"
         if protected and not is_open_path(scope["path"]):
-            self._check(Headers(scope=scope).get("authorization"))
+            check_bearer(Headers(scope=scope).get("authorization"), self._key, where="the header 'Authorization")
         await self.app(scope, receive, send)
-
-    def _check(self, header: str | None) -> None:
-        if not header:
-            raise Unauthorized("Missing API key: send the header 'Authorization: Bearer <key>'")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._key):
-            raise Unauthorized("Invalid API key")
 
 
 class BodySizeLimitMiddleware:

@@ -61,9 +61,7 @@ def error_response(request: Request, exc: Exception) -> Response:
     else:
         kind = describe(exc)
         status, kind_type, code = kind.status, kind.type, kind.code
-        # A 503's reason ("is loading") is what the client needs; public_message() only
-        # passes messages of 4xx errors through.
-        message = exc.message if isinstance(exc, ModelNotReady) else public_message(exc, rid)
+        message = public_message(exc, rid)
         if isinstance(exc, OvembedError) and status < 500:
             param = exc.param
         if isinstance(exc, Unauthorized):

@@ -25,11 +25,7 @@ DEMOS = ROOT / "demos"
 KEY = "demo-secret"
 MODEL = "minilm"
 
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("ovembed.serving.registry") is None,
-                       reason="ovembed.serving.registry (the OpenVINO engine) does not exist yet"),
-    pytest.mark.timeout(900),
-]
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ official ``openai`` and ``ollama`` clients, vectors checked against sentence-tra
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.live_server import LiveServer, start_server, stop_server
+from tests.live_server import LiveServer, live_server, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "e2e-secret"
@@ -28,13 +27,7 @@ TEXTS = [
 ]
 MIN_COSINE = 0.995
 
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("ovembed.serving.registry") is None,
-                       reason="ovembed.serving.registry (the OpenVINO engine) does not exist yet"),
-    pytest.mark.timeout(900),
-]
-
-
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +35,9 @@ def server(minilm_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     tmp = tmp_path_factory.mktemp("e2e")
     key_file = tmp / "api_key"
     key_file.write_text(f"{KEY}\n")
-    running = start_server(minilm_repo, tmp / "server.log", "--api_key_file", str(key_file),
-                     "--log_format", "json")
-    yield running
-    stop_server(running)
+    log = tmp / "server.log"
+    with live_server(minilm_repo, log, "--api_key_file", str(key_file), "--log_format", "json") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

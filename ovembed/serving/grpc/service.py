@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import logging
 import re
 import time
@@ -24,9 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from ovembed.errors import InvalidInput, ModelNotReady, Unauthorized, describe, public_message
+from ovembed.errors import InvalidInput, ModelNotReady, describe, public_message
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
-from ovembed.serving.middleware import REQUEST_ID
+from ovembed.serving.middleware import REQUEST_ID, check_bearer
 from ovembed.serving.protocol import kserve
 from ovembed.serving.protocol.kserve_infer import (
     InferRequest,
@@ -180,20 +179,13 @@ class InferenceServicer:
 
     def _check_key(self, header: str | None) -> None:
         """The same rule and messages as REST's AuthMiddleware (constant-time compare)."""
-        if self._key is None:
-            return
-        if not header:
-            raise Unauthorized("Missing API key: send the metadata 'authorization: Bearer <key>'")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._key):
-            raise Unauthorized("Invalid API key")
+        if self._key is not None:
+            check_bearer(header, self._key, where="the metadata 'authorization")
 
     @staticmethod
     def _message(method: str, exc: Exception, rid: str) -> str:
         """What the client sees; server errors are logged with their traceback."""
-        if isinstance(exc, ModelNotReady):  # its reason ("is loading") is what the client needs
-            return exc.message
-        if describe(exc).status >= 500:
+        if describe(exc).status >= 500 and not isinstance(exc, ModelNotReady):
             logger.error("gRPC %s failed (request id %s)", method, rid,
                          exc_info=(type(exc), exc, exc.__traceback__))
         return public_message(exc, rid)
