@@ -21,13 +21,7 @@ from typing import Any
 from ovembed import __version__
 from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ServeConfig
 from ovembed.errors import OvembedError
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    FAILURE = 1  # the command ran and failed (export error, server error)
-    USAGE = 2  # bad flags or values (argparse's own code)
-    INTERRUPTED = 130
+from ovembed.exitcodes import ExitCode
 
 
 def _base_type(annotation: Any) -> tuple[Any, bool]:
@@ -147,7 +141,7 @@ def _run_compare(cfg: CompareConfig) -> int:
 
 
 def _run_serve(cfg: ServeConfig) -> int:
-    from ovembed.serving.server import run
+    from ovembed.serving.http.server import run
 
     return run(cfg)
 
@@ -161,7 +155,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> int:
 def _run_devices(_: None) -> int:
     import openvino as ov
 
-    from ovembed.serving.devices import describe_devices, devices_report
+    from ovembed.serving.engine.devices import describe_devices, devices_report
 
     print(devices_report(describe_devices(ov.Core())))
     return ExitCode.OK

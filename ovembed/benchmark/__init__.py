@@ -46,7 +46,7 @@ def run(cfg: BenchmarkConfig) -> int:
     from ovembed.benchmark.dataset import load_documents
     from ovembed.benchmark.report import to_json, to_table
     from ovembed.benchmark.stats import summarize
-    from ovembed.cli import ExitCode
+    from ovembed.exitcodes import ExitCode
 
     documents = load_documents(cfg.dataset, cfg.limit, words=cfg.synthetic_length,
                                seed=cfg.seed)

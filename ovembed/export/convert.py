@@ -1,7 +1,7 @@
 """Convert a Hugging Face model to an fp32 OpenVINO IR with optimum-intel (task feature-extraction).
 
 Pooling is not baked in here: the IR outputs ``last_hidden_state`` exactly like OVMS's export,
-and pooling + normalisation are appended at load time (:mod:`ovembed.serving.pooling`).
+and pooling + normalisation are appended at load time (:mod:`ovembed.heads.embeddings`).
 """
 
 from __future__ import annotations

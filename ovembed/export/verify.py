@@ -126,7 +126,7 @@ def ir_embeddings(model_dir: Path, texts: list[str], *, pooling: Pooling, max_le
     import openvino as ov
     from transformers import AutoTokenizer
 
-    from ovembed.serving.pooling import add_pooling
+    from ovembed.heads.embeddings import add_pooling
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     if tok.pad_token is None:

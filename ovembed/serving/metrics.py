@@ -4,10 +4,10 @@ Every app owns its own ``CollectorRegistry`` (the process-wide default registry 
 touched), so tests can build many apps and each counts only its own traffic. What is counted
 where:
 
-- requests and their latency: REST in :class:`~ovembed.serving.middleware.RequestContextMiddleware`
+- requests and their latency: REST in :class:`~ovembed.serving.http.middleware.RequestContextMiddleware`
   (:meth:`Metrics.observe_http`), gRPC in the servicer's RPC wrapper (:meth:`Metrics.observe_request`);
 - batches, tokens and inference time: each model's batcher through a :class:`BatchMetrics`
-  (the batcher only knows the small :class:`~ovembed.serving.batcher.BatchObserver` protocol);
+  (the batcher only knows the small :class:`~ovembed.serving.engine.batcher.BatchObserver` protocol);
 - model states and queue depths: read from the registry at scrape time, so they are always
   current and a removed model disappears.
 
@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from ovembed.errors import ModelNotFound
-from ovembed.serving.servable import ModelState, Registry
+from ovembed.serving.engine.interface import ModelState, Registry
 
 PREFIX = "ovembed"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -56,7 +56,7 @@ def route_label(route: Route) -> str:
 
 
 class BatchMetrics:
-    """One model's batch metrics; implements :class:`ovembed.serving.batcher.BatchObserver`."""
+    """One model's batch metrics; implements :class:`ovembed.serving.engine.batcher.BatchObserver`."""
 
     def __init__(self, metrics: Metrics, model: str) -> None:
         self._tokens = metrics.tokens.labels(model)

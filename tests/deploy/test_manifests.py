@@ -69,7 +69,7 @@ def _serve_config(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
 
     from ovembed.cli import build_config, build_parser
     from ovembed.config import ServeConfig
-    from ovembed.serving.server import check_config
+    from ovembed.serving.http.server import check_config
 
     for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
         monkeypatch.delenv(key)

@@ -79,7 +79,7 @@ def test_last_pooling_is_right_with_left_and_right_padding(tiny_source, tmp_path
     """
     import openvino as ov
 
-    from ovembed.serving.pooling import add_pooling
+    from ovembed.heads.embeddings import add_pooling
 
     _export(tiny_source("qwen3"), tmp_path, "q", WeightFormat.FP32, skip_verify=True)
     core = ov.Core()

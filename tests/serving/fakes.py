@@ -1,4 +1,4 @@
-"""A deterministic registry and servable implementing ovembed.serving.servable, for route tests.
+"""A deterministic registry and servable implementing ovembed.serving.engine.interface, for route tests.
 
 Tokenization: a text is ``[CLS] + one id per whitespace word + [SEP]`` (so its token count is
 words + 2); a token-id document is used as is. The embedding of an input is a vector derived
@@ -20,8 +20,7 @@ from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
-from ovembed.serving.app import create_app
-from ovembed.serving.servable import (
+from ovembed.serving.engine.interface import (
     EmbedResult,
     Inputs,
     ModelInfo,
@@ -30,6 +29,7 @@ from ovembed.serving.servable import (
     Servable,
     Timings,
 )
+from ovembed.serving.http.app import create_app
 
 CLS, SEP, PAD = 101, 102, 0
 VOCAB = 30522

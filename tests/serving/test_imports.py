@@ -14,15 +14,15 @@ HEAVY = ("torch", "transformers", "optimum", "nncf", "sentence_transformers")
 _SCRIPT = """
 import json, sys
 import ovembed.serving
-import ovembed.serving.app
-import ovembed.serving.server
+import ovembed.serving.http.app
+import ovembed.serving.http.server
 from starlette.testclient import TestClient
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 
 with TestClient(make_app(FakeRegistry(FakeServable("fake")))) as client:
     status = client.post("/v3/embeddings", json={"model": "fake", "input": "x"}).status_code
 if ENGINE:
-    import ovembed.serving.registry
+    import ovembed.serving.engine.registry
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print(json.dumps({"status": status, "heavy": heavy}))
 """
@@ -42,9 +42,9 @@ def test_app_and_server_import_nothing_heavy() -> None:
 
 
 def test_engine_registry_imports_nothing_heavy() -> None:
-    if importlib.util.find_spec("ovembed.serving.registry") is None:
+    if importlib.util.find_spec("ovembed.serving.engine.registry") is None:
         import pytest
 
-        pytest.skip("ovembed.serving.registry (the engine) does not exist yet")
+        pytest.skip("ovembed.serving.engine.registry (the engine) does not exist yet")
     result = _run(engine=True)
     assert result["heavy"] == []

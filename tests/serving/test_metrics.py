@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from ovembed import cli
 from ovembed.config import ServeConfig
-from ovembed.serving.batcher import Batcher, BatchPolicy
+from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server

@@ -1,6 +1,6 @@
 """KServe v2 gRPC (``inference.GRPCInferenceService``) over the same registry as REST.
 
-Validation (:mod:`ovembed.serving.protocol.kserve_infer`), auth and errors
+Validation (:mod:`ovembed.serving.wire.kserve_infer`), auth and errors
 (:func:`ovembed.errors.describe`, its ``grpc`` status name) are shared with the REST front end,
 so a request is accepted or refused the same way on both. What REST puts in headers goes in
 metadata here: ``authorization: Bearer <key>`` and ``x-request-id`` in; ``x-request-id`` and,
@@ -15,32 +15,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from ovembed.errors import InvalidInput, ModelNotReady, describe, public_message
+from ovembed.serving.context import REQUEST_ID, check_bearer, log_access, request_id, timing_values
+from ovembed.serving.engine.interface import ModelState, Registry
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
-from ovembed.serving.middleware import REQUEST_ID, check_bearer
-from ovembed.serving.protocol import kserve
-from ovembed.serving.protocol.kserve_infer import (
+from ovembed.serving.wire import kserve
+from ovembed.serving.wire.kserve_infer import (
     InferRequest,
     check_outputs,
     fp32_bytes,
     split_bytes_tensor,
     texts_from_tensor,
 )
-from ovembed.serving.responses import timing_headers
-from ovembed.serving.servable import ModelState, Registry
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
 
-access_logger = logging.getLogger("ovembed.access")
 logger = logging.getLogger("ovembed.serving")
 
 Metadata = tuple[tuple[str, str], ...]
@@ -49,7 +45,6 @@ _Resp = TypeVar("_Resp")
 _Handler = Callable[["InferenceServicer", _Req], Awaitable[tuple[_Resp, Metadata]]]
 _Rpc = Callable[["InferenceServicer", _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
 
-_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # as RequestContextMiddleware accepts
 SERVICE = "inference.GRPCInferenceService"  # RPCs are counted under endpoint "/<SERVICE>/<method>"
 
 
@@ -66,8 +61,7 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
         async def rpc(self: InferenceServicer, request: _Req, context: grpc.aio.ServicerContext) -> _Resp:
             start = time.perf_counter_ns()
             metadata = _metadata(context.invocation_metadata())
-            incoming = metadata.get("x-request-id", "")
-            rid = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+            rid = request_id(metadata.get("x-request-id"))
             token = REQUEST_ID.set(rid)
             code = grpc.StatusCode.OK
             try:
@@ -101,8 +95,7 @@ def _metadata(pairs: Sequence[tuple[str, str | bytes]] | None) -> dict[str, str]
 
 def _log(method: str, peer: str, code: grpc.StatusCode, elapsed_ns: int, *, quiet: bool) -> None:
     level = logging.DEBUG if quiet and code is grpc.StatusCode.OK else logging.INFO
-    if access_logger.isEnabledFor(level):
-        access_logger.log(level, '%s "gRPC %s" %s %.1fms', peer, method, code.name, elapsed_ns / 1e6)
+    log_access(level, peer, f"gRPC {method}", code.name, elapsed_ns)
 
 
 class InferenceServicer:
@@ -167,7 +160,7 @@ class InferenceServicer:
         response.outputs.add(name=kserve.OUTPUT_NAME, datatype=kserve.OUTPUT_DATATYPE,
                              shape=list(result.embeddings.shape))
         response.raw_output_contents.append(fp32_bytes(result.embeddings))
-        timings = timing_headers(result.timings, time.perf_counter() - start)
+        timings = timing_values(result.timings, time.perf_counter() - start)
         return response, tuple(timings.items())
 
     # --- helpers ---------------------------------------------------------------------------

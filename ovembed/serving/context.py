@@ -1,0 +1,63 @@
+"""What every front end knows about a request, whatever its transport.
+
+The request id (accepted from the client when it is well formed, else a new one), the bearer
+check, the ``x-*-time`` timing values and the access-log line are the same for REST (the
+ASGI middleware in :mod:`ovembed.serving.http.middleware`) and gRPC (the RPC wrapper in
+:mod:`ovembed.serving.grpc.service`); both use this module and neither imports the other.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+
+from ovembed.errors import Unauthorized
+from ovembed.serving.engine.interface import Timings
+
+# The id of the request being handled, for log lines (see http.server.RequestIdFilter). A
+# ContextVar follows the request into tasks it spawns, e.g. the engine's embed call.
+REQUEST_ID: ContextVar[str | None] = ContextVar("ovembed_request_id", default=None)
+
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+access_logger = logging.getLogger("ovembed.access")
+
+
+def request_id(incoming: str | None) -> str:
+    """The client's ``x-request-id`` when it is 1-128 of ``[A-Za-z0-9._:-]``, else a new one."""
+    return incoming if incoming and _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def check_bearer(header: str | None, key: bytes, *, where: str) -> None:
+    """Raise Unauthorized unless ``header`` is ``Bearer <key>`` (constant-time compare).
+
+    ``where`` names how the client sends it: "the header 'Authorization" or "the metadata 'authorization".
+    """
+    if not header:
+        raise Unauthorized(f"Missing API key: send {where}: Bearer <key>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key):
+        raise Unauthorized("Invalid API key")
+
+
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+def timing_values(timings: Timings, total_seconds: float) -> dict[str, str]:
+    """TEI's ``x-*-time`` values (HTTP headers, gRPC trailing metadata), in whole milliseconds."""
+    return {
+        "x-tokenization-time": _ms(timings.tokenization),
+        "x-queue-time": _ms(timings.queue),
+        "x-inference-time": _ms(timings.inference),
+        "x-total-time": _ms(total_seconds),
+    }
+
+
+def log_access(level: int, peer: str, what: str, outcome: str, elapsed_ns: int) -> None:
+    """One access-log line: ``peer "what" outcome 1.2ms``."""
+    if access_logger.isEnabledFor(level):
+        access_logger.log(level, '%s "%s" %s %.1fms', peer, what, outcome, elapsed_ns / 1e6)

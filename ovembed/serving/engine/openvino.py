@@ -1,0 +1,265 @@
+"""Load one model folder into a compiled OpenVINO model ready for batches.
+
+``load_model`` reads graph.pbtxt, the IR and tokenizer.json, appends pooling and L2
+normalisation to the graph, compiles it on the requested device with the graph's plugin_config
+(plus defaults), warms it up and wraps it in an :class:`OpenVINOEngine` (an ``AsyncInferQueue``
+sized from ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``). It blocks: call it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ovembed.config import ServeConfig
+from ovembed.errors import ConfigError
+from ovembed.graphs import GraphOptions, read_graph
+from ovembed.hf_files import declared_max_length, read_json_object
+from ovembed.repository import read_record
+from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
+from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.tokenizer import ServingTokenizer
+from ovembed.serving.engine.weights import pooled_ir, release_file_pages
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+log = logging.getLogger("ovembed.serving")
+
+MODEL_FILENAME = "openvino_model.xml"
+_ROLES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+
+
+def resolve_max_length(model_dir: Path, record: dict[str, Any]) -> int:
+    """ovembed_model.json ``max_length``; else what the HF files declare; else 512."""
+    value = record.get("max_length")
+    if isinstance(value, int) and value > 0:
+        return value
+    declared = declared_max_length(model_dir)
+    return declared[0] if declared else 512
+
+
+def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
+    """The weight format the exporter recorded, else the dominant weight element type."""
+    recorded = record.get("weight_format")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    sizes: dict[str, int] = {}
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Constant":
+            continue
+        shape = op.get_output_partial_shape(0)
+        if not shape.is_static:
+            continue
+        count = int(np.prod([d.get_length() for d in shape])) if len(shape) else 1
+        if count >= 4096:
+            name = op.get_output_element_type(0).get_type_name()
+            sizes[name] = sizes.get(name, 0) + count
+    if any(t in sizes for t in ("u4", "i4", "nf4")):
+        return "int4"
+    if any(t in sizes for t in ("u8", "i8")):
+        return "int8"
+    if sizes and max(sizes, key=lambda k: sizes[k]) in ("f16", "bf16"):
+        return "fp16" if "f16" in sizes else "bf16"
+    return "fp32"
+
+
+def plugin_config(graph: GraphOptions, cfg: ServeConfig, device: str,
+                  precision: str) -> dict[str, str]:
+    """graph.pbtxt's plugin_config, as strings, plus defaults:
+
+    - ``PERFORMANCE_HINT LATENCY`` on CPU when neither a hint nor NUM_STREAMS is given: the
+      batcher already supplies the parallelism (one batch uses every core), and it halves the
+      latency of single short requests compared with THROUGHPUT.
+    - ``INFERENCE_PRECISION_HINT f32`` on CPU for fp32 models: CPUs with AMX/AVX512-BF16 would
+      otherwise run them in bf16 (about 3x faster but no longer fp32-accurate). Set
+      ``"INFERENCE_PRECISION_HINT": "bf16"`` in plugin_config to trade accuracy for speed.
+    - ``CACHE_DIR`` from ``--cache_dir`` (compiled blobs cached: fast restarts), with
+      ``CACHE_MODE OPTIMIZE_SIZE`` on CPU: the blob holds no weights, which are mapped from
+      the compiled IR's own .bin, once (see :mod:`ovembed.serving.engine.weights`).
+    """
+    out: dict[str, str] = {}
+    for key, value in graph.plugin_config.items():
+        out[str(key)] = ("YES" if value else "NO") if isinstance(value, bool) else str(value)
+    if device.upper().startswith("CPU"):
+        if "PERFORMANCE_HINT" not in out and "NUM_STREAMS" not in out:
+            out["PERFORMANCE_HINT"] = "LATENCY"
+        if precision == "fp32":
+            out.setdefault("INFERENCE_PRECISION_HINT", "f32")
+    if cfg.cache_dir is not None:
+        out["CACHE_DIR"] = str(cfg.cache_dir)
+        if device.upper().startswith("CPU"):
+            out.setdefault("CACHE_MODE", "OPTIMIZE_SIZE")
+    return out
+
+
+class OpenVINOEngine:
+    """A compiled model behind an ``AsyncInferQueue``; implements the batcher's ``Engine``."""
+
+    def __init__(self, compiled: ov.CompiledModel, infer_requests: int | None = None) -> None:
+        import openvino as ov
+
+        self.compiled = compiled
+        self._roles: list[tuple[int, str, Any]] = []
+        for index, port in enumerate(compiled.inputs):
+            names = port.get_names()
+            role = next((r for r in _ROLES if r in names), None)
+            if role is None:
+                raise ConfigError(f"model input {port.get_any_name()!r} is not one of "
+                                  f"{', '.join(_ROLES)}")
+            dtype = np.int32 if port.get_element_type() == ov.Type.i32 else np.int64
+            self._roles.append((index, role, dtype))
+        if not any(role == "input_ids" for _, role, _ in self._roles):
+            raise ConfigError("the model has no input_ids input")
+        n = infer_requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._queue = ov.AsyncInferQueue(compiled, max(1, n))
+        self._queue.set_callback(self._callback)
+        self._slots = max(1, n)
+        self.dimensions = 0
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    def inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[int, np.ndarray]:
+        feed: dict[int, np.ndarray] = {}
+        for index, role, dtype in self._roles:
+            if role == "input_ids":
+                arr = input_ids
+            elif role == "attention_mask":
+                arr = attention_mask
+            elif role == "token_type_ids":
+                arr = np.zeros_like(input_ids)
+            else:  # position_ids
+                arr = np.ascontiguousarray(np.broadcast_to(
+                    np.arange(input_ids.shape[1], dtype=np.int64), input_ids.shape))
+            feed[index] = arr if arr.dtype == dtype else arr.astype(dtype)
+        return feed
+
+    @staticmethod
+    def _callback(request: ov.InferRequest,
+                  userdata: tuple[Callable[[Any], None], dict[int, np.ndarray]]) -> None:
+        on_done = userdata[0]  # userdata[1] kept the shared input arrays alive until now
+        try:
+            output = request.get_output_tensor(0).data
+        except Exception as exc:  # pragma: no cover - OpenVINO failure surfaced to the batch
+            on_done(exc)
+            return
+        on_done(output)
+
+    def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+              on_done: Callable[[np.ndarray | BaseException], None]) -> None:
+        # share_inputs: OpenVINO reads the numpy buffers in place, so they must outlive the
+        # inference; the userdata holds them until the callback has run.
+        feed = self.inputs(input_ids, attention_mask)
+        self._queue.start_async(feed, (on_done, feed), share_inputs=True)
+
+    def infer(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Synchronous inference on a private request (warm-up, tests)."""
+        request = self.compiled.create_infer_request()
+        request.infer(self.inputs(input_ids, attention_mask))
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+    def close(self) -> None:
+        self._queue.wait_all()
+
+
+@dataclass
+class LoadedModel:
+    info: ModelInfo
+    engine: OpenVINOEngine
+    tokenizer: ServingTokenizer
+    plugin_config: dict[str, str]
+
+
+def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
+    from ovembed.heads.embeddings import add_pooling
+
+    model = core.read_model(xml)
+    outputs = model.outputs
+    if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
+        if graph.normalize_embeddings:  # already pooled: only normalise
+            import openvino as ov
+            import openvino.opset13 as ops
+
+            axes = ops.constant(np.array([1], dtype=np.int64))
+            norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
+            model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
+        return model
+    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
+
+
+def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> LoadedModel:
+    """Read, compile and warm up the model in ``base_path`` (the folder with graph.pbtxt)."""
+    started = time.perf_counter()
+    base_path = Path(base_path)
+    if not base_path.is_dir():
+        raise ConfigError(f"model folder {base_path} does not exist")
+    graph = read_graph(base_path)
+    model_dir = graph.model_dir(base_path)
+    xml = model_dir / MODEL_FILENAME
+    if not xml.is_file():
+        raise ConfigError(f"{xml} not found")
+    record = read_record(base_path) or read_record(model_dir)
+    device = cfg.target_device or graph.target_device
+    check_device(core, device)
+
+    model = _pooled_model(core, xml, graph)  # weights mmapped, not read yet
+    precision = detect_precision(record, model)
+    config = plugin_config(graph, cfg, device, precision)
+    if cfg.cache_dir is None:
+        compiled = core.compile_model(model, device, config)
+        mapped = [xml.with_suffix(".bin")]
+    else:  # compile the pooled model's file: hashed by path, weights mapped once (weights.py)
+        options = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+        pooled = pooled_ir(model, xml, cfg.cache_dir, options)
+        del model
+        compiled = core.compile_model(str(pooled), device, config)
+        mapped = [xml.with_suffix(".bin"), pooled.with_suffix(".bin")]
+    release_file_pages(*mapped)  # compiling read every weight; most now live repacked
+
+    max_length = resolve_max_length(model_dir, record)
+    hf_config = read_json_object(model_dir / "config.json")
+    vocab = hf_config.get("vocab_size")
+    tok_dir = model_dir if (model_dir / "tokenizer.json").is_file() else base_path
+    tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,
+                                          vocab_size=vocab if isinstance(vocab, int) else None)
+
+    engine = OpenVINOEngine(compiled)
+    for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
+        ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
+        out = engine.infer(ids, np.ones_like(ids))
+    engine.dimensions = int(out.shape[1])
+    released = release_file_pages(*mapped)
+
+    phys = primary_device(core, device)
+    dev = device_info(core, phys)
+    exec_precision = _property(compiled, "INFERENCE_PRECISION_HINT")
+    streams = _property(compiled, "NUM_STREAMS")
+    info = ModelInfo(
+        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=graph.pooling,
+        normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
+        precision=precision, created=int(xml.stat().st_mtime),
+    )
+    log.info("model %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
+             "%d infer request(s), %d dims, max_length %d, loaded in %.2f s; %.0f MB of "
+             "mapped weights released", name, device, dev.full_name, precision,
+             exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
+             time.perf_counter() - started, released / 2**20)
+    log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
+    return LoadedModel(info, engine, tokenizer, config)
+
+
+def _property(compiled: ov.CompiledModel, key: str) -> str | None:
+    try:
+        value = compiled.get_property(key)
+    except RuntimeError:
+        return None
+    name = getattr(value, "get_type_name", None)
+    return str(name()) if callable(name) else str(value)

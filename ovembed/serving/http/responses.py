@@ -1,0 +1,77 @@
+"""JSON responses (orjson) and the one function that turns any exception into a response.
+
+Error bodies follow the API family of the path: OpenAI's envelope
+``{"error": {"message", "type", "param", "code"}}`` by default, ``{"error": "<message>"}`` for
+Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec).
+Status, type and code come from :func:`ovembed.errors.describe`; the message from
+:func:`ovembed.errors.public_message`, so internal details never reach a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ovembed.errors import ModelNotReady, OvembedError, Unauthorized, describe, public_message
+
+logger = logging.getLogger("ovembed.serving")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+class JSONResponse(Response):
+    """orjson-rendered JSON; numpy arrays are serialised directly."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def api_family(path: str) -> str:
+    """``"ollama"``, ``"kserve"`` or ``"openai"``: decides the error envelope."""
+    if path.startswith("/api/"):
+        return "ollama"
+    if path == "/v2" or path.startswith("/v2/"):
+        return "kserve"
+    return "openai"
+
+
+def request_id(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else None
+
+
+def error_response(request: Request, exc: Exception) -> Response:
+    """The response for ``exc``; server errors are logged with their traceback and request id."""
+    rid = request_id(request)
+    headers: dict[str, str] = {}
+    param: str | None = None
+    if isinstance(exc, HTTPException):
+        status, message = exc.status_code, exc.detail
+        kind_type = "invalid_request_error" if status < 500 else "internal_error"
+        code = _HTTP_CODES.get(status)
+        headers.update(exc.headers or {})
+    else:
+        kind = describe(exc)
+        status, kind_type, code = kind.status, kind.type, kind.code
+        message = public_message(exc, rid)
+        if isinstance(exc, OvembedError) and status < 500:
+            param = exc.param
+        if isinstance(exc, Unauthorized):
+            headers["www-authenticate"] = "Bearer"
+    if status >= 500 and not isinstance(exc, ModelNotReady):
+        logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,
+                     exc_info=(type(exc), exc, exc.__traceback__))
+    if api_family(request.url.path) == "openai":
+        body: dict[str, Any] = {
+            "error": {"message": message, "type": kind_type, "param": param, "code": code}
+        }
+    else:
+        body = {"error": message}
+    return JSONResponse(body, status_code=status, headers=headers)

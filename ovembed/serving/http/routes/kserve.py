@@ -1,0 +1,85 @@
+"""KServe v2 REST health, metadata and inference (OVMS's ``/v1/config`` is in :mod:`.config`)."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ovembed.errors import InvalidInput, ModelNotFound, ModelNotReady
+from ovembed.serving.context import timing_values
+from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.routes import deps
+from ovembed.serving.http.routes.openai import CLIENT_CLOSED
+from ovembed.serving.wire import fields, kserve, kserve_infer
+
+
+async def server_metadata(request: Request) -> Response:
+    return JSONResponse(kserve.server_metadata())
+
+
+async def live(request: Request) -> Response:
+    return Response(status_code=200)
+
+
+async def ready(request: Request) -> Response:
+    return Response(status_code=200 if deps.registry(request).ready else 503)
+
+
+async def model_endpoint(request: Request) -> Response:
+    """``/v2/models/<name>[/versions/<v>][/ready]``: names may contain slashes."""
+    registry = deps.registry(request)
+    known = set(registry.names())
+    target = kserve.parse_model_path(request.path_params["model_path"], known.__contains__)
+    status = registry.status(target.name)  # ModelNotFound -> 404
+    deps.note_model(request, target.name)
+    kserve.check_version(target.name, target.version, status)
+    if target.action == "ready":
+        if status.state is not ModelState.AVAILABLE:
+            raise ModelNotReady(f"The model '{target.name}' is {status.state.value.lower()}")
+        return Response(status_code=200)
+    servable = registry.get(target.name)  # ModelNotReady -> 503
+    return JSONResponse(kserve.model_metadata(servable.info, status))
+
+
+async def infer(request: Request) -> Response:
+    """``/v2/models/<name>[/versions/<v>]/infer``: KServe v2 JSON, or JSON plus binary tensors."""
+    registry = deps.registry(request)
+    path = request.path_params["model_path"]
+    target = kserve.parse_model_path(path, set(registry.names()).__contains__)
+    if target.action != "metadata":  # ".../ready/infer" is no model's infer endpoint
+        raise ModelNotFound(path)
+    status = registry.status(target.name)  # ModelNotFound -> 404
+    deps.note_model(request, target.name)
+    kserve.check_version(target.name, target.version, status)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidInput(f"Content-Encoding '{encoding}' is not supported: send the body uncompressed")
+    header, binary = kserve_infer.split_body(await request.body(),
+                                             request.headers.get(kserve_infer.HEADER_LENGTH))
+    req = kserve_infer.parse_rest_request(fields.load_object(header), binary,
+                                          max_inputs=deps.config(request).max_inputs)
+    servable = registry.get(target.name)  # ModelNotReady -> 503
+    result = await deps.unless_disconnected(request, servable.embed(req.texts, truncate=req.truncate))
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
+    content, raw = kserve_infer.rest_response(req, servable.info.name, str(status.version),
+                                              result.embeddings)
+    headers = timing_values(result.timings, deps.elapsed_ns(request) / 1e9)
+    if not req.binary_output:
+        return JSONResponse(content, headers=headers)
+    json_part = orjson.dumps(content)
+    headers[kserve_infer.HEADER_LENGTH] = str(len(json_part))
+    return Response(json_part + raw, media_type=kserve_infer.BINARY_CONTENT_TYPE, headers=headers)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{model_path:path}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{model_path:path}", model_endpoint, methods=["GET"]),
+    ]

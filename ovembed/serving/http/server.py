@@ -1,0 +1,179 @@
+"""``ovembed serve``: check the config, set up logging, build the app, run uvicorn.
+
+``run(cfg)`` returns the process exit code; :mod:`ovembed.cli` only builds the config and
+calls it. Logs go to stderr as text or JSON lines; every line logged while a request is being
+handled carries its id (a ContextVar read by a logging filter, so the engine's lines do too).
+
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests (HTTP and gRPC) finish
+within ``--graceful_timeout`` seconds, unloads the models and exits 0. (Stock uvicorn re-raises
+the signal after its graceful shutdown, so the process would end by it, status 143/130; a
+clean drain is a success here.) A second SIGINT skips the wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.server import HANDLED_SIGNALS
+
+from ovembed.config import ServeConfig
+from ovembed.errors import ConfigError, OvembedError
+from ovembed.exitcodes import ExitCode
+from ovembed.serving.context import REQUEST_ID
+from ovembed.serving.http.app import begin_shutdown, build_registry, create_app
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+logger = logging.getLogger("ovembed.serving")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (the current request's, else None) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"{text} [request_id={rid}]" if rid else text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid:
+            entry["request_id"] = rid
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """One stderr handler on the root logger; uvicorn's loggers propagate to it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    level = level if level in LOG_LEVELS else "INFO"
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv = logging.getLogger(name)
+        uv.handlers.clear()
+        uv.propagate = True
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, plus: the signal that stops it is not re-raised (exit 0 after a clean
+    drain), and the app hears about the shutdown as soon as HTTP stops accepting
+    (:func:`ovembed.serving.http.app.begin_shutdown`), so gRPC drains alongside."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self._app = app
+        self.stop_signal: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, without re-raising the captured signal at the end."""
+        if threading.current_thread() is not threading.main_thread():  # signals: main thread only
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = sig
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        cause = signal.Signals(self.stop_signal).name if self.stop_signal is not None else "shutdown"
+        logger.info("%s: no new connections; finishing in-flight requests (up to %s s)", cause,
+                    self.config.timeout_graceful_shutdown)
+        begin_shutdown(self._app)
+        await super().shutdown(sockets)
+
+
+def check_config(cfg: ServeConfig) -> None:
+    """Raise ``ConfigError`` naming the flag for any invalid combination or value."""
+    if (cfg.config_path is None) == (cfg.model_path is None):
+        raise ConfigError(
+            "give exactly one of --config_path <repository>/config.json (every model in a "
+            "repository) or --model_path <model folder> (one model)"
+        )
+    if cfg.model_name is not None and cfg.model_path is None:
+        raise ConfigError("--model_name needs --model_path (single-model mode)")
+    if cfg.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"--log_level must be one of {', '.join(LOG_LEVELS)}, got {cfg.log_level!r}"
+        )
+    if cfg.log_format not in LOG_FORMATS:
+        raise ConfigError(f"--log_format must be text or json, got {cfg.log_format!r}")
+    if not 0 < cfg.rest_port < 65536:
+        raise ConfigError(f"--rest_port must be between 1 and 65535, got {cfg.rest_port}")
+    if not 0 <= cfg.port < 65536:
+        raise ConfigError(f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {cfg.port}")
+    if cfg.port == cfg.rest_port:
+        raise ConfigError(f"--port (gRPC) and --rest_port must differ, both are {cfg.port}")
+    if cfg.max_inputs < 1 or cfg.max_body_bytes < 1:
+        raise ConfigError("--max_inputs and --max_body_bytes must be positive")
+    if cfg.graceful_timeout < 0 or cfg.file_system_poll_wait_seconds < 0:
+        raise ConfigError("--graceful_timeout and --file_system_poll_wait_seconds cannot be negative")
+
+
+def run(cfg: ServeConfig) -> int:
+    """Serve until SIGINT/SIGTERM; returns the exit code."""
+    configure_logging(cfg.log_level.upper(), cfg.log_format)
+    try:
+        check_config(cfg)
+        registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
+        app = create_app(cfg, registry)
+    except OvembedError as exc:
+        logger.error("ovembed serve: %s", exc)
+        return ExitCode.USAGE
+    server = Server(uvicorn.Config(
+        app,
+        host=cfg.rest_bind_address,
+        port=cfg.rest_port,
+        lifespan="on",
+        log_config=None,  # keep ours
+        access_log=False,  # RequestContextMiddleware logs requests with their id
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(cfg.graceful_timeout),
+    ), app)
+    logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
+                cfg.rest_port, "required" if app.state.auth_enabled else "off")
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
+        return ExitCode.OK if exc.code in (None, 0) else ExitCode.FAILURE
+    return ExitCode.OK if server.started else ExitCode.FAILURE

@@ -1,0 +1,92 @@
+"""KServe v2 REST (health and metadata) and OVMS's ``/v1/config`` model status.
+
+Model names may contain slashes, so ``/v2/models/...`` is matched as one path and split here:
+``<name>``, ``<name>/ready``, ``<name>/versions/<v>`` and ``<name>/versions/<v>/ready``.
+The tensor names and types advertised here are the ones inference accepts (REST and gRPC,
+:mod:`ovembed.serving.wire.kserve_infer`): one BYTES input of texts, one FP32 output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ovembed import __version__
+from ovembed.errors import ModelNotFound
+from ovembed.serving.engine.interface import ModelInfo, ModelState, ModelStatus
+
+# Every embeddings model has the same signature: texts in, one vector per text out.
+INPUT_NAME = "input"
+INPUT_DATATYPE = "BYTES"
+OUTPUT_NAME = "embedding"
+OUTPUT_DATATYPE = "FP32"
+PLATFORM = "OpenVINO"
+# ``GET /v1/config`` key (next to the model names) that reports an unreadable config.json.
+CONFIG_ERROR_KEY = "config_error"
+
+_VERSIONED = re.compile(r"(?P<name>.+)/versions/(?P<version>[^/]+)")
+_READY_SUFFIX = "/ready"
+
+
+@dataclass(frozen=True)
+class ModelPath:
+    name: str
+    version: str | None  # None: the default (only) version
+    action: Literal["metadata", "ready"]
+
+
+def parse_model_path(path: str, is_model: Callable[[str], bool]) -> ModelPath:
+    """Split the part of the URL after ``/v2/models/``.
+
+    A configured model whose name happens to end like a suffix (``x/ready``) wins over the
+    suffix reading, so every configured name stays reachable.
+    """
+    rest: str = path
+    action: Literal["metadata", "ready"] = "metadata"
+    if not is_model(rest) and rest.endswith(_READY_SUFFIX):
+        rest, action = rest[: -len(_READY_SUFFIX)], "ready"
+    match = None if is_model(rest) else _VERSIONED.fullmatch(rest)
+    if match is not None:
+        return ModelPath(match["name"], match["version"], action)
+    return ModelPath(rest, None, action)
+
+
+def check_version(name: str, version: str | None, status: ModelStatus) -> None:
+    """Each model has one version; asking for another one is a 404 (``ModelNotFound``).
+
+    ``None`` and ``""`` (gRPC's unset string) mean the default version.
+    """
+    if version and version != str(status.version):
+        raise ModelNotFound(f"{name}/versions/{version}")
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": "ovembed", "version": __version__, "extensions": []}
+
+
+def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "versions": [str(status.version)],
+        "platform": PLATFORM,
+        "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}],
+    }
+
+
+def _version_status(status: ModelStatus) -> dict[str, Any]:
+    """A serving model may carry an error too: its last reload failed (the old version serves)."""
+    failed = status.state is ModelState.UNAVAILABLE
+    message = (status.error or "UNKNOWN") if failed else (status.error or "OK")
+    return {
+        "version": str(status.version),
+        "state": status.state.value,
+        "status": {"error_code": "UNKNOWN" if failed else "OK", "error_message": message},
+    }
+
+
+def config_status(statuses: Iterable[tuple[str, ModelStatus]]) -> dict[str, Any]:
+    """OVMS's ``GET /v1/config`` body."""
+    return {name: {"model_version_status": [_version_status(st)]} for name, st in statuses}

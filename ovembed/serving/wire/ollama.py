@@ -1,0 +1,112 @@
+"""Ollama's embeddings API: ``/api/embed``, legacy ``/api/embeddings``, ``/api/tags``.
+
+Shapes follow Ollama's server so its clients (and the tools built on them) work unchanged:
+durations are nanoseconds, ``truncate`` defaults to true, ``keep_alive`` and ``options`` are
+accepted and ignored, an empty ``input`` answers with no embeddings (Ollama's "load" call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from ovembed.errors import InvalidInput
+from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.wire import fields
+
+# Ollama's own message when truncation is off and an input does not fit.
+CONTEXT_LENGTH_ERROR = "input length exceeds maximum context length"
+_MODEL_REQUIRED = "model is required"
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    model: str
+    input: tuple[str, ...]
+    truncate: bool = True
+    dimensions: int | None = None
+
+
+@dataclass(frozen=True)
+class LegacyEmbeddingsRequest:
+    model: str
+    prompt: str
+
+
+def parse_embed_request(body: fields.JsonObject) -> EmbedRequest:
+    model = fields.required_str(body, "model", message=_MODEL_REQUIRED)
+    value = body.get("input")
+    if value is None or value == "":
+        texts: tuple[str, ...] = ()
+    elif isinstance(value, str):
+        texts = (value,)
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        texts = tuple(value)
+    else:
+        raise InvalidInput("invalid input type", param="input")
+    truncate = fields.optional_bool(body, "truncate")
+    return EmbedRequest(
+        model=model,
+        input=texts,
+        truncate=True if truncate is None else truncate,
+        # Ollama treats 0 as "not set".
+        dimensions=fields.optional_int(body, "dimensions", minimum=0) or None,
+    )
+
+
+def parse_legacy_request(body: fields.JsonObject) -> LegacyEmbeddingsRequest:
+    model = fields.required_str(body, "model", message=_MODEL_REQUIRED)
+    prompt = body.get("prompt")
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise InvalidInput("'prompt' must be a string", param="prompt")
+    return LegacyEmbeddingsRequest(model=model, prompt=prompt)
+
+
+def embed_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
+                   total_ns: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "embeddings": embeddings,  # [n, dims] float32, serialised by orjson
+        "total_duration": total_ns,
+        "load_duration": 0,  # models are loaded before the server is ready
+        "prompt_eval_count": prompt_tokens,
+    }
+
+
+def empty_embed_response(model: str) -> dict[str, Any]:
+    return {"model": model, "embeddings": []}
+
+
+def legacy_response(embedding: np.ndarray | None) -> dict[str, Any]:
+    return {"embedding": [] if embedding is None else embedding}
+
+
+def model_tag(info: ModelInfo) -> dict[str, Any]:
+    modified = datetime.fromtimestamp(info.created, tz=timezone.utc)
+    digest = hashlib.sha256(f"{info.name}\0{info.created}\0{info.precision}".encode()).hexdigest()
+    return {
+        "name": info.name,
+        "model": info.name,
+        "modified_at": modified.isoformat(),
+        "size": 0,
+        "digest": digest,
+        "details": {
+            "parent_model": "",
+            "format": "openvino",
+            "family": "",
+            "families": None,
+            "parameter_size": "",
+            "quantization_level": info.precision.upper(),
+        },
+    }
+
+
+def tags_response(infos: Iterable[ModelInfo]) -> dict[str, Any]:
+    return {"models": [model_tag(info) for info in infos]}

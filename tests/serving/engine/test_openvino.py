@@ -1,0 +1,149 @@
+"""Loading a model folder: max_length, precision, plugin_config defaults, devices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ovembed.config import ServeConfig
+from ovembed.errors import ConfigError
+from ovembed.graphs import GraphOptions
+from ovembed.serving.engine import devices
+from ovembed.serving.engine.openvino import detect_precision, load_model, plugin_config, resolve_max_length
+
+
+def write(folder: Path, name: str, data: dict[str, object]) -> None:
+    (folder / name).write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_max_length_sources_in_order(tmp_path: Path) -> None:
+    write(tmp_path, "config.json", {"model_type": "bert", "max_position_embeddings": 512})
+    assert resolve_max_length(tmp_path, {}) == 512
+    write(tmp_path, "tokenizer_config.json", {"model_max_length": 384})
+    assert resolve_max_length(tmp_path, {}) == 384
+    write(tmp_path, "tokenizer_config.json", {"model_max_length": 1e30})  # HF's "unset"
+    assert resolve_max_length(tmp_path, {}) == 512
+    write(tmp_path, "sentence_bert_config.json", {"max_seq_length": 256})
+    assert resolve_max_length(tmp_path, {}) == 256
+    assert resolve_max_length(tmp_path, {"max_length": 128}) == 128
+
+
+@pytest.mark.parametrize("model_type", ["roberta", "xlm-roberta", "mpnet", "camembert"])
+def test_max_length_offset_positions(tmp_path: Path, model_type: str) -> None:
+    write(tmp_path, "config.json", {"model_type": model_type, "max_position_embeddings": 514})
+    assert resolve_max_length(tmp_path, {}) == 512
+
+
+def test_max_length_fallback(tmp_path: Path) -> None:
+    assert resolve_max_length(tmp_path, {}) == 512
+
+
+def test_plugin_config_defaults_and_overrides() -> None:
+    cfg = ServeConfig(cache_dir=Path("/tmp/ovcache"))
+    graph = GraphOptions(plugin_config={"NUM_STREAMS": 2, "ENABLE_CPU_PINNING": True})
+    out = plugin_config(graph, cfg, "CPU", "fp32")
+    assert out == {"NUM_STREAMS": "2", "ENABLE_CPU_PINNING": "YES",
+                   "INFERENCE_PRECISION_HINT": "f32", "CACHE_DIR": "/tmp/ovcache",
+                   "CACHE_MODE": "OPTIMIZE_SIZE"}
+    out = plugin_config(GraphOptions(), ServeConfig(), "CPU", "int8")
+    assert out == {"PERFORMANCE_HINT": "LATENCY"}
+    graph = GraphOptions(plugin_config={"INFERENCE_PRECISION_HINT": "bf16",
+                                        "PERFORMANCE_HINT": "THROUGHPUT"})
+    assert plugin_config(graph, ServeConfig(), "CPU", "fp32") == {
+        "INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "THROUGHPUT"}
+    assert plugin_config(GraphOptions(), ServeConfig(), "GPU", "fp32") == {}
+
+
+def test_devices_on_this_machine() -> None:
+    import openvino as ov
+
+    core = ov.Core()
+    assert "CPU" in devices.available_devices(core)
+    info = devices.device_info(core, "CPU")
+    assert info.full_name and "FP32" in info.capabilities
+    advice = devices.suggest(info)
+    assert advice.weight_format == "int8" and advice.reason
+    devices.check_device(core, "CPU")
+    devices.check_device(core, "AUTO")
+    devices.check_device(core, "HETERO:CPU")
+    available = ", ".join(core.available_devices)
+    if "GPU" not in available:
+        with pytest.raises(ConfigError) as err:
+            devices.check_device(core, "GPU")
+        assert str(err.value) == (
+            f"device GPU is not available on this machine (available: {available})")
+        with pytest.raises(ConfigError, match="device GPU is not available"):
+            devices.check_device(core, "AUTO:GPU,CPU")
+
+
+def test_suggestions_depend_on_int8_hardware() -> None:
+    plain = devices.DeviceInfo("CPU", "old cpu", ("FP32", "INT8"), frozenset({"avx2"}))
+    vnni = devices.DeviceInfo("CPU", "new cpu", ("FP32", "INT8"), frozenset({"avx512_vnni"}))
+    assert not plain.int8_accelerated and vnni.int8_accelerated
+    assert "weight-only" in devices.suggest(plain).reason
+    assert "2-4x faster" in devices.suggest(vnni).reason
+    gpu = devices.DeviceInfo("GPU.0", "gpu", ("FP16", "INT8"))
+    assert devices.suggest(gpu).weight_format == "fp16"
+
+
+@pytest.fixture(scope="module")
+def minilm_dir(minilm_repo: Path) -> Path:
+    return minilm_repo.parent / "minilm"
+
+
+def test_precision_from_record_or_weights(minilm_dir: Path) -> None:
+    import openvino as ov
+
+    model = ov.Core().read_model(minilm_dir / "openvino_model.xml")
+    assert detect_precision({"weight_format": "int8"}, model) == "int8"
+    assert detect_precision({}, model) == "fp32"
+
+
+def test_load_minilm(minilm_dir: Path) -> None:
+    import openvino as ov
+
+    loaded = load_model(ov.Core(), "minilm", minilm_dir, ServeConfig())
+    info = loaded.info
+    assert (info.name, info.dimensions, info.max_length) == ("minilm", 384, 256)
+    assert (info.device, info.precision, info.pooling.value, info.normalize) == (
+        "CPU", "fp32", "MEAN", True)
+    assert loaded.engine.slots >= 1
+    assert loaded.plugin_config["INFERENCE_PRECISION_HINT"] == "f32"
+    loaded.engine.close()
+
+
+def test_gpu_request_fails_naming_available_devices(minilm_dir: Path) -> None:
+    import openvino as ov
+
+    core = ov.Core()
+    if any(d.startswith("GPU") for d in core.available_devices):
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError) as err:
+        load_model(core, "minilm", minilm_dir, ServeConfig(target_device="GPU"))
+    assert "device GPU is not available on this machine (available: CPU" in str(err.value)
+
+
+def test_ovms_style_folder_without_record(minilm_dir: Path, tmp_path: Path) -> None:
+    import openvino as ov
+
+    folder = tmp_path / "ovms"
+    shutil.copytree(minilm_dir, folder)
+    (folder / "ovembed_model.json").unlink(missing_ok=True)
+    write(folder, "sentence_bert_config.json", {"max_seq_length": 200})
+    loaded = load_model(ov.Core(), "ovms", folder, ServeConfig())
+    assert loaded.info.max_length == 200 and loaded.info.precision == "fp32"
+    loaded.engine.close()
+
+
+def test_missing_files_are_config_errors(tmp_path: Path, minilm_dir: Path) -> None:
+    import openvino as ov
+
+    core = ov.Core()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_model(core, "x", tmp_path / "nope", ServeConfig())
+    shutil.copy(minilm_dir / "graph.pbtxt", tmp_path / "graph.pbtxt")
+    with pytest.raises(ConfigError, match=r"openvino_model\.xml not found"):
+        load_model(core, "x", tmp_path, ServeConfig())

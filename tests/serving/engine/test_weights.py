@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import mmap
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ovembed.serving.engine.weights import pooled_ir, release_file_pages
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc/self/maps")
+def test_release_file_pages_keeps_contents(tmp_path: Path) -> None:
+    path = tmp_path / "weights.bin"
+    data = np.arange(1 << 18, dtype=np.float32)  # 1 MB
+    data.tofile(path)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        view = np.frombuffer(mapped, dtype=np.float32)
+        assert float(view.sum()) == float(data.sum())  # every page resident
+        assert release_file_pages(path) >= data.nbytes
+        assert release_file_pages(tmp_path / "other.bin") == 0
+        np.testing.assert_array_equal(view, data)  # faulted back in, unchanged
+        del view
+
+
+def test_pooled_ir_is_saved_once(tmp_path: Path) -> None:
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    source = tmp_path / "model" / "openvino_model.xml"
+    x = ops.parameter([-1, 4], np.float32, name="x")
+    weights = ops.constant(np.ones((4, 3), dtype=np.float32))
+    model = ov.Model([ops.result(ops.matmul(x, weights, False, False))], [x], "m")
+    ov.save_model(model, source)
+    options = {"pooling": "MEAN", "normalize": True}
+    first = pooled_ir(model, source, tmp_path / "cache", options)
+    assert first.is_file() and first.with_suffix(".bin").is_file()
+    mtime = first.stat().st_mtime_ns
+    assert pooled_ir(model, source, tmp_path / "cache", options) == first
+    assert first.stat().st_mtime_ns == mtime
+    other = pooled_ir(model, source, tmp_path / "cache", {**options, "normalize": False})
+    assert other != first
+    compiled = ov.Core().compile_model(str(first), "CPU")
+    out = compiled(np.ones((2, 4), dtype=np.float32))[0]
+    np.testing.assert_allclose(out, np.full((2, 3), 4.0))
