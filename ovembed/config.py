@@ -23,6 +23,23 @@ class WeightFormat(str, enum.Enum):
         return self.value
 
 
+class Task(str, enum.Enum):
+    """What a model does; OVMS's export subcommand names (``embeddings_ov``, ``rerank_ov``) work too."""
+
+    EMBEDDINGS = "embeddings"
+    RERANK = "rerank"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> Task | None:
+        if isinstance(value, str):
+            name = value.lower().removesuffix("_ov")
+            return next((m for m in cls if m.value == name), None)
+        return None
+
+
 class Pooling(str, enum.Enum):
     CLS = "CLS"
     MEAN = "MEAN"
@@ -47,8 +64,10 @@ def option(default: Any, help: str, *, required: bool = False, metavar: str | No
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov."""
+    """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
+    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
+                        "a cross-encoder with one logit)")
     source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
     model_name: str | None = option(
         None, "Name the model is served under (default: source_model); '/' makes nested folders")
@@ -68,6 +87,12 @@ class ExportConfig:
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    max_doc_length: int = option(16000, "rerank: documents are cut to this many tokens before chunking (OVMS flag)")
+    max_allowed_chunks: int = option(
+        10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
+    max_score_diff: float | None = option(
+        None, "rerank verification: largest allowed score difference to the reference "
+        "(default per weight format: fp32 1e-4, fp16 2e-3, int8 0.03, int4 0.06)")
 
     @property
     def served_name(self) -> str:
@@ -84,7 +109,9 @@ class CompareConfig:
 
     model_path: Path = option(Path(), "Exported model folder (with graph.pbtxt)", required=True)
     source_model: str | None = option(None, "Reference model (default: the source recorded at export)")
-    input: list[str] = option([], "Text to embed (repeatable); default: built-in sentences", flags=("--input",))
+    input: list[str] = option([], "Text to embed, or document to rerank (repeatable); default: built-in texts",
+                              flags=("--input",))
+    query: str | None = option(None, "rerank folders: the query the --input documents are scored against")
     trust_remote_code: bool = option(False, "Allow running code shipped with the reference model")
 
 
