@@ -92,7 +92,7 @@ class ExportConfig:
         10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
-        "(default per weight format: fp32 1e-4, fp16 2e-3, int8 0.03, int4 0.06)")
+        "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
 
     @property
     def served_name(self) -> str:

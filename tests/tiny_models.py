@@ -214,6 +214,21 @@ def build_xlmr_reranker(out: Path) -> Path:
     return out
 
 
+def build_cross_encoder_from(encoder: Path, out: Path) -> Path:
+    """A cross-encoder from a real BERT-family encoder (e.g. the packaged MiniLM) with a random
+    one-logit head: scores are meaningless, shapes and speed are real."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(6)
+    hf_tok = AutoTokenizer.from_pretrained(str(encoder))
+    model = AutoModelForSequenceClassification.from_pretrained(str(encoder), num_labels=1)
+    _spread_scores(model, model.classifier, hf_tok)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-mean": lambda p: build_bert(p, "mean"),
     "bert-cls": lambda p: build_bert(p, "cls"),

@@ -33,18 +33,20 @@ DOCUMENTS: tuple[str, ...] = (
     " ".join(["Paris has many museums, bridges and cafés along the Seine."] * 30),  # longer than the model
 )
 
+# On the sigmoid score (0..1). Measured on 36 built-in pairs: fp16 0.0017-0.0028, int8 0.037-0.046
+# (MiniLM cross-encoder and tiny random ones), int4 0.14 on MiniLM (tiny 32-wide models: 0.57, refused).
 DEFAULT_MAX_SCORE_DIFF = {
     WeightFormat.FP32: 1e-4,
-    WeightFormat.FP16: 2e-3,
-    WeightFormat.INT8: 0.03,
-    WeightFormat.INT4: 0.06,
+    WeightFormat.FP16: 5e-3,
+    WeightFormat.INT8: 0.06,
+    WeightFormat.INT4: 0.2,
 }
 # Share of a query's document pairs both sides order the same way (ties under 1e-6 ignored).
 DEFAULT_MIN_RANK_AGREEMENT = {
     WeightFormat.FP32: 1.0,
     WeightFormat.FP16: 0.99,
-    WeightFormat.INT8: 0.9,
-    WeightFormat.INT4: 0.8,
+    WeightFormat.INT8: 0.95,
+    WeightFormat.INT4: 0.9,
 }
 _TIE = 1e-6
 
