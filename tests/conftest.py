@@ -33,3 +33,37 @@ def minilm_repo(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -
                        model_repository_path=repo, weight_format=WeightFormat.FP32)
     export_model(cfg)
     return repo / "config.json"
+
+
+@pytest.fixture(scope="session")
+def rerank_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random cross-encoders (BERT with token types, XLM-R without), built once."""
+    pytest.importorskip("torch")
+    from tests.tiny_models import BUILDERS
+
+    root = tmp_path_factory.mktemp("rerank-src")
+    return {family: BUILDERS[family](root / family) for family in ("bert-rerank", "xlmr-rerank")}
+
+
+@pytest.fixture(scope="session")
+def rerank_repo(tmp_path_factory: pytest.TempPathFactory, rerank_sources: dict[str, Path]) -> Path:
+    """One repository with two rerank models and one embeddings model; returns its config.json.
+
+    - ``rerank/bert``: the BERT cross-encoder at fp32 (window 64 tokens)
+    - ``rerank/xlmr``: the XLM-R cross-encoder at int8, ``max_allowed_chunks`` 8
+    - ``embed/bert``: a tiny BERT embeddings model at fp32
+    """
+    from ovembed.config import ExportConfig, Task, WeightFormat
+    from ovembed.export.pipeline import export_model
+    from tests.tiny_models import BUILDERS
+
+    repo = tmp_path_factory.mktemp("rerank-repo")
+    export_model(ExportConfig(source_model=str(rerank_sources["bert-rerank"]), model_name="rerank/bert",
+                              model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.FP32))
+    export_model(ExportConfig(source_model=str(rerank_sources["xlmr-rerank"]), model_name="rerank/xlmr",
+                              model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.INT8,
+                              max_allowed_chunks=8))
+    embed_src = BUILDERS["bert-mean"](tmp_path_factory.mktemp("embed-src") / "bert")
+    export_model(ExportConfig(source_model=str(embed_src), model_name="embed/bert", model_repository_path=repo,
+                              weight_format=WeightFormat.FP32))
+    return repo / "config.json"

@@ -173,14 +173,19 @@ def _spread_scores(model, last, hf_tok) -> None:  # type: ignore[no-untyped-def]
         last.bias.sub_(float(logits.mean())).mul_(scale)
 
 
+def bert_pair_tokenizer():  # type: ignore[no-untyped-def]
+    """A trained WordPiece ``tokenizers.Tokenizer`` with BERT's pair template (no torch needed)."""
+    tok = _train("wordpiece", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    _pair_template(tok, "[CLS] $A:0 [SEP]", "[CLS] $A:0 [SEP] $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
+    return tok
+
+
 def build_bert_reranker(out: Path) -> Path:
     """A cross-encoder like ms-marco-MiniLM: BERT pair template with token types, one logit."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = _train("wordpiece", specials)
-    _pair_template(tok, "[CLS] $A:0 [SEP]", "[CLS] $A:0 [SEP] $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
+    tok = bert_pair_tokenizer()
     hf_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
     torch.manual_seed(4)

@@ -144,8 +144,8 @@ class Servable(Protocol):
 def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
     """The error for asking a model for another task than its own."""
     endpoint = "/v3/rerank" if info.task == "rerank" else "/v3/embeddings"
-    return InvalidInput(f"The model '{info.name}' is a {info.task} model, not {_article(wanted)} {wanted} "
-                        f"model (use {endpoint})", param="model")
+    return InvalidInput(f"The model '{info.name}' is {_article(info.task)} {info.task} model, "
+                        f"not {_article(wanted)} {wanted} model (use {endpoint})", param="model")
 
 
 def _article(word: str) -> str:
