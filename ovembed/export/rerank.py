@@ -85,8 +85,6 @@ def build_rerank(cfg: ExportConfig, source: SourceModel, params: QuantizationPar
         compare_scores,
     )
 
-    if cfg.max_doc_length < 1 or cfg.max_allowed_chunks < 1:
-        raise ExportError("--max_doc_length and --max_allowed_chunks must be positive")
     t0 = time.perf_counter()
     log(f"converting {source.path} with optimum-intel (task text-classification)")
     xml = convert_to_ir(source, work, trust_remote_code=cfg.trust_remote_code, task="text-classification")

@@ -21,8 +21,8 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
-from ovembed.serving.engine.interface import ModelState, ModelStatus, not_ready
+from ovembed.serving.engine.batcher import Batcher, BatchPolicy
+from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
 from ovembed.serving.engine.rerank_model import load_rerank_model
 from ovembed.serving.engine.reranker import RerankServable
@@ -128,6 +128,10 @@ class ModelRegistry:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm
+
+    @property
+    def reloadable(self) -> bool:
+        return True
 
     def entries(self) -> list[ModelEntry]:
         return [s.entry for s in self._slots.values()]
