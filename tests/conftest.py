@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Tests that need one of these build or load a real model (export, compile, live server): they are
 # marked ``slow``, so ``pytest -m "not slow"`` is the quick unit suite.
-_SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source"})
+_SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source", "rerank_sources", "rerank_repo"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -79,6 +79,7 @@ def test_failed_verification_writes_nothing(rerank_sources: dict[str, Path], tmp
     assert not (tmp_path / "org").exists() and not (tmp_path / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_embeddings_model_is_refused_before_any_work(tmp_path: Path) -> None:
     from tests.tiny_models import build_bert
 

@@ -119,7 +119,10 @@ def test_long_document_scores_its_best_chunk(client: TestClient, rerank_repo: Pa
                   "semantic search clustering retrieval and deduplication", "le chat dort sur le canapé"]
     alone = torch_scores([tok(QUERY, c)["input_ids"] for c in candidates])
     relevant, filler = candidates[int(np.argmax(alone))], candidates[int(np.argmin(alone))]
-    document = " ".join([filler] * 12 + [relevant])
+    fillers = [filler]
+    while len(tok(" ".join(fillers), add_special_tokens=False)["input_ids"]) < 120:  # past two windows
+        fillers.append(filler)
+    document = " ".join([*fillers, relevant])
     chunker = PairChunker((rerank_repo.parent / "rerank" / "bert" / "tokenizer.json").read_text(), max_length=64)
     chunks = chunker.chunk(QUERY, [document])
     assert chunks.chunk_counts[0] >= 3
