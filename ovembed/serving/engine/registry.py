@@ -225,7 +225,7 @@ class ModelRegistry:
                           observer=self._observers(name) if self._observers is not None else None)
         slot.loaded = loaded
         slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
-        slot.status = ModelStatus(ModelState.AVAILABLE, None, version)
+        slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
         return load_model(self.core, entry.name, entry.base_path, self.cfg)
