@@ -160,8 +160,8 @@ GRAPH = RENDERED
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    (GRAPH.replace("pooling: MEAN", "pooling: MAX"), 'line 16: Enum type "mediapipe.EmbeddingsCalculatorOVOptions.Pooling"'
-                                                     ' has no value named MAX'),
+    (GRAPH.replace("pooling: MEAN", "pooling: MAX"),
+     'line 16: Enum type "mediapipe.EmbeddingsCalculatorOVOptions.Pooling" has no value named MAX'),
     (GRAPH.replace("pooling: MEAN", "pooling: LAST_TOKEN"), "has no value named LAST_TOKEN"),
     (GRAPH.replace("pooling: MEAN", "max_tokens: 3"),
      'line 16: Message type "mediapipe.EmbeddingsCalculatorOVOptions" has no field named "max_tokens"'),

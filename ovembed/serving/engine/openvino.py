@@ -176,7 +176,6 @@ class LoadedModel:
     info: ModelInfo
     engine: OpenVINOEngine
     tokenizer: ServingTokenizer
-    plugin_config: dict[str, str]
     warning: str | None = None  # served, but something the operator should know (shown in /v1/config)
 
 
@@ -261,7 +260,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
-    return LoadedModel(info, engine, tokenizer, config, choice.warning)
+    return LoadedModel(info, engine, tokenizer, choice.warning)
 
 
 def _property(compiled: ov.CompiledModel, key: str) -> str | None:
