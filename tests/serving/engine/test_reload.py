@@ -282,7 +282,7 @@ def test_live_reload(repo: Path, tmp_path: Path) -> None:
     """The issue's list against a real server: add -> ready within seconds; remove -> 404;
     broken config.json -> the models keep answering; pooling change -> new vectors, no failures."""
     with live_server(repo, tmp_path / "server.log", "--file_system_poll_wait_seconds", "0.5") as server, \
-            httpx.Client(base_url=server.base, timeout=60) as client:
+            httpx.Client(base_url=server.base_url, timeout=60) as client:
 
         def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
             start = time.monotonic()
@@ -319,7 +319,7 @@ def test_live_reload(repo: Path, tmp_path: Path) -> None:
         stop = threading.Event()
 
         def traffic() -> None:
-            with httpx.Client(base_url=server.base, timeout=60) as own:
+            with httpx.Client(base_url=server.base_url, timeout=60) as own:
                 while not stop.is_set():
                     statuses.append(own.post("/v3/embeddings", json={"model": "minilm", "input": LONG}).status_code)
 
