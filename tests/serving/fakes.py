@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
+from ovembed.repository import ModelEntry
 from ovembed.serving.engine.interface import (
+    BatchObserver,
     EmbedResult,
     Inputs,
     ModelInfo,
@@ -134,6 +136,7 @@ class FakeRegistry:
             self.states[name] = ModelStatus(ModelState.UNAVAILABLE, error=error)
         self.started = False
         self.stopped = False
+        self.observers: Callable[[str], BatchObserver] | None = None
 
     def set_state(self, name: str, state: ModelState, error: str | None = None) -> None:
         self.states[name] = ModelStatus(state, error=error)
@@ -163,8 +166,24 @@ class FakeRegistry:
     async def start(self) -> None:
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
         self.stopped = True
+
+    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
+        self.observers = factory  # the fake has no batcher: nothing reports
+
+    @property
+    def reloadable(self) -> bool:
+        return False  # models are set by the test; live reload is not offered
+
+    def entries(self) -> list[ModelEntry]:
+        return []
+
+    async def add(self, entry: ModelEntry) -> None:
+        raise NotImplementedError("the fake registry does not reload")
+
+    async def remove(self, name: str) -> None:
+        raise NotImplementedError("the fake registry does not reload")
 
 
 def make_app(registry: FakeRegistry, *, environ: dict[str, str] | None = None,

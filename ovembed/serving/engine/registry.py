@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
-from ovembed.serving.engine.interface import ModelState, ModelStatus, not_ready
+from ovembed.serving.engine.batcher import Batcher, BatchPolicy
+from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
 from ovembed.serving.engine.servable import EmbeddingServable
 
@@ -125,6 +125,10 @@ class ModelRegistry:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm
+
+    @property
+    def reloadable(self) -> bool:
+        return True
 
     def entries(self) -> list[ModelEntry]:
         return [s.entry for s in self._slots.values()]
