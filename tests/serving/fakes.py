@@ -96,8 +96,10 @@ class FakeServable:
         cut = self.info.truncate if truncate is None else truncate
         seen = []
         for item in inputs:
-            if not isinstance(item, str) and any(i >= VOCAB for i in item):
-                raise InvalidInput(f"token id out of the vocabulary (size {VOCAB})", param="input")
+            bad = [i for i in item if not 0 <= i < VOCAB] if not isinstance(item, str) else []
+            if bad:  # the real tokenizer's words
+                raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
+                                   f"(0..{VOCAB - 1})", param="input")
             seen.append(seen_ids(item, self.info.max_length, cut))
         self.started.set()
         if self.block is not None:

@@ -226,7 +226,7 @@ class ModelRegistry:
                                            max_doc_length=loaded.rerank.max_doc_length)
         else:
             slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
-        slot.status = ModelStatus(ModelState.AVAILABLE, None, version)
+        slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
         """The graph's calculator decides the task: RerankCalculatorOV or EmbeddingsCalculatorOV."""

@@ -122,4 +122,4 @@ def load_rerank_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
              graph.max_allowed_chunks, head.describe(), time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer,
-                       RerankSetup(chunker, graph.max_allowed_chunks, max_doc_length))
+                       rerank=RerankSetup(chunker, graph.max_allowed_chunks, max_doc_length))
