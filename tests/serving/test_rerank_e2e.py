@@ -87,3 +87,28 @@ def test_tei_shape_over_http(server: LiveServer, reference: np.ndarray) -> None:
     embed = httpx.post(f"{server.base_url}/v3/embeddings", headers=auth, timeout=60,
                        json={"model": "embed/bert", "input": ["hello", "world"]})
     assert embed.status_code == 200 and len(embed.json()["data"]) == 2
+
+
+def test_benchmark_task_rerank(server: LiveServer) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "ovembed", "benchmark", "--task", "rerank", "--model", "rerank/bert",
+         "--api_url", f"{server.base_url}/v3/rerank", "--batch_size", "10", "--limit", "40", "--json",
+         "--api_key", KEY, "--synthetic_length", "20"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["config"]["task"] == "rerank" and report["config"]["api_url"].endswith("/v3/rerank")
+    assert report["requests_ok"] == report["requests"] == 4 and report["documents_ok"] == 40
+    assert report["dimensions"] == 1 and report["api"] == "rerank"
+    assert report["tokens"] > 40 * 20  # query + document per pair, reported by the server
+    tei = subprocess.run(
+        [sys.executable, "-m", "ovembed", "benchmark", "--task", "rerank", "--model", "rerank/bert",
+         "--api_url", f"{server.base_url}/rerank", "--batch_size", "5", "--limit", "10", "--json",
+         "--api_key", KEY], capture_output=True, text=True, timeout=300, check=False)
+    assert tei.returncode == 0, tei.stderr
+    tei_report = json.loads(tei.stdout)
+    assert tei_report["requests_ok"] == 2 and tei_report["api"] == "tei-rerank"
