@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ovembed.config import ServeConfig
+from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import ConfigError
-from ovembed.graphs import GraphOptions, read_graph
+from ovembed.graphs import GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import read_record
+from ovembed.serving.engine.chunking import PairChunker
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.pooling import resolve_pooling
 from ovembed.serving.engine.tokenizer import ServingTokenizer
 from ovembed.serving.engine.weights import pooled_ir, release_file_pages
 
@@ -70,7 +72,7 @@ def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
     return "fp32"
 
 
-def plugin_config(graph: GraphOptions, cfg: ServeConfig, device: str,
+def plugin_config(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
                   precision: str) -> dict[str, str]:
     """graph.pbtxt's plugin_config, as strings, plus defaults:
 
@@ -170,15 +172,25 @@ class OpenVINOEngine:
         self._queue.wait_all()
 
 
+@dataclass(frozen=True)
+class RerankSetup:
+    """What a rerank servable needs besides the engine and tokenizer."""
+
+    chunker: PairChunker
+    max_allowed_chunks: int
+    max_doc_length: int
+
+
 @dataclass
 class LoadedModel:
     info: ModelInfo
     engine: OpenVINOEngine
     tokenizer: ServingTokenizer
-    plugin_config: dict[str, str]
+    warning: str | None = None  # served, but something the operator should know (shown in /v1/config)
+    rerank: RerankSetup | None = None  # set for rerank models
 
 
-def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
+def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions, pooling: Pooling) -> ov.Model:
     from ovembed.heads.embeddings import add_pooling
 
     model = core.read_model(xml)
@@ -192,7 +204,7 @@ def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
             norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
             model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
         return model
-    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
+    return add_pooling(model, pooling, graph.normalize_embeddings)
 
 
 def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> LoadedModel:
@@ -207,10 +219,16 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     if not xml.is_file():
         raise ConfigError(f"{xml} not found")
     record = read_record(base_path) or read_record(model_dir)
+    choice = resolve_pooling(graph.pooling, model_dir, record)
+    if choice.warning is not None:
+        log.warning("model %s: %s", name, choice.warning)
+    else:
+        log.info("model %s: pooling %s (from %s)", name, choice.pooling.value, choice.origin)
+    graph = replace(graph, pooling=choice.pooling)
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
-    model = _pooled_model(core, xml, graph)  # weights mmapped, not read yet
+    model = _pooled_model(core, xml, graph, choice.pooling)  # weights mmapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
     if cfg.cache_dir is None:
@@ -240,10 +258,10 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
-    exec_precision = _property(compiled, "INFERENCE_PRECISION_HINT")
-    streams = _property(compiled, "NUM_STREAMS")
+    exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")
+    streams = property_text(compiled, "NUM_STREAMS")
     info = ModelInfo(
-        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=graph.pooling,
+        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=int(xml.stat().st_mtime),
     )
@@ -253,10 +271,10 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
-    return LoadedModel(info, engine, tokenizer, config)
+    return LoadedModel(info, engine, tokenizer, choice.warning)
 
 
-def _property(compiled: ov.CompiledModel, key: str) -> str | None:
+def property_text(compiled: ov.CompiledModel, key: str) -> str | None:
     try:
         value = compiled.get_property(key)
     except RuntimeError:
