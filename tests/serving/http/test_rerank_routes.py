@@ -301,3 +301,29 @@ def test_reload_adds_and_removes_a_rerank_model(rerank_repo: Path, tmp_path: Pat
         assert c.post("/v3/rerank", json=body).status_code == 404
         assert c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json() == {
             "error": "No rerank model is being served", "error_type": "validation"}
+
+
+def test_serves_an_ovms_written_rerank_folder(rerank_repo: Path, tmp_path: Path, cross_encoders) -> None:  # type: ignore[no-untyped-def]
+    """No ovembed_model.json, OVMS's export_model.py graph: the head comes from the model's own files."""
+    import shutil
+
+    folder = tmp_path / "ovms-bert"
+    shutil.copytree(rerank_repo.parent / "rerank" / "bert", folder)
+    (folder / "ovembed_model.json").unlink()
+    (folder / "graph.pbtxt").write_text(
+        "# OVMS_GRAPH_QUEUE_MAX_SIZE: AUTO\n"
+        'input_stream: "REQUEST_PAYLOAD:input"\noutput_stream: "RESPONSE_PAYLOAD:output"\n'
+        'node {\n  name: "RerankExecutor"\n  input_side_packet: "RERANK_NODE_RESOURCES:rerank_servable"\n'
+        '  calculator: "RerankCalculatorOV"\n  input_stream: "REQUEST_PAYLOAD:input"\n'
+        '  output_stream: "RESPONSE_PAYLOAD:output"\n  node_options: {\n'
+        '    [type.googleapis.com / mediapipe.RerankCalculatorOVOptions]: {\n'
+        '      models_path: "./",\n      plugin_config: \'{"NUM_STREAMS": "1" }\',\n      target_device: "CPU"\n'
+        "    }\n  }\n}\n")
+    cfg = ServeConfig(model_path=folder, model_name="ovms", file_system_poll_wait_seconds=0)
+    with TestClient(create_app(cfg)) as c:
+        deadline = time.monotonic() + 300
+        while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        body = c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()
+    ref = _reference(cross_encoders, "rerank/bert", DOCS)
+    assert max(abs(r["score"] - ref[r["index"]]) for r in body) < 1e-4
