@@ -122,7 +122,11 @@ def _require(ok: bool, message: str) -> None:
 class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov."""
 
-    source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
+    source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
+                               required=True)
+    revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
+    hf_token: str | None = option(None, "Hub token for gated/private models (default: HF_TOKEN or the token file)")
+    quiet: bool = option(False, "No download progress bars (also off when stderr is not a terminal)")
     model_name: str | None = option(
         None, "Name the model is served under (default: source_model); '/' makes nested folders")
     model_repository_path: Path = option(Path("models"), "Model repository folder (created if missing)")
