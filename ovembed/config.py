@@ -203,6 +203,13 @@ class ServeConfig(_Checked):
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
+    # Pull mode (OVMS --pull --source_model, TEI --model-id): export into the repository if missing, then serve.
+    source_model: str | None = option(
+        None, "Hub id or folder to export (if not in the repository yet) and serve; ready once exported and warm")
+    model_repository_path: Path = option(Path("models"), "With --source_model: the repository to export into")
+    weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
+    pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
+    revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")

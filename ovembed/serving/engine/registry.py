@@ -65,6 +65,7 @@ class ModelRegistry:
         self._started = False
         self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
+        self._held: set[str] = set()  # models still being prepared (pull mode): not ready until released
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """Give each model's batcher ``factory(model name)`` as its observer (metrics); call
@@ -121,10 +122,19 @@ class ModelRegistry:
         """Once the models configured at start have loaded (or failed), the server stays ready:
         a model added later by a reload is LOADING on its own (its /v2/models/<name>/ready) and
         does not take the whole server out of a load balancer while the others serve."""
+        if self._held:
+            return False
         if not self._warm:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm
+
+    def hold(self, name: str) -> None:
+        """Keep the server not ready until :meth:`release` (a model is being exported for it)."""
+        self._held.add(name)
+
+    def release(self, name: str) -> None:
+        self._held.discard(name)
 
     @property
     def reloadable(self) -> bool:
