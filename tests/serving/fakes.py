@@ -22,15 +22,19 @@ from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.repository import ModelEntry
 from ovembed.serving.engine.interface import (
+    DEFAULT_RERANK,
     BatchObserver,
     EmbedResult,
     Inputs,
     ModelInfo,
     ModelState,
     ModelStatus,
+    RerankOptions,
+    RerankResult,
     Servable,
     Timings,
     not_ready,
+    wrong_task,
 )
 from ovembed.serving.http.app import create_app
 
@@ -106,6 +110,10 @@ class FakeServable:
                 raise
         vectors = [expected_vector(ids, self.info.dimensions, self.info.normalize) for ids in seen]
         return EmbedResult(np.stack(vectors), [len(ids) for ids in seen], TIMINGS)
+
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        raise wrong_task(self.info, "rerank")  # fake models are embeddings models
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

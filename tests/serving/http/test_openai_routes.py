@@ -357,7 +357,7 @@ def test_models_list_has_available_models(client: TestClient, prefix: str) -> No
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
     assert body["data"] == [
-        {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed"}
+        {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed", "task": "embeddings"}
         for name in ("fake", "org/raw", "cutter")
     ]
 
@@ -368,7 +368,7 @@ def test_model_by_id_with_slash(client: TestClient, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 200
     assert resp.json() == {"id": "org/raw", "object": "model", "created": CREATED,
-                           "owned_by": "ovembed"}
+                           "owned_by": "ovembed", "task": "embeddings"}
 
 
 def test_model_by_id_errors(client: TestClient) -> None:
