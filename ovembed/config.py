@@ -270,12 +270,18 @@ class ServeConfig(_Checked):
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")
 
 
+_EMBEDDINGS_URL = "http://127.0.0.1:8000/v3/embeddings"
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig(_Checked):
-    """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings servers."""
+    """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings and rerank servers."""
 
-    api_url: str = option("http://127.0.0.1:8000/v3/embeddings",
-                          "Embeddings endpoint (OpenAI /v3/embeddings, /v1/embeddings or Ollama /api/embed)")
+    api_url: str = option(_EMBEDDINGS_URL,
+                          "Endpoint: OpenAI /v3/embeddings or /v1/embeddings, Ollama /api/embed, rerank /v3/rerank "
+                          "(Cohere/OVMS) or /rerank (TEI); with --task rerank the default becomes .../v3/rerank")
+    task: Task = option(Task.EMBEDDINGS, "embeddings, or rerank: each request is one query and --batch_size "
+                        "documents (pairs/s = docs/s)")
     model: str = option("", "Model name sent in requests", required=True)
     dataset: str = option("synthetic", "'synthetic' or a file of texts (one per line, or a JSON list)")
     synthetic_length: int = option(40, "Approximate words per synthetic document")
@@ -298,3 +304,9 @@ class BenchmarkConfig(_Checked):
         _require(self.timeout > 0, f"--timeout must be positive, got {self.timeout}")
         _require(self.warmup >= 0, f"--warmup cannot be negative, got {self.warmup}")
         _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")
+        if self.task is Task.RERANK and self.api_url == _EMBEDDINGS_URL:
+            object.__setattr__(self, "api_url", _EMBEDDINGS_URL.replace("/v3/embeddings", "/v3/rerank"))
+        rerank_url = self.api_url.rstrip("/").endswith("/rerank")
+        _require(rerank_url == (self.task is Task.RERANK),
+                 f"--task {self.task.value} does not match --api_url {self.api_url} "
+                 "(rerank endpoints end in /rerank)")
