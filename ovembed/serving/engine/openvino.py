@@ -8,7 +8,9 @@ sized from ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``). It blocks: call it in a worker
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from ovembed.repository import read_record
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
 from ovembed.serving.engine.tokenizer import ServingTokenizer
-from ovembed.serving.engine.weights import pooled_ir, release_file_pages
+from ovembed.serving.engine.weights import PrivateWeights, pooled_ir, private_weights, release_file_pages
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ovembed.serving")
 
 MODEL_FILENAME = "openvino_model.xml"
+_CHECK_FAILED = re.compile(r"Check '.*' failed at \S+:\d+:?")
 _ROLES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
@@ -178,10 +181,10 @@ class LoadedModel:
     plugin_config: dict[str, str]
 
 
-def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
+def _pooled_model(core: ov.Core, xml: Path, weights: Path, graph: GraphOptions) -> ov.Model:
     from ovembed.heads.embeddings import add_pooling
 
-    model = core.read_model(xml)
+    model = core.read_model(xml, weights)
     outputs = model.outputs
     if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
         if graph.normalize_embeddings:  # already pooled: only normalise
@@ -210,33 +213,22 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
-    model = _pooled_model(core, xml, graph)  # weights mmapped, not read yet
-    precision = detect_precision(record, model)
-    config = plugin_config(graph, cfg, device, precision)
-    if cfg.cache_dir is None:
-        compiled = core.compile_model(model, device, config)
-        mapped = [xml.with_suffix(".bin")]
-    else:  # compile the pooled model's file: hashed by path, weights mapped once (weights.py)
-        options = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
-        pooled = pooled_ir(model, xml, cfg.cache_dir, options)
-        del model
-        compiled = core.compile_model(str(pooled), device, config)
-        mapped = [xml.with_suffix(".bin"), pooled.with_suffix(".bin")]
-    release_file_pages(*mapped)  # compiling read every weight; most now live repacked
-
-    max_length = resolve_max_length(model_dir, record)
-    hf_config = read_json_object(model_dir / "config.json")
-    vocab = hf_config.get("vocab_size")
-    tok_dir = model_dir if (model_dir / "tokenizer.json").is_file() else base_path
-    tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,
-                                          vocab_size=vocab if isinstance(vocab, int) else None)
-
-    engine = OpenVINOEngine(compiled)
-    for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
-        ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
-        out = engine.infer(ids, np.ones_like(ids))
-    engine.dimensions = int(out.shape[1])
-    released = release_file_pages(*mapped)
+    # Weights come from a private copy (weights.py): files in the repository may change at
+    # any time without reaching the mapping this version serves from.
+    try:
+        created = int(xml.stat().st_mtime)
+        with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
+            compiled, config, precision, mapped = _compile(core, xml, weights, graph, record, cfg,
+                                                           device)
+            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
+            tokenizer, max_length = _tokenizer(base_path, model_dir, record)
+            engine = _warm_up(compiled, tokenizer, max_length)
+            released = release_file_pages(*mapped)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # OpenVINO: the full text in the log, its last line as the reason
+        log.error("model %s: OpenVINO failed to load %s:\n%s", name, model_dir, str(exc).strip())
+        raise ConfigError(f"OpenVINO could not load {model_dir}: {openvino_reason(exc)}") from None
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
@@ -245,7 +237,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     info = ModelInfo(
         name=name, dimensions=engine.dimensions, max_length=max_length, pooling=graph.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
-        precision=precision, created=int(xml.stat().st_mtime),
+        precision=precision, created=created,
     )
     log.info("model %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
              "%d infer request(s), %d dims, max_length %d, loaded in %.2f s; %.0f MB of "
@@ -254,6 +246,57 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer, config)
+
+
+def _compile(core: ov.Core, xml: Path, weights: PrivateWeights, graph: GraphOptions,
+             record: dict[str, Any], cfg: ServeConfig,
+             device: str) -> tuple[ov.CompiledModel, dict[str, str], str, list[Path]]:
+    """(compiled model, its plugin config, weight precision, the weight files it maps)."""
+    model = _pooled_model(core, xml, weights.path, graph)  # weights mapped, not read yet
+    precision = detect_precision(record, model)
+    config = plugin_config(graph, cfg, device, precision)
+    if cfg.cache_dir is None:
+        return core.compile_model(model, device, config), config, precision, [weights.path]
+    # compile the pooled model's file: hashed by path, weights mapped once (weights.py)
+    options = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+    content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
+    pooled = pooled_ir(model, content, cfg.cache_dir, options)
+    del model
+    compiled = core.compile_model(str(pooled), device, config)
+    return compiled, config, precision, [weights.path, pooled.with_suffix(".bin")]
+
+
+def _tokenizer(base_path: Path, model_dir: Path, record: dict[str, Any]) -> tuple[ServingTokenizer, int]:
+    max_length = resolve_max_length(model_dir, record)
+    hf_config = read_json_object(model_dir / "config.json")
+    vocab = hf_config.get("vocab_size")
+    tok_dir = model_dir if (model_dir / "tokenizer.json").is_file() else base_path
+    tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,
+                                          vocab_size=vocab if isinstance(vocab, int) else None)
+    return tokenizer, max_length
+
+
+def _warm_up(compiled: ov.CompiledModel, tokenizer: ServingTokenizer, max_length: int) -> OpenVINOEngine:
+    engine = OpenVINOEngine(compiled)
+    for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
+        ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
+        out = engine.infer(ids, np.ones_like(ids))
+    engine.dimensions = int(out.shape[1])
+    return engine
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says what happened.
+
+    OpenVINO messages are a stack of ``Exception from <file>:<line>:`` and ``Check '...'
+    failed at <file>:<line>:`` lines above the actual reason (``Incorrect weights in bin
+    file!``); keeping only the first line leaves nothing useful.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines
+              if not line.startswith("Exception from ") and not _CHECK_FAILED.fullmatch(line)]
+    text = useful[-1] if useful else (lines[-1] if lines else "no details")
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _property(compiled: ov.CompiledModel, key: str) -> str | None:

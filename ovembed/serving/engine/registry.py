@@ -22,7 +22,7 @@ from ovembed.errors import ConfigError, ModelNotFound, ModelNotReady, OvembedErr
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
 from ovembed.serving.engine.interface import ModelState, ModelStatus
-from ovembed.serving.engine.openvino import LoadedModel, load_model
+from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_reason
 from ovembed.serving.engine.servable import EmbeddingServable
 
 if TYPE_CHECKING:
@@ -43,8 +43,7 @@ class _Slot:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, OvembedError):
         return exc.message
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else 'no details'}"
+    return f"{type(exc).__name__}: {openvino_reason(exc)}"
 
 
 class ModelRegistry:
