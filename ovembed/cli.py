@@ -20,7 +20,7 @@ from typing import Any
 
 from ovembed import __version__
 from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ServeConfig
-from ovembed.errors import OvembedError
+from ovembed.errors import ConfigError, OvembedError
 from ovembed.exitcodes import ExitCode
 
 
@@ -54,8 +54,8 @@ def _converter(kind: Any) -> Callable[[str], Any]:
 
         def convert(text: str) -> Any:
             try:
-                return by_value[text.lower()]
-            except KeyError:
+                return by_value.get(text.lower()) or kind(text)  # kind(): aliases (_missing_)
+            except ValueError:
                 raise argparse.ArgumentTypeError(
                     f"invalid choice: {text!r} (choose from {', '.join(str(m.value) for m in kind)})"
                 ) from None
@@ -199,12 +199,23 @@ def _join_flag_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _task_word_as_flag(argv: list[str]) -> list[str]:
+    """OVMS's spelling ``export_model.py rerank_ov ...``: ``ovembed export rerank_ov ...``."""
+    if len(argv) > 1 and argv[0] == "export" and not argv[1].startswith("-"):
+        return [argv[0], "--task", argv[1], *argv[2:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_flag_values(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(_task_word_as_flag(_join_flag_values(list(sys.argv[1:] if argv is None else argv))))
     cls, runner, _ = _COMMANDS[args.command]
     try:
         cfg = build_config(cls, args) if cls is not None else None
+    except ConfigError as exc:  # a flag or env value the config refuses
+        print(f"ovembed {args.command}: error: {exc.message}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
         return runner(cfg)
     except OvembedError as exc:
         print(f"ovembed {args.command}: error: {exc.message}", file=sys.stderr)

@@ -7,10 +7,16 @@ choices; :mod:`ovembed.cli` derives the flags (``--flag_name`` and ``--flag-name
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ovembed.errors import ConfigError
 
 
 class WeightFormat(str, enum.Enum):
@@ -23,10 +29,53 @@ class WeightFormat(str, enum.Enum):
         return self.value
 
 
+class Task(str, enum.Enum):
+    """What a model does; OVMS's export subcommand names (``embeddings_ov``, ``rerank_ov``) work too."""
+
+    EMBEDDINGS = "embeddings"
+    RERANK = "rerank"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> Task | None:
+        if isinstance(value, str):
+            name = value.lower().removesuffix("_ov")
+            return next((m for m in cls if m.value == name), None)
+        return None
+
+
 class Pooling(str, enum.Enum):
     CLS = "CLS"
     MEAN = "MEAN"
     LAST = "LAST"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LogFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EncodingFormat(str, enum.Enum):
+    FLOAT = "float"
+    BASE64 = "base64"
 
     def __str__(self) -> str:
         return self.value
@@ -45,10 +94,58 @@ def option(default: Any, help: str, *, required: bool = False, metavar: str | No
     return field(default=default, metadata=meta)
 
 
-@dataclass(frozen=True)
-class ExportConfig:
-    """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov."""
+@functools.cache
+def _choice_fields(cls: type) -> tuple[tuple[str, type[enum.Enum]], ...]:
+    """The fields of a config class whose type is an enum (``X`` or ``X | None``)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kinds = [a for a in typing.get_args(hints[f.name]) if a is not type(None)] or [hints[f.name]]
+        if len(kinds) == 1 and isinstance(kinds[0], type) and issubclass(kinds[0], enum.Enum):
+            out.append((f.name, kinds[0]))
+    return tuple(out)
 
+
+class _Checked:
+    """Validation shared by the config classes, run on construction (CLI, env and library alike).
+
+    Enum fields also accept their values as strings, case-insensitively (``"int8"``, ``"debug"``);
+    anything else raises :class:`ConfigError` naming the flag. Subclasses add ``_check``.
+    """
+
+    def __post_init__(self) -> None:
+        for name, kind in _choice_fields(type(self)):
+            value = getattr(self, name)
+            if value is None or isinstance(value, kind):
+                continue
+            by_value = {str(m.value).lower(): m for m in kind}
+            found = by_value.get(str(value).lower()) if isinstance(value, str) else None
+            if found is None and isinstance(value, str):
+                try:  # aliases an enum accepts (Task: OVMS's "rerank_ov")
+                    found = kind(value)
+                except ValueError:
+                    found = None
+            if found is None:
+                raise ConfigError(f"--{name} must be one of {', '.join(str(m.value) for m in kind)}, "
+                                  f"got {value!r}")
+            object.__setattr__(self, name, found)
+        self._check()
+
+    def _check(self) -> None:
+        pass
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ExportConfig(_Checked):
+    """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
+
+    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
+                        "a cross-encoder with one logit)")
     source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
     model_name: str | None = option(
         None, "Name the model is served under (default: source_model); '/' makes nested folders")
@@ -68,6 +165,17 @@ class ExportConfig:
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    max_doc_length: int = option(16000, "rerank: documents are cut to this many tokens before chunking (OVMS flag)")
+    max_allowed_chunks: int = option(
+        10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
+    max_score_diff: float | None = option(
+        None, "rerank verification: largest allowed score difference to the reference "
+        "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+
+    def _check(self) -> None:
+        _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
+        _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
+        _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
 
     @property
     def served_name(self) -> str:
@@ -79,17 +187,19 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(_Checked):
     """`ovembed compare`: exported IR vs the PyTorch reference on user texts."""
 
     model_path: Path = option(Path(), "Exported model folder (with graph.pbtxt)", required=True)
     source_model: str | None = option(None, "Reference model (default: the source recorded at export)")
-    input: list[str] = option([], "Text to embed (repeatable); default: built-in sentences", flags=("--input",))
+    input: list[str] = option([], "Text to embed, or document to rerank (repeatable); default: built-in texts",
+                              flags=("--input",))
+    query: str | None = option(None, "rerank folders: the query the --input documents are scored against")
     trust_remote_code: bool = option(False, "Allow running code shipped with the reference model")
 
 
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(_Checked):
     """`ovembed serve`: OVMS-compatible flags plus batching and limits."""
 
     config_path: Path | None = option(None, "Model repository config.json (serves every model in it)")
@@ -99,8 +209,8 @@ class ServeConfig:
     rest_bind_address: str = option("127.0.0.1", "HTTP bind address (0.0.0.0 exposes it to the network)")
     port: int = option(0, "KServe gRPC port (0: off)")
     grpc_bind_address: str = option("127.0.0.1", "gRPC bind address")
-    log_level: str = option("INFO", "DEBUG, INFO, WARNING or ERROR")
-    log_format: str = option("text", "text or json")
+    log_level: LogLevel = option(LogLevel.INFO, "Log level")
+    log_format: LogFormat = option(LogFormat.TEXT, "Log line format")
     api_key_file: Path | None = option(None, "File whose first line is the API key (env API_KEY also works)")
     target_device: str | None = option(None, "Override every model's target_device")
     max_inputs: int = option(2048, "Maximum inputs in one embeddings request")
@@ -124,9 +234,19 @@ class ServeConfig:
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
 
+    def _check(self) -> None:
+        _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
+        _require(0 <= self.port < 65536, f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {self.port}")
+        _require(self.port != self.rest_port, f"--port (gRPC) and --rest_port must differ, both are {self.port}")
+        for name in ("max_inputs", "max_body_bytes", "max_batch_tokens", "max_batch_size", "max_queue"):
+            _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")
+
 
 @dataclass(frozen=True)
-class BenchmarkConfig:
+class BenchmarkConfig(_Checked):
     """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings servers."""
 
     api_url: str = option("http://127.0.0.1:8000/v3/embeddings",
@@ -138,9 +258,18 @@ class BenchmarkConfig:
     concurrency: int = option(1, "Requests in flight")
     request_rate: float = option(float("inf"), "Requests per second (Poisson); inf sends as fast as possible")
     limit: int = option(1000, "Documents to send")
-    encoding_format: str = option("float", "float or base64")
+    encoding_format: EncodingFormat = option(EncodingFormat.FLOAT, "Encoding the server is asked for")
     api_key: str | None = option(None, "Bearer token", env="API_KEY")
     json: bool = option(False, "Print the results as JSON")
     seed: int = option(0, "Random seed for synthetic data and arrival times")
     warmup: int = option(1, "Unmeasured requests sent first; they also check the URL, model and key")
     timeout: float = option(600.0, "Seconds to wait for one response before counting it as failed")
+
+    def _check(self) -> None:
+        _require(self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}")
+        _require(self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}")
+        _require(self.limit >= 1, f"--limit must be at least 1, got {self.limit}")
+        _require(self.request_rate > 0, "--request_rate must be positive (inf: as fast as possible)")
+        _require(self.timeout > 0, f"--timeout must be positive, got {self.timeout}")
+        _require(self.warmup >= 0, f"--warmup cannot be negative, got {self.warmup}")
+        _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")

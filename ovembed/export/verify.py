@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ovembed.config import CompareConfig, Pooling, WeightFormat
 from ovembed.errors import ExportError
+
+if TYPE_CHECKING:
+    from ovembed.export.verify_rerank import ScoreComparison
 
 # Varied on purpose: short and long, punctuation, numbers, code, several languages and scripts.
 SENTENCES: tuple[str, ...] = (
@@ -174,26 +177,32 @@ def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling
     return Comparison(list(texts), cosine_rows(ref, got), threshold, mismatches)
 
 
-def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Comparison:
+def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Comparison | ScoreComparison:
     """`ovembed compare`: an exported folder against its (or a given) PyTorch reference."""
     from ovembed.export import require_export_stack
     from ovembed.export.source import inspect_source
-    from ovembed.graphs import read_graph
+    from ovembed.graphs import GraphOptions, read_model_graph
     from ovembed.repository import read_record
+    from ovembed.serving.engine.pooling import resolve_pooling
 
     require_export_stack()
     model_dir = Path(cfg.model_path)
-    options = read_graph(model_dir)
+    options = read_model_graph(model_dir)
     record = read_record(model_dir)
+    if not isinstance(options, GraphOptions):  # a RerankCalculatorOV graph
+        from ovembed.export.verify_rerank import compare_rerank_folder
+
+        return compare_rerank_folder(cfg, record, log)
+    pooling = resolve_pooling(options.pooling, options.model_dir(model_dir), record).pooling
     source_name = cfg.source_model or record.get("source_path") or record.get("source_model")
     if not source_name:
         raise ExportError(f"{model_dir} does not record its source model: pass --source_model")
     source = inspect_source(str(source_name))
     max_length = int(record.get("max_length") or source.max_length)
     weight_format = WeightFormat(record.get("weight_format", "fp32"))
-    use_st = source.is_sentence_transformers and source.pooling_detected is options.pooling
-    log(f"comparing {model_dir} ({weight_format.value}, {options.pooling.value} pooling) with "
+    use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+    log(f"comparing {model_dir} ({weight_format.value}, {pooling.value} pooling) with "
         f"{'sentence-transformers' if use_st else 'transformers'} reference {source.path}")
-    return compare(model_dir, source.path, list(cfg.input) or list(SENTENCES), pooling=options.pooling,
+    return compare(model_dir, source.path, list(cfg.input) or list(SENTENCES), pooling=pooling,
                    max_length=max_length, threshold=DEFAULT_MIN_COSINE[weight_format],
                    trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st)

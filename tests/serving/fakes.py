@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,22 @@ import numpy as np
 from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
-from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
+from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
+from ovembed.repository import ModelEntry
 from ovembed.serving.engine.interface import (
+    DEFAULT_RERANK,
+    BatchObserver,
     EmbedResult,
     Inputs,
     ModelInfo,
     ModelState,
     ModelStatus,
+    RerankOptions,
+    RerankResult,
     Servable,
     Timings,
+    not_ready,
+    wrong_task,
 )
 from ovembed.serving.http.app import create_app
 
@@ -89,8 +96,10 @@ class FakeServable:
         cut = self.info.truncate if truncate is None else truncate
         seen = []
         for item in inputs:
-            if not isinstance(item, str) and any(i >= VOCAB for i in item):
-                raise InvalidInput(f"token id out of the vocabulary (size {VOCAB})", param="input")
+            bad = [i for i in item if not 0 <= i < VOCAB] if not isinstance(item, str) else []
+            if bad:  # the real tokenizer's words
+                raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
+                                   f"(0..{VOCAB - 1})", param="input")
             seen.append(seen_ids(item, self.info.max_length, cut))
         self.started.set()
         if self.block is not None:
@@ -101,6 +110,10 @@ class FakeServable:
                 raise
         vectors = [expected_vector(ids, self.info.dimensions, self.info.normalize) for ids in seen]
         return EmbedResult(np.stack(vectors), [len(ids) for ids in seen], TIMINGS)
+
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        raise wrong_task(self.info, "rerank")  # fake models are embeddings models
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
@@ -133,16 +146,15 @@ class FakeRegistry:
             self.states[name] = ModelStatus(ModelState.UNAVAILABLE, error=error)
         self.started = False
         self.stopped = False
+        self.observers: Callable[[str], BatchObserver] | None = None
 
     def set_state(self, name: str, state: ModelState, error: str | None = None) -> None:
         self.states[name] = ModelStatus(state, error=error)
 
     def get(self, name: str) -> Servable:
         status = self.status(name)
-        if status.state is ModelState.LOADING:
-            raise ModelNotReady(f"The model '{name}' is loading")
-        if status.state is ModelState.UNAVAILABLE:
-            raise ModelNotReady(f"The model '{name}' is unavailable: {status.error}")
+        if status.state is not ModelState.AVAILABLE:
+            raise not_ready(name, status)
         return self.servables[name]
 
     def status(self, name: str) -> ModelStatus:
@@ -164,8 +176,24 @@ class FakeRegistry:
     async def start(self) -> None:
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
         self.stopped = True
+
+    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
+        self.observers = factory  # the fake has no batcher: nothing reports
+
+    @property
+    def reloadable(self) -> bool:
+        return False  # models are set by the test; live reload is not offered
+
+    def entries(self) -> list[ModelEntry]:
+        return []
+
+    async def add(self, entry: ModelEntry) -> None:
+        raise NotImplementedError("the fake registry does not reload")
+
+    async def remove(self, name: str) -> None:
+        raise NotImplementedError("the fake registry does not reload")
 
 
 def make_app(registry: FakeRegistry, *, environ: dict[str, str] | None = None,

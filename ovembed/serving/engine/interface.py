@@ -7,13 +7,15 @@ them, and tests use a deterministic fake. Keep this file free of heavy imports.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from ovembed.config import Pooling
+from ovembed.errors import InvalidInput, ModelNotReady
+from ovembed.repository import ModelEntry
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
@@ -32,6 +34,13 @@ class ModelStatus:
     version: int = 1
 
 
+def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
+    """The error for a configured model that cannot serve (the same words for every registry)."""
+    if status.state is ModelState.LOADING:
+        return ModelNotReady(f"The model '{name}' is still loading")
+    return ModelNotReady(f"The model '{name}' is not available: {status.error}")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a loaded model is; shown by /v2/models/{name}, /v3/models and the logs."""
@@ -45,6 +54,7 @@ class ModelInfo:
     device: str  # e.g. "CPU"
     precision: str  # e.g. "fp32", "int8"
     created: int  # unix time the model folder was written
+    task: str = "embeddings"  # "embeddings" or "rerank" (ovembed.config.Task values)
 
 
 @dataclass
@@ -67,11 +77,49 @@ class EmbedResult:
         return sum(self.token_counts)
 
 
+@dataclass
+class RerankResult:
+    """Scores of one query against each document, in document order."""
+
+    scores: np.ndarray  # float32 [n_docs]: the activated score (sigmoid of the logit by default)
+    raw_scores: np.ndarray  # float32 [n_docs]: the relevance logit
+    token_counts: list[int]  # tokens the model ran per document, over all its (query, chunk) pairs
+    chunk_counts: list[int]  # (query, chunk) pairs per document
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+TruncationDirection = Literal["right", "left"]
+
+
+@dataclass(frozen=True)
+class RerankOptions:
+    """How a rerank request treats long documents."""
+
+    max_tokens_per_doc: int | None = None  # cut each document to this many tokens first (Cohere)
+    truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
+    direction: TruncationDirection = "right"  # which end of a document truncation keeps
+
+
+DEFAULT_RERANK = RerankOptions()
+
+
 class Servable(Protocol):
-    """One loaded embeddings model."""
+    """One loaded model: embeddings (``embed``) or rerank (``rerank``), as ``info.task`` says.
+
+    Calling the other task's method raises ``InvalidInput`` naming the model's task.
+    """
 
     @property
     def info(self) -> ModelInfo: ...
+
+    @property
+    def queue_depth(self) -> int:
+        """Documents waiting in the model's queue (not yet sent to the engine)."""
+        ...
 
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
         """Embed texts or token-id documents.
@@ -82,11 +130,32 @@ class Servable(Protocol):
         """
         ...
 
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        """Score each document against the query.
+
+        A pair longer than ``info.max_length`` is split into overlapping chunks that each carry
+        the full query; a document scores its best chunk. Raises ``InvalidInput`` (more chunks
+        than the model allows), ``Overloaded``; cancelling drops the work.
+        """
+        ...
+
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
         """Token ids as the model sees them (OVMS /v3/tokenize semantics)."""
         ...
+
+
+def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
+    """The error for asking a model for another task than its own."""
+    endpoint = "/v3/rerank" if info.task == "rerank" else "/v3/embeddings"
+    return InvalidInput(f"The model '{info.name}' is {_article(info.task)} {info.task} model, "
+                        f"not {_article(wanted)} {wanted} model (use {endpoint})", param="model")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 class Registry(Protocol):
@@ -107,4 +176,69 @@ class Registry(Protocol):
     @property
     def ready(self) -> bool:
         """True once every configured model is AVAILABLE or has failed for good."""
+        ...
+
+    # -- lifecycle (the app's lifespan) -------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin loading the models in the background and return at once."""
+        ...
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop every model, letting requests in progress finish within ``timeout`` seconds."""
+        ...
+
+    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
+        """From now on, each model's batcher reports to ``factory(model_name)``."""
+        ...
+
+    # -- live reload ------------------------------------------------------------------
+
+    @property
+    def reloadable(self) -> bool:
+        """Whether models can be added, replaced and removed while serving (entries/add/remove)."""
+        ...
+
+    def entries(self) -> list[ModelEntry]:
+        """The configured models (config.json entries), in order."""
+        ...
+
+    async def add(self, entry: ModelEntry) -> None:
+        """Load a new model, or a new version of one (swapped in once warm)."""
+        ...
+
+    async def remove(self, name: str) -> None:
+        """Stop serving ``name`` once its requests in progress have finished."""
+        ...
+
+
+class Engine(Protocol):
+    """What the batcher needs from an inference engine (OpenVINO, or a fake in tests)."""
+
+    @property
+    def slots(self) -> int:
+        """Batches that may run at once (infer requests)."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+              on_done: Callable[[np.ndarray | BaseException], None]) -> None:
+        """Start one batch; call ``on_done`` (from any thread) with the ``[batch, dims]`` output,
+        valid only during the call, or with the exception."""
+        ...
+
+
+class BatchObserver(Protocol):
+    """Hears about each batch (e.g. :class:`ovembed.serving.metrics.BatchMetrics`). Called on
+    the event loop thread; must be quick and must not raise."""
+
+    def batch_started(self, size: int, tokens: int, padded_tokens: int) -> None:
+        """A batch of ``size`` documents went to the engine: ``tokens`` real tokens,
+        ``padded_tokens`` = size x padded width (what the engine computes)."""
+        ...
+
+    def batch_finished(self, size: int, seconds: float, failed: bool) -> None:
+        """The engine returned the batch after ``seconds`` (or failed)."""
         ...

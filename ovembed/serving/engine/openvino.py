@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,13 @@ import numpy as np
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
-from ovembed.graphs import GraphOptions, read_graph
+from ovembed.graphs import GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import read_record
+from ovembed.serving.engine.chunking import PairChunker
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.pooling import resolve_pooling
 from ovembed.serving.engine.tokenizer import ServingTokenizer
 from ovembed.serving.engine.weights import PrivateWeights, pooled_ir, private_weights, release_file_pages
 
@@ -73,7 +75,7 @@ def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
     return "fp32"
 
 
-def plugin_config(graph: GraphOptions, cfg: ServeConfig, device: str,
+def plugin_config(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
                   precision: str) -> dict[str, str]:
     """graph.pbtxt's plugin_config, as strings, plus defaults:
 
@@ -173,18 +175,27 @@ class OpenVINOEngine:
         self._queue.wait_all()
 
 
+@dataclass(frozen=True)
+class RerankSetup:
+    """What a rerank servable needs besides the engine and tokenizer."""
+
+    chunker: PairChunker
+    max_allowed_chunks: int
+    max_doc_length: int
+
+
 @dataclass
 class LoadedModel:
     info: ModelInfo
     engine: OpenVINOEngine
     tokenizer: ServingTokenizer
-    plugin_config: dict[str, str]
+    warning: str | None = None  # served, but something the operator should know (shown in /v1/config)
+    rerank: RerankSetup | None = None  # set for rerank models
 
 
-def _pooled_model(core: ov.Core, xml: Path, weights: Path, graph: GraphOptions) -> ov.Model:
+def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
     from ovembed.heads.embeddings import add_pooling
 
-    model = core.read_model(xml, weights)
     outputs = model.outputs
     if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
         if graph.normalize_embeddings:  # already pooled: only normalise
@@ -210,6 +221,12 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     if not xml.is_file():
         raise ConfigError(f"{xml} not found")
     record = read_record(base_path) or read_record(model_dir)
+    choice = resolve_pooling(graph.pooling, model_dir, record)
+    if choice.warning is not None:
+        log.warning("model %s: %s", name, choice.warning)
+    else:
+        log.info("model %s: pooling %s (from %s)", name, choice.pooling.value, choice.origin)
+    graph = replace(graph, pooling=choice.pooling)
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
@@ -218,8 +235,9 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     try:
         created = int(xml.stat().st_mtime)
         with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
-            compiled, config, precision, mapped = _compile(core, xml, weights, graph, record, cfg,
-                                                           device)
+            head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+            compiled, precision, mapped = compile_private(
+                core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head)
             release_file_pages(*mapped)  # compiling read every weight; most now live repacked
             tokenizer, max_length = _tokenizer(base_path, model_dir, record)
             engine = _warm_up(compiled, tokenizer, max_length)
@@ -232,10 +250,10 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
-    exec_precision = _property(compiled, "INFERENCE_PRECISION_HINT")
-    streams = _property(compiled, "NUM_STREAMS")
+    exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")
+    streams = property_text(compiled, "NUM_STREAMS")
     info = ModelInfo(
-        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=graph.pooling,
+        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=created,
     )
@@ -245,25 +263,26 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
-    return LoadedModel(info, engine, tokenizer, config)
+    return LoadedModel(info, engine, tokenizer, choice.warning)
 
 
-def _compile(core: ov.Core, xml: Path, weights: PrivateWeights, graph: GraphOptions,
-             record: dict[str, Any], cfg: ServeConfig,
-             device: str) -> tuple[ov.CompiledModel, dict[str, str], str, list[Path]]:
-    """(compiled model, its plugin config, weight precision, the weight files it maps)."""
-    model = _pooled_model(core, xml, weights.path, graph)  # weights mapped, not read yet
+def compile_private(core: ov.Core, xml: Path, weights: PrivateWeights, build: Callable[[ov.Model], ov.Model],
+                    graph: GraphOptions | RerankGraphOptions, record: dict[str, Any], cfg: ServeConfig,
+                    device: str, head: dict[str, object]) -> tuple[ov.CompiledModel, str, list[Path]]:
+    """Read ``xml`` with the private copy ``weights``, append the head (``build``) and compile:
+    (compiled model, weight precision, the weight files it maps). ``head`` describes what
+    ``build`` appends (it keys the cached IR with ``--cache_dir``)."""
+    model = build(core.read_model(xml, weights.path))  # weights mapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
     if cfg.cache_dir is None:
-        return core.compile_model(model, device, config), config, precision, [weights.path]
-    # compile the pooled model's file: hashed by path, weights mapped once (weights.py)
-    options = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+        return core.compile_model(model, device, config), precision, [weights.path]
+    # compile the headed model's file: hashed by path, weights mapped once (weights.py)
     content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
-    pooled = pooled_ir(model, content, cfg.cache_dir, options)
+    headed = pooled_ir(model, content, cfg.cache_dir, head)
     del model
-    compiled = core.compile_model(str(pooled), device, config)
-    return compiled, config, precision, [weights.path, pooled.with_suffix(".bin")]
+    compiled = core.compile_model(str(headed), device, config)
+    return compiled, precision, [weights.path, headed.with_suffix(".bin")]
 
 
 def _tokenizer(base_path: Path, model_dir: Path, record: dict[str, Any]) -> tuple[ServingTokenizer, int]:
@@ -299,7 +318,7 @@ def openvino_reason(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _property(compiled: ov.CompiledModel, key: str) -> str | None:
+def property_text(compiled: ov.CompiledModel, key: str) -> str | None:
     try:
         value = compiled.get_property(key)
     except RuntimeError:

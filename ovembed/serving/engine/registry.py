@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ovembed.config import ServeConfig
-from ovembed.errors import ConfigError, ModelNotFound, ModelNotReady, OvembedError
+from ovembed.errors import ConfigError, ModelNotFound, OvembedError
+from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
-from ovembed.serving.engine.interface import ModelState, ModelStatus
+from ovembed.serving.engine.batcher import Batcher, BatchPolicy
+from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_reason
+from ovembed.serving.engine.rerank_model import load_rerank_model
+from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
 
 if TYPE_CHECKING:
@@ -100,9 +103,7 @@ class ModelRegistry:
         if slot is None:
             raise ModelNotFound(name)
         if slot.servable is None:
-            if slot.status.state is ModelState.LOADING:
-                raise ModelNotReady(f"The model '{name}' is still loading")
-            raise ModelNotReady(f"The model '{name}' is not available: {slot.status.error}")
+            raise not_ready(name, slot.status)
         return slot.servable
 
     def status(self, name: str) -> ModelStatus:
@@ -126,6 +127,10 @@ class ModelRegistry:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm
+
+    @property
+    def reloadable(self) -> bool:
+        return True
 
     def entries(self) -> list[ModelEntry]:
         return [s.entry for s in self._slots.values()]
@@ -192,15 +197,6 @@ class ModelRegistry:
             slot.task.cancel()
         await self._unload(slot)
 
-    async def apply(self, entries: Sequence[ModelEntry]) -> None:
-        """Make the served set equal ``entries``: add new names, remove missing ones, reload
-        those whose folder changed."""
-        wanted = {e.name: e for e in entries}
-        jobs = [self.remove(n) for n in list(self._slots) if n not in wanted]
-        jobs += [self.add(e) for n, e in wanted.items()
-                 if n not in self._slots or self._slots[n].entry.base_path != e.base_path]
-        await asyncio.gather(*jobs)
-
     # -- internals ----------------------------------------------------------------------
 
     async def _load(self, slot: _Slot) -> None:
@@ -223,10 +219,20 @@ class ModelRegistry:
                           max_width=loaded.info.max_length,
                           observer=self._observers(name) if self._observers is not None else None)
         slot.loaded = loaded
-        slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
-        slot.status = ModelStatus(ModelState.AVAILABLE, None, version)
+        if loaded.rerank is not None:
+            slot.servable = RerankServable(loaded.info, loaded.tokenizer, loaded.rerank.chunker, batcher,
+                                           max_allowed_chunks=loaded.rerank.max_allowed_chunks,
+                                           max_doc_length=loaded.rerank.max_doc_length)
+        else:
+            slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
+        slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
+        """The graph's calculator decides the task: RerankCalculatorOV or EmbeddingsCalculatorOV."""
+        if (Path(entry.base_path) / GRAPH_FILENAME).is_file():
+            graph = read_model_graph(entry.base_path)
+            if isinstance(graph, RerankGraphOptions):
+                return load_rerank_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
         return load_model(self.core, entry.name, entry.base_path, self.cfg)
 
     async def _unload(self, slot: _Slot, timeout: float | None = None) -> None:

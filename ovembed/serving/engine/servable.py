@@ -13,13 +13,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from ovembed.errors import InvalidInput
 from ovembed.serving.engine.batcher import Batcher
-from ovembed.serving.engine.interface import EmbedResult, Inputs, ModelInfo, Timings
+from ovembed.serving.engine.interface import (
+    DEFAULT_RERANK,
+    EmbedResult,
+    Inputs,
+    ModelInfo,
+    RerankOptions,
+    RerankResult,
+    Timings,
+    wrong_task,
+)
 from ovembed.serving.engine.tokenizer import ServingTokenizer, TokenIds
 
 log = logging.getLogger("ovembed.serving.engine")
@@ -62,6 +71,18 @@ class EmbeddingServable:
         left = None if deadline is None else max(0.0, deadline - loop.time())
         await self.batcher.stop(left)
 
+    @contextlib.contextmanager
+    def in_progress(self) -> Iterator[None]:
+        """Count a call as in progress: :meth:`close` waits for it before stopping the batcher."""
+        self._active += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._quiet.set()
+
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
         """Texts get special tokens; token-id documents are used as given (token_type_ids 0).
 
@@ -74,9 +95,7 @@ class EmbeddingServable:
         if len(inputs) == 0:
             return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
         cut = self._info.truncate if truncate is None else truncate
-        self._active += 1
-        self._quiet.clear()
-        try:
+        with self.in_progress():
             started = time.perf_counter()
             docs = await self._encode(inputs, cut)
             tokenized = time.perf_counter()
@@ -84,10 +103,6 @@ class EmbeddingServable:
                 log.debug("%s: %d input(s), %d tokens, tokenized in %.1f ms", self._info.name, len(docs),
                           sum(len(d) for d in docs), (tokenized - started) * 1e3)
             result = await self.batcher.submit(docs)
-        finally:
-            self._active -= 1
-            if self._active == 0:
-                self._quiet.set()
         timings = Timings(tokenization=tokenized - started, queue=result.queue_seconds,
                           inference=result.inference_seconds)
         return EmbedResult(result.embeddings, [len(d) for d in docs], timings)
@@ -103,6 +118,10 @@ class EmbeddingServable:
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
+
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        raise wrong_task(self._info, "rerank")
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

@@ -2,7 +2,8 @@
 
 Error bodies follow the API family of the path: OpenAI's envelope
 ``{"error": {"message", "type", "param", "code"}}`` by default, ``{"error": "<message>"}`` for
-Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec).
+Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec);
+TEI's ``{"error", "error_type"}`` for its ``/rerank``.
 Status, type and code come from :func:`ovembed.errors.describe`; the message from
 :func:`ovembed.errors.public_message`, so internal details never reach a client.
 """
@@ -17,7 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ovembed.errors import ModelNotReady, OvembedError, Unauthorized, describe, public_message
+from ovembed.errors import OvembedError, Unauthorized, describe, public_message
+from ovembed.serving.wire import tei
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -34,7 +36,11 @@ class JSONResponse(Response):
 
 
 def api_family(path: str) -> str:
-    """``"ollama"``, ``"kserve"`` or ``"openai"``: decides the error envelope."""
+    """``"ollama"``, ``"kserve"``, ``"tei"`` or ``"openai"``: decides the error envelope."""
+    if path == "/rerank":
+        return "tei"
+    if path == "/v2/rerank":  # Cohere's v2 SDK path, not KServe
+        return "openai"
     if path.startswith("/api/"):
         return "ollama"
     if path == "/v2" or path.startswith("/v2/"):
@@ -57,21 +63,25 @@ def error_response(request: Request, exc: Exception) -> Response:
         kind_type = "invalid_request_error" if status < 500 else "internal_error"
         code = _HTTP_CODES.get(status)
         headers.update(exc.headers or {})
+        log_traceback = status >= 500
     else:
         kind = describe(exc)
-        status, kind_type, code = kind.status, kind.type, kind.code
+        status, kind_type, code, log_traceback = kind.status, kind.type, kind.code, kind.log_traceback
         message = public_message(exc, rid)
         if isinstance(exc, OvembedError) and status < 500:
             param = exc.param
         if isinstance(exc, Unauthorized):
             headers["www-authenticate"] = "Bearer"
-    if status >= 500 and not isinstance(exc, ModelNotReady):
+    if log_traceback:
         logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,
                      exc_info=(type(exc), exc, exc.__traceback__))
-    if api_family(request.url.path) == "openai":
+    family = api_family(request.url.path)
+    if family == "openai":
         body: dict[str, Any] = {
             "error": {"message": message, "type": kind_type, "param": param, "code": code}
         }
+    elif family == "tei":
+        body = {"error": message, "error_type": tei.error_type(status, message)}
     else:
         body = {"error": message}
     return JSONResponse(body, status_code=status, headers=headers)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovembed import __version__
-from ovembed.errors import ModelNotFound
 from ovembed.serving.engine.interface import ModelInfo, ModelState, ModelStatus
 
 # Every embeddings model has the same signature: texts in, one vector per text out.
@@ -53,26 +52,21 @@ def parse_model_path(path: str, is_model: Callable[[str], bool]) -> ModelPath:
     return ModelPath(rest, None, action)
 
 
-def check_version(name: str, version: str | None, status: ModelStatus) -> None:
-    """Each model has one version; asking for another one is a 404 (``ModelNotFound``).
-
-    ``None`` and ``""`` (gRPC's unset string) mean the default version.
-    """
-    if version and version != str(status.version):
-        raise ModelNotFound(f"{name}/versions/{version}")
-
 
 def server_metadata() -> dict[str, Any]:
     return {"name": "ovembed", "version": __version__, "extensions": []}
 
 
 def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
+    """A rerank model lists no tensors: it is served by the rerank endpoints, not by infer."""
+    embeddings = info.task == "embeddings"
     return {
         "name": info.name,
         "versions": [str(status.version)],
         "platform": PLATFORM,
-        "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}],
-        "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}],
+        "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}] if embeddings else [],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}]
+        if embeddings else [],
     }
 
 

@@ -125,7 +125,8 @@ def _as_is(row: np.ndarray) -> np.ndarray:
 
 
 def model_card(info: ModelInfo) -> dict[str, Any]:
-    return {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed"}
+    """OpenAI's model card plus ``task`` (``"embeddings"`` or ``"rerank"``)."""
+    return {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task}
 
 
 def model_list(infos: Iterable[ModelInfo]) -> dict[str, Any]:

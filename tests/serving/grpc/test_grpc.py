@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.http.server import check_config
+from tests.live_server import free_port
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_vector, make_app, text_ids
 
 KEY = "grpc-secret"
@@ -103,7 +103,7 @@ async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 def test_health(registry: FakeRegistry) -> None:
     async def scenario(stub: Stub) -> None:
         assert (await stub.ServerLive(pb.ServerLiveRequest())).live is True
-        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'slow' is loading
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'slow' is still loading
         registry.set_state("slow", ModelState.AVAILABLE)
         assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is True  # 'broken' is final
         for name, version, ready in [("minilm", "", True), ("minilm", "1", True), ("org/long", "", True),
@@ -159,8 +159,8 @@ def test_model_metadata_errors(registry: FakeRegistry) -> None:
 
     assert run(registry, scenario) == [
         (grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist"),
-        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is loading"),
-        (grpc.StatusCode.UNAVAILABLE, "The model 'broken' is unavailable: cannot read openvino_model.xml"),
+        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is still loading"),
+        (grpc.StatusCode.UNAVAILABLE, "The model 'broken' is not available: cannot read openvino_model.xml"),
     ]
 
 
@@ -257,7 +257,7 @@ def test_unknown_unready_and_wrong_version(registry: FakeRegistry) -> None:
 
     assert run(registry, scenario) == [
         (grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist"),
-        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is loading"),
+        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is still loading"),
         (grpc.StatusCode.NOT_FOUND, "The model 'minilm/versions/2' does not exist"),
     ]
 
@@ -336,14 +336,8 @@ def test_api_key(registry: FakeRegistry) -> None:
 
 # --- serving alongside REST ----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_app_lifespan_serves_grpc_on_port(registry: FakeRegistry) -> None:
-    port = _free_port()
+    port = free_port()
     app = make_app(registry, port=port, environ={"API_KEY": KEY})
     with TestClient(app) as client:
         assert app.state.grpc_port == port

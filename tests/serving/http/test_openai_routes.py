@@ -231,7 +231,8 @@ def test_missing_input_field(client: TestClient) -> None:
 
 def test_token_id_out_of_vocabulary_is_400(client: TestClient) -> None:
     resp = post(client, {"model": "fake", "input": [1, 99999]})
-    assert_error(resp, 400, "invalid_request_error", "input", "out of the vocabulary")
+    assert_error(resp, 400, "invalid_request_error", "input",
+                 "input[0] has token id 99999 outside the vocabulary (0..30521)")
 
 
 @pytest.mark.parametrize("fmt", ["int8", "", 1, None])
@@ -270,7 +271,7 @@ def test_unknown_model_is_404(client: TestClient) -> None:
                  "model", "The model 'nope' does not exist", code="model_not_found")
 
 
-@pytest.mark.parametrize(("name", "message"), [("slow", "is loading"), ("broken", "unavailable")])
+@pytest.mark.parametrize(("name", "message"), [("slow", "is still loading"), ("broken", "not available")])
 def test_model_not_ready_is_503(client: TestClient, name: str, message: str) -> None:
     assert_error(post(client, {"model": name, "input": "x"}), 503, "service_unavailable", None,
                  message, code="model_not_ready")
@@ -356,7 +357,7 @@ def test_models_list_has_available_models(client: TestClient, prefix: str) -> No
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
     assert body["data"] == [
-        {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed"}
+        {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed", "task": "embeddings"}
         for name in ("fake", "org/raw", "cutter")
     ]
 
@@ -367,7 +368,7 @@ def test_model_by_id_with_slash(client: TestClient, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 200
     assert resp.json() == {"id": "org/raw", "object": "model", "created": CREATED,
-                           "owned_by": "ovembed"}
+                           "owned_by": "ovembed", "task": "embeddings"}
 
 
 def test_model_by_id_errors(client: TestClient) -> None:
