@@ -23,7 +23,7 @@ from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
-from ovembed.serving.engine.openvino import LoadedModel, load_model
+from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_reason
 from ovembed.serving.engine.rerank_model import load_rerank_model
 from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
@@ -46,8 +46,7 @@ class _Slot:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, OvembedError):
         return exc.message
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else 'no details'}"
+    return f"{type(exc).__name__}: {openvino_reason(exc)}"
 
 
 class ModelRegistry:
