@@ -154,7 +154,11 @@ class ExportConfig(_Checked):
 
     task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
                         "a cross-encoder with one logit)")
-    source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
+    source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
+                               required=True)
+    revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
+    hf_token: str | None = option(None, "Hub token for gated/private models (default: HF_TOKEN or the token file)")
+    quiet: bool = option(False, "No download progress bars (also off when stderr is not a terminal)")
     model_name: str | None = option(
         None, "Name the model is served under (default: source_model); '/' makes nested folders")
     model_repository_path: Path = option(Path("models"), "Model repository folder (created if missing)")
@@ -252,6 +256,13 @@ class ServeConfig(_Checked):
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
+    # Pull mode (OVMS --pull --source_model, TEI --model-id): export into the repository if missing, then serve.
+    source_model: str | None = option(
+        None, "Hub id or folder to export (if not in the repository yet) and serve; ready once exported and warm")
+    model_repository_path: Path = option(Path("models"), "With --source_model: the repository to export into")
+    weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
+    pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
+    revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
