@@ -68,6 +68,11 @@ class ExportConfig:
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    prompt: list[str] = option(
+        [], "Add a prompt as name=text (repeatable), beside those in config_sentence_transformers.json",
+        flags=("--prompt",))
+    default_prompt_name: str | None = option(
+        None, "Prompt applied when a request names none (default: the model's default_prompt_name)")
 
     @property
     def served_name(self) -> str:
@@ -120,6 +125,8 @@ class ServeConfig:
     allowed_origins: str = option("", "CORS allowed origins, comma separated (default: CORS off)")
     allowed_methods: str = option("GET,POST", "CORS allowed methods")
     allowed_headers: str = option("*", "CORS allowed headers")
+    default_prompt_name: str | None = option(
+        None, "Prompt applied when a request names none, for every model that has a prompt of that name")
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")

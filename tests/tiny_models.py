@@ -149,10 +149,22 @@ def build_qwen3(out: Path) -> Path:
     return out
 
 
+PROMPTS = {"query": "query: ", "passage": "passage: "}
+
+
+def build_bert_prompts(out: Path) -> Path:
+    """bert-mean plus e5-style prompts in config_sentence_transformers.json (default: query)."""
+    build_bert(out, "mean")
+    (out / "config_sentence_transformers.json").write_text(json.dumps({
+        "prompts": PROMPTS, "default_prompt_name": "query", "similarity_fn_name": "cosine"}))
+    return out
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-mean": lambda p: build_bert(p, "mean"),
     "bert-cls": lambda p: build_bert(p, "cls"),
     "xlmr": build_xlmr,
     "mpnet": build_mpnet,
     "qwen3": build_qwen3,
+    "bert-prompts": build_bert_prompts,
 }

@@ -25,6 +25,7 @@ from ovembed.export.convert import IR_BIN, IR_XML
 from ovembed.export.quantize import QuantizationParams, parse_extra_params
 from ovembed.export.source import SourceModel, inspect_source
 from ovembed.graphs import GraphOptions, write_graph
+from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import (
     RECORD_FILENAME,
     atomic_write_text,
@@ -84,6 +85,27 @@ def _choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling
     return Pooling.CLS
 
 
+def _choose_prompts(cfg: ExportConfig, source: SourceModel, log: Log) -> PromptSet:
+    """The model's own prompts, plus (or overridden by) ``--prompt``; the default from
+    ``--default_prompt_name``, else the model's."""
+    own, own_default = read_model_prompts(source.path)
+    added = parse_prompt_flags(list(cfg.prompt))
+    prompts = {**own, **added}
+    default = cfg.default_prompt_name if cfg.default_prompt_name is not None else own_default
+    if default is not None and default not in prompts:
+        raise ExportError(f"--default_prompt_name {default!r} is not one of the prompts "
+                          f"({', '.join(prompts) or 'none'}); add it with --prompt {default}=...")
+    if prompts:
+        log(f"prompts: {', '.join(prompts)}" + (f" (default {default})" if default else ""))
+    return PromptSet(prompts, default)
+
+
+def _own_prompt_names(source: SourceModel, prompts: PromptSet) -> list[str]:
+    """Names whose text is the model's own (verified with sentence-transformers' prompt_name)."""
+    own, _ = read_model_prompts(source.path)
+    return [name for name, text in prompts.prompts.items() if own.get(name) == text]
+
+
 def _graph_options(cfg: ExportConfig, pooling: Pooling) -> GraphOptions:
     plugin: dict[str, Any] = {"NUM_STREAMS": str(cfg.num_streams)}
     if cfg.ov_cache_dir is not None:
@@ -129,7 +151,7 @@ def _quiet_libraries() -> None:
 
 
 def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
-           work: Path, log: Log) -> dict[str, Any]:
+           prompts: PromptSet, work: Path, log: Log) -> dict[str, Any]:
     """Everything that produces the model folder's content, inside ``work``."""
     from ovembed.export.convert import convert_to_ir
     from ovembed.export.quantize import compress_and_save
@@ -160,6 +182,8 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
         "max_length": source.max_length,
         "max_length_origin": source.max_length_origin,
         "dimensions": source.hidden_size,
+        "prompts": dict(prompts.prompts),
+        "default_prompt_name": prompts.default_name,
         "versions": _versions(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -167,16 +191,18 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
         threshold = cfg.min_cosine if cfg.min_cosine is not None else DEFAULT_MIN_COSINE[cfg.weight_format]
         use_st = source.is_sentence_transformers and source.pooling_detected is pooling
         log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
-            f" {len(SENTENCES)} sentences")
+            f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
         result = compare(work, source.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
-                         threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st)
+                         threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
+                         prompts=prompts.prompts, own_prompts=_own_prompt_names(source, prompts))
         log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
         if result.tokenizer_mismatches:
             log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on {len(result.tokenizer_mismatches)}"
                 f" of {len(SENTENCES)} sentences (ovembed serves with tokenizer.json; OVMS uses the IR)")
         if not result.passed:
             raise ExportError("verification failed, nothing was written:\n" + result.summary())
-        record["verification"] = {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(SENTENCES),
+        record["verification"] = {"min_cosine": result.min_cosine, "threshold": threshold,
+                                  "texts": len(result.texts),
                                   "tokenizer_ir_mismatches": len(result.tokenizer_mismatches)}
     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
     return record
@@ -194,6 +220,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     require_export_stack()
     source = inspect_source(cfg.source_model)
     pooling = _choose_pooling(cfg, source, log)
+    prompts = _choose_prompts(cfg, source, log)
     repo.mkdir(parents=True, exist_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_temp(target.parent, target.name, log)
@@ -205,7 +232,8 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
             log(f"{target} exists: keeping its model files (use --overwrite_models to re-export)")
             record = read_record(target)
             if record:
-                record.update(pooling=pooling.value, normalize=not cfg.skip_normalize)
+                record.update(pooling=pooling.value, normalize=not cfg.skip_normalize,
+                              prompts=dict(prompts.prompts), default_prompt_name=prompts.default_name)
                 atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
             write_graph(target, _graph_options(cfg, pooling))
             upsert_model(cfg.config_path, name, target)
@@ -213,7 +241,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
             work = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_MARK}", dir=target.parent))
             make_readable_dir(work)
             try:
-                record = _build(cfg, source, pooling, params, work, log)
+                record = _build(cfg, source, pooling, params, prompts, work, log)
                 write_graph(work, _graph_options(cfg, pooling))
                 min_cos = record.get("verification", {}).get("min_cosine")
                 _swap_into_place(work, target)
