@@ -59,6 +59,10 @@ class ShuttingDown(ModelNotReady):
     """The server stopped before the request could finish (``--graceful_timeout`` exceeded)."""
 
 
+class ClientGone(OvembedError):
+    """The client went away before the response was ready (logged as 499, never sent)."""
+
+
 class Overloaded(OvembedError):
     """The model's queue is full."""
 
@@ -81,9 +85,10 @@ class ErrorKind:
     type: str  # OpenAI error "type"
     code: str | None  # OpenAI error "code"
     grpc: str  # grpc.StatusCode member name
+    log_traceback: bool = False  # a server fault: log it with its traceback and the request id
 
 
-_INTERNAL = ErrorKind(500, "internal_error", "internal_error", "INTERNAL")
+_INTERNAL = ErrorKind(500, "internal_error", "internal_error", "INTERNAL", log_traceback=True)
 
 # Most specific classes first: the first isinstance match wins.
 ERROR_TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
@@ -92,12 +97,13 @@ ERROR_TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (Unauthorized, ErrorKind(401, "authentication_error", "invalid_api_key", "UNAUTHENTICATED")),
     (ModelNotFound, ErrorKind(404, "invalid_request_error", "model_not_found", "NOT_FOUND")),
     (PayloadTooLarge, ErrorKind(413, "invalid_request_error", "payload_too_large", "RESOURCE_EXHAUSTED")),
+    (ClientGone, ErrorKind(499, "client_closed_request", "client_closed_request", "CANCELLED")),
     (Overloaded, ErrorKind(429, "rate_limit_error", "overloaded", "RESOURCE_EXHAUSTED")),
     (ShuttingDown, ErrorKind(503, "service_unavailable", "shutting_down", "UNAVAILABLE")),
     (ModelNotReady, ErrorKind(503, "service_unavailable", "model_not_ready", "UNAVAILABLE")),
-    (ConfigError, ErrorKind(500, "internal_error", "config_error", "INTERNAL")),
-    (ExportError, ErrorKind(500, "internal_error", "export_error", "INTERNAL")),
-    (MissingDependency, ErrorKind(500, "internal_error", "missing_dependency", "INTERNAL")),
+    (ConfigError, ErrorKind(500, "internal_error", "config_error", "INTERNAL", log_traceback=True)),
+    (ExportError, ErrorKind(500, "internal_error", "export_error", "INTERNAL", log_traceback=True)),
+    (MissingDependency, ErrorKind(500, "internal_error", "missing_dependency", "INTERNAL", log_traceback=True)),
 )
 
 

@@ -11,8 +11,6 @@ from ovembed.config import Pooling
 from ovembed.errors import ExportError
 from ovembed.hf_files import declared_max_length, read_json_object
 
-_DECODER_TYPES_HINT = ("qwen", "llama", "mistral", "gemma", "phi")
-
 
 @dataclass(frozen=True)
 class SourceModel:
@@ -23,10 +21,6 @@ class SourceModel:
     max_length_origin: str  # which file the limit came from
     hidden_size: int | None
     is_sentence_transformers: bool
-
-    @property
-    def is_decoder(self) -> bool:
-        return any(self.model_type.startswith(p) for p in _DECODER_TYPES_HINT)
 
 
 def resolve_source_path(source: str) -> Path:

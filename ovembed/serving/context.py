@@ -8,13 +8,18 @@ ASGI middleware in :mod:`ovembed.serving.http.middleware`) and gRPC (the RPC wra
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from ovembed.errors import Unauthorized
+from ovembed.errors import ClientGone, Unauthorized
 from ovembed.serving.engine.interface import Timings
 
 # The id of the request being handled, for log lines (see http.server.RequestIdFilter). A
@@ -24,6 +29,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("ovembed_request_id", default=No
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_logger = logging.getLogger("ovembed.access")
+T = TypeVar("T")
 
 
 def request_id(incoming: str | None) -> str:
@@ -61,3 +67,43 @@ def log_access(level: int, peer: str, what: str, outcome: str, elapsed_ns: int) 
     """One access-log line: ``peer "what" outcome 1.2ms``."""
     if access_logger.isEnabledFor(level):
         access_logger.log(level, '%s "%s" %s %.1fms', peer, what, outcome, elapsed_ns / 1e6)
+
+
+@dataclass
+class RequestContext:
+    """One request, as every front end and use case sees it.
+
+    Created by the transport (HTTP middleware, gRPC wrapper) when the request arrives. Use cases
+    record the configured model the request is about in :attr:`model` (the ``model`` label of the
+    request metrics; unknown names never become label values) and wrap engine work in
+    :meth:`guard`, which cancels it when the client goes away.
+    """
+
+    request_id: str
+    start_ns: int = field(default_factory=time.perf_counter_ns)
+    model: str | None = None
+    # Resolves when the client has gone away (HTTP: the ASGI disconnect message); None: never.
+    client_gone: Callable[[], Awaitable[None]] | None = None
+
+    def elapsed(self) -> float:
+        """Seconds since the request arrived."""
+        return (time.perf_counter_ns() - self.start_ns) / 1e9
+
+    async def guard(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await ``work``; if the client goes away first, cancel it and raise :class:`ClientGone`.
+
+        Cancelling the engine's ``embed`` drops its queued work, so no compute is wasted.
+        """
+        if self.client_gone is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(self.client_gone())
+        try:
+            await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the caller itself is cancelled (server shutdown)
+            for pending in (task, watcher):
+                pending.cancel()
+        if task.done() and not task.cancelled():
+            return task.result()
+        await asyncio.gather(task, return_exceptions=True)  # let the cancellation land
+        raise ClientGone("The client closed the connection before the response was ready")

@@ -158,8 +158,8 @@ class Metrics:
 
     def observe_http(self, scope: Scope, status: int, seconds: float) -> None:
         """One finished REST request; the model label is what the handler resolved, if any."""
-        state = scope.get("state") or {}
-        model = state.get("model")
+        ctx = (scope.get("state") or {}).get("context")
+        model = getattr(ctx, "model", None)
         self.observe_request(self.endpoint(scope), model if isinstance(model, str) else "",
                              str(status), seconds)
 

@@ -19,7 +19,7 @@ import numpy as np
 from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
-from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
+from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.serving.engine.interface import (
     EmbedResult,
     Inputs,
@@ -28,6 +28,7 @@ from ovembed.serving.engine.interface import (
     ModelStatus,
     Servable,
     Timings,
+    not_ready,
 )
 from ovembed.serving.http.app import create_app
 
@@ -139,10 +140,8 @@ class FakeRegistry:
 
     def get(self, name: str) -> Servable:
         status = self.status(name)
-        if status.state is ModelState.LOADING:
-            raise ModelNotReady(f"The model '{name}' is loading")
-        if status.state is ModelState.UNAVAILABLE:
-            raise ModelNotReady(f"The model '{name}' is unavailable: {status.error}")
+        if status.state is not ModelState.AVAILABLE:
+            raise not_ready(name, status)
         return self.servables[name]
 
     def status(self, name: str) -> ModelStatus:

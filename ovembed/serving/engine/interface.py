@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from ovembed.config import Pooling
+from ovembed.errors import ModelNotReady
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
@@ -30,6 +31,13 @@ class ModelStatus:
     state: ModelState
     error: str | None = None
     version: int = 1
+
+
+def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
+    """The error for a configured model that cannot serve (the same words for every registry)."""
+    if status.state is ModelState.LOADING:
+        return ModelNotReady(f"The model '{name}' is still loading")
+    return ModelNotReady(f"The model '{name}' is not available: {status.error}")
 
 
 @dataclass(frozen=True)

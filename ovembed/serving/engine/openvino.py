@@ -175,7 +175,6 @@ class LoadedModel:
     info: ModelInfo
     engine: OpenVINOEngine
     tokenizer: ServingTokenizer
-    plugin_config: dict[str, str]
 
 
 def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
@@ -253,7 +252,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
-    return LoadedModel(info, engine, tokenizer, config)
+    return LoadedModel(info, engine, tokenizer)
 
 
 def _property(compiled: ov.CompiledModel, key: str) -> str | None:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ovembed.config import ServeConfig
-from ovembed.errors import ConfigError, ModelNotFound, ModelNotReady, OvembedError
+from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
-from ovembed.serving.engine.interface import ModelState, ModelStatus
+from ovembed.serving.engine.interface import ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
 from ovembed.serving.engine.servable import EmbeddingServable
 
@@ -101,9 +101,7 @@ class ModelRegistry:
         if slot is None:
             raise ModelNotFound(name)
         if slot.servable is None:
-            if slot.status.state is ModelState.LOADING:
-                raise ModelNotReady(f"The model '{name}' is still loading")
-            raise ModelNotReady(f"The model '{name}' is not available: {slot.status.error}")
+            raise not_ready(name, slot.status)
         return slot.servable
 
     def status(self, name: str) -> ModelStatus:
@@ -192,15 +190,6 @@ class ModelRegistry:
         if slot.task is not None and not slot.task.done():
             slot.task.cancel()
         await self._unload(slot)
-
-    async def apply(self, entries: Sequence[ModelEntry]) -> None:
-        """Make the served set equal ``entries``: add new names, remove missing ones, reload
-        those whose folder changed."""
-        wanted = {e.name: e for e in entries}
-        jobs = [self.remove(n) for n in list(self._slots) if n not in wanted]
-        jobs += [self.add(e) for n, e in wanted.items()
-                 if n not in self._slots or self._slots[n].entry.base_path != e.base_path]
-        await asyncio.gather(*jobs)
 
     # -- internals ----------------------------------------------------------------------
 

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from ovembed.errors import InvalidInput, ModelNotReady, describe, public_message
-from ovembed.serving.context import REQUEST_ID, check_bearer, log_access, request_id, timing_values
+from ovembed.errors import InvalidInput, describe, public_message
+from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
 from ovembed.serving.engine.interface import ModelState, Registry
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
+from ovembed.serving.usecases import models
+from ovembed.serving.usecases.embed import EmbedRequest, embed
 from ovembed.serving.wire import kserve
 from ovembed.serving.wire.kserve_infer import (
     InferRequest,
@@ -42,7 +44,7 @@ logger = logging.getLogger("ovembed.serving")
 Metadata = tuple[tuple[str, str], ...]
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
-_Handler = Callable[["InferenceServicer", _Req], Awaitable[tuple[_Resp, Metadata]]]
+_Handler = Callable[["InferenceServicer", _Req, RequestContext], Awaitable[tuple[_Resp, Metadata]]]
 _Rpc = Callable[["InferenceServicer", _Req, grpc.aio.ServicerContext], Awaitable[_Resp]]
 
 SERVICE = "inference.GRPCInferenceService"  # RPCs are counted under endpoint "/<SERVICE>/<method>"
@@ -62,12 +64,13 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
             start = time.perf_counter_ns()
             metadata = _metadata(context.invocation_metadata())
             rid = request_id(metadata.get("x-request-id"))
+            ctx = RequestContext(rid, start)
             token = REQUEST_ID.set(rid)
             code = grpc.StatusCode.OK
             try:
                 if protected:
                     self._check_key(metadata.get("authorization"))
-                response, trailing = await handler(self, request)
+                response, trailing = await handler(self, request, ctx)
                 context.set_trailing_metadata((("x-request-id", rid), *trailing))
                 return response
             except asyncio.CancelledError:  # the client went away or the server is stopping
@@ -81,7 +84,7 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 elapsed = time.perf_counter_ns() - start
                 _log(method, context.peer(), code, elapsed, quiet=quiet)
                 if self._metrics is not None:
-                    self._metrics.observe_request(endpoint, self._model_label(request), code.name, elapsed / 1e9)
+                    self._metrics.observe_request(endpoint, ctx.model or "", code.name, elapsed / 1e9)
                 REQUEST_ID.reset(token)
 
         return rpc
@@ -112,32 +115,33 @@ class InferenceServicer:
     # --- probes ----------------------------------------------------------------------------
 
     @_rpc(protected=False)
-    async def ServerLive(self, request: pb.ServerLiveRequest) -> tuple[pb.ServerLiveResponse, Metadata]:
+    async def ServerLive(self, request: pb.ServerLiveRequest, ctx: RequestContext
+                         ) -> tuple[pb.ServerLiveResponse, Metadata]:
         return pb.ServerLiveResponse(live=True), ()
 
     @_rpc(protected=False)
-    async def ServerReady(self, request: pb.ServerReadyRequest) -> tuple[pb.ServerReadyResponse, Metadata]:
+    async def ServerReady(self, request: pb.ServerReadyRequest, ctx: RequestContext
+                          ) -> tuple[pb.ServerReadyResponse, Metadata]:
         return pb.ServerReadyResponse(ready=self._registry.ready), ()
 
     @_rpc(protected=False)
-    async def ModelReady(self, request: pb.ModelReadyRequest) -> tuple[pb.ModelReadyResponse, Metadata]:
-        status = self._registry.status(request.name)  # unknown -> NOT_FOUND, as REST's 404
-        kserve.check_version(request.name, request.version, status)
+    async def ModelReady(self, request: pb.ModelReadyRequest, ctx: RequestContext
+                         ) -> tuple[pb.ModelReadyResponse, Metadata]:
+        status = models.status(self._registry, ctx, request.name, request.version)  # unknown -> NOT_FOUND
         return pb.ModelReadyResponse(ready=status.state is ModelState.AVAILABLE), ()
 
     # --- metadata --------------------------------------------------------------------------
 
     @_rpc()
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, ctx: RequestContext
                              ) -> tuple[pb.ServerMetadataResponse, Metadata]:
         return pb.ServerMetadataResponse(**kserve.server_metadata()), ()
 
     @_rpc()
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, ctx: RequestContext
                             ) -> tuple[pb.ModelMetadataResponse, Metadata]:
-        status = self._registry.status(request.name)
-        kserve.check_version(request.name, request.version, status)
-        meta = kserve.model_metadata(self._registry.get(request.name).info, status)
+        servable, status = models.servable(self._registry, ctx, request.name, request.version)
+        meta = kserve.model_metadata(servable.info, status)
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"],
@@ -147,28 +151,21 @@ class InferenceServicer:
     # --- inference -------------------------------------------------------------------------
 
     @_rpc()
-    async def ModelInfer(self, request: pb.ModelInferRequest) -> tuple[pb.ModelInferResponse, Metadata]:
-        start = time.perf_counter()
+    async def ModelInfer(self, request: pb.ModelInferRequest, ctx: RequestContext
+                         ) -> tuple[pb.ModelInferResponse, Metadata]:
         name = request.model_name
-        status = self._registry.status(name)  # NOT_FOUND
-        kserve.check_version(name, request.model_version, status)
+        models.status(self._registry, ctx, name, request.model_version)  # NOT_FOUND before INVALID_ARGUMENT
         req = parse_infer_request(request, max_inputs=self._max_inputs)  # INVALID_ARGUMENT
-        servable = self._registry.get(name)  # UNAVAILABLE while loading
-        result = await servable.embed(req.texts, truncate=req.truncate)
-        response = pb.ModelInferResponse(model_name=servable.info.name, model_version=str(status.version),
+        result = await embed(self._registry, ctx, EmbedRequest(name, req.texts, truncate=req.truncate,
+                                                               version=request.model_version))
+        response = pb.ModelInferResponse(model_name=result.info.name, model_version=str(result.version),
                                          id=request.id)
         response.outputs.add(name=kserve.OUTPUT_NAME, datatype=kserve.OUTPUT_DATATYPE,
-                             shape=list(result.embeddings.shape))
-        response.raw_output_contents.append(fp32_bytes(result.embeddings))
-        timings = timing_values(result.timings, time.perf_counter() - start)
-        return response, tuple(timings.items())
+                             shape=list(result.vectors.shape))
+        response.raw_output_contents.append(fp32_bytes(result.vectors))
+        return response, tuple(timing_values(result.timings, ctx.elapsed()).items())
 
     # --- helpers ---------------------------------------------------------------------------
-
-    def _model_label(self, request: object) -> str:
-        """The configured model a request names (``model_name`` or ``name``), else ""."""
-        name = getattr(request, "model_name", "") or getattr(request, "name", "")
-        return name if isinstance(name, str) and name in self._registry.names() else ""
 
     def _check_key(self, header: str | None) -> None:
         """The same rule and messages as REST's AuthMiddleware (constant-time compare)."""
@@ -178,7 +175,7 @@ class InferenceServicer:
     @staticmethod
     def _message(method: str, exc: Exception, rid: str) -> str:
         """What the client sees; server errors are logged with their traceback."""
-        if describe(exc).status >= 500 and not isinstance(exc, ModelNotReady):
+        if describe(exc).log_traceback:
             logger.error("gRPC %s failed (request id %s)", method, rid,
                          exc_info=(type(exc), exc, exc.__traceback__))
         return public_message(exc, rid)

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, PayloadTooLarge, ShuttingDown
-from ovembed.serving.context import REQUEST_ID, access_logger, check_bearer, log_access, request_id
+from ovembed.serving.context import REQUEST_ID, RequestContext, access_logger, check_bearer, log_access, request_id
 from ovembed.serving.http.responses import error_response
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class RequestContextMiddleware:
         start = time.perf_counter_ns()
         rid = request_id(Headers(scope=scope).get("x-request-id"))
         state = scope.setdefault("state", {})
+        state["context"] = RequestContext(rid, start)
         state["request_id"], state["start_ns"] = rid, start
         token = REQUEST_ID.set(rid)
         status = 0
@@ -98,7 +99,7 @@ class RequestContextMiddleware:
                 await error_response(Request(scope), exc)(scope, receive, send_with_id)
         except asyncio.CancelledError:
             # The server cancels what is still running when --graceful_timeout runs out (client
-            # disconnects do not cancel: see routes.deps.unless_disconnected). Answer 503, which
+            # disconnects do not cancel: see RequestContext.guard). Answer 503, which
             # clients and load balancers retry elsewhere, rather than uvicorn's bare 500.
             if status:
                 raise

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ovembed.errors import ModelNotReady, OvembedError, Unauthorized, describe, public_message
+from ovembed.errors import OvembedError, Unauthorized, describe, public_message
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -57,15 +57,16 @@ def error_response(request: Request, exc: Exception) -> Response:
         kind_type = "invalid_request_error" if status < 500 else "internal_error"
         code = _HTTP_CODES.get(status)
         headers.update(exc.headers or {})
+        log_traceback = status >= 500
     else:
         kind = describe(exc)
-        status, kind_type, code = kind.status, kind.type, kind.code
+        status, kind_type, code, log_traceback = kind.status, kind.type, kind.code, kind.log_traceback
         message = public_message(exc, rid)
         if isinstance(exc, OvembedError) and status < 500:
             param = exc.param
         if isinstance(exc, Unauthorized):
             headers["www-authenticate"] = "Bearer"
-    if status >= 500 and not isinstance(exc, ModelNotReady):
+    if log_traceback:
         logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,
                      exc_info=(type(exc), exc, exc.__traceback__))
     if api_family(request.url.path) == "openai":

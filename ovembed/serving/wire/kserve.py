@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovembed import __version__
-from ovembed.errors import ModelNotFound
 from ovembed.serving.engine.interface import ModelInfo, ModelState, ModelStatus
 
 # Every embeddings model has the same signature: texts in, one vector per text out.
@@ -52,14 +51,6 @@ def parse_model_path(path: str, is_model: Callable[[str], bool]) -> ModelPath:
         return ModelPath(match["name"], match["version"], action)
     return ModelPath(rest, None, action)
 
-
-def check_version(name: str, version: str | None, status: ModelStatus) -> None:
-    """Each model has one version; asking for another one is a 404 (``ModelNotFound``).
-
-    ``None`` and ``""`` (gRPC's unset string) mean the default version.
-    """
-    if version and version != str(status.version):
-        raise ModelNotFound(f"{name}/versions/{version}")
 
 
 def server_metadata() -> dict[str, Any]:

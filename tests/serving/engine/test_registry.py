@@ -137,7 +137,8 @@ def test_live_add_replace_remove(minilm_dir: Path, tmp_path: Path) -> None:
         await registry.remove("b")
         with pytest.raises(ModelNotFound):
             registry.get("b")
-        await registry.apply([ModelEntry("c", minilm_dir)])
+        await registry.remove("a")
+        await registry.add(ModelEntry("c", minilm_dir))
         assert registry.names() == ["c"] and registry.ready
         await registry.get("c").embed(["c"])
         await registry.stop(5)

@@ -103,7 +103,7 @@ async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 def test_health(registry: FakeRegistry) -> None:
     async def scenario(stub: Stub) -> None:
         assert (await stub.ServerLive(pb.ServerLiveRequest())).live is True
-        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'slow' is loading
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'slow' is still loading
         registry.set_state("slow", ModelState.AVAILABLE)
         assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is True  # 'broken' is final
         for name, version, ready in [("minilm", "", True), ("minilm", "1", True), ("org/long", "", True),
@@ -159,8 +159,8 @@ def test_model_metadata_errors(registry: FakeRegistry) -> None:
 
     assert run(registry, scenario) == [
         (grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist"),
-        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is loading"),
-        (grpc.StatusCode.UNAVAILABLE, "The model 'broken' is unavailable: cannot read openvino_model.xml"),
+        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is still loading"),
+        (grpc.StatusCode.UNAVAILABLE, "The model 'broken' is not available: cannot read openvino_model.xml"),
     ]
 
 
@@ -257,7 +257,7 @@ def test_unknown_unready_and_wrong_version(registry: FakeRegistry) -> None:
 
     assert run(registry, scenario) == [
         (grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist"),
-        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is loading"),
+        (grpc.StatusCode.UNAVAILABLE, "The model 'slow' is still loading"),
         (grpc.StatusCode.NOT_FOUND, "The model 'minilm/versions/2' does not exist"),
     ]
 

@@ -209,7 +209,7 @@ def test_binary_data_without_a_binary_input(client: TestClient) -> None:
 
 def test_model_errors(client: TestClient) -> None:
     cases = [("/v2/models/nope/infer", 404, "The model 'nope' does not exist"),
-             ("/v2/models/slow/infer", 503, "The model 'slow' is loading"),
+             ("/v2/models/slow/infer", 503, "The model 'slow' is still loading"),
              ("/v2/models/minilm/versions/2/infer", 404, "The model 'minilm/versions/2' does not exist"),
              ("/v2/models/minilm/ready/infer", 404, "The model 'minilm/ready' does not exist")]
     for path, status, message in cases:

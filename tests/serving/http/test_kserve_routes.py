@@ -75,9 +75,9 @@ def test_model_ready_errors(client: TestClient) -> None:
     assert resp.json() == {"error": "The model 'minilm/versions/2' does not exist"}
     resp = client.get("/v2/models/slow/ready")
     assert resp.status_code == 503
-    assert resp.json() == {"error": "The model 'slow' is loading"}
+    assert resp.json() == {"error": "The model 'slow' is still loading"}
     assert client.get("/v2/models/broken/ready").json() == {
-        "error": "The model 'broken' is unavailable"}
+        "error": "The model 'broken' is not available: cannot read openvino_model.xml"}
 
 
 def test_model_metadata_errors(client: TestClient) -> None:

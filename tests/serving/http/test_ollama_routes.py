@@ -112,7 +112,7 @@ def test_embed_latest_tag_resolves(client: TestClient) -> None:
     ({"model": "fake", "input": "a", "truncate": "no"}, 400, "'truncate' must be a boolean"),
     ({"model": "nope", "input": "a"}, 404, "The model 'nope' does not exist"),
     ({"model": "nope:latest", "input": "a"}, 404, "The model 'nope' does not exist"),
-    ({"model": "slow", "input": "a"}, 503, "The model 'slow' is loading"),
+    ({"model": "slow", "input": "a"}, 503, "The model 'slow' is still loading"),
     ({"model": "fake", "input": ["a"] * 5}, 413,
      "Too many inputs: 5 in one request, the limit is 4"),
 ])

@@ -270,7 +270,7 @@ def test_unknown_model_is_404(client: TestClient) -> None:
                  "model", "The model 'nope' does not exist", code="model_not_found")
 
 
-@pytest.mark.parametrize(("name", "message"), [("slow", "is loading"), ("broken", "unavailable")])
+@pytest.mark.parametrize(("name", "message"), [("slow", "is still loading"), ("broken", "not available")])
 def test_model_not_ready_is_503(client: TestClient, name: str, message: str) -> None:
     assert_error(post(client, {"model": name, "input": "x"}), 503, "service_unavailable", None,
                  message, code="model_not_ready")

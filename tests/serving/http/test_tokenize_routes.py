@@ -60,7 +60,7 @@ def test_options_are_passed_through(client: TestClient, servable: FakeServable) 
      "'add_special_tokens' must be a boolean"),
     ({"model": "fake", "text": ["a"] * 4}, 413, "text", "Too many inputs: 4"),
     ({"model": "nope", "text": "a"}, 404, "model", "The model 'nope' does not exist"),
-    ({"model": "slow", "text": "a"}, 503, None, "The model 'slow' is loading"),
+    ({"model": "slow", "text": "a"}, 503, None, "The model 'slow' is still loading"),
 ])
 def test_errors(client: TestClient, payload: dict[str, Any], status: int, param: str | None,
                 message: str) -> None:

@@ -7,12 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ovembed.errors import InvalidInput, ModelNotFound, ModelNotReady
+from ovembed.errors import InvalidInput, ModelNotFound
 from ovembed.serving.context import timing_values
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.engine.interface import ModelState, not_ready
 from ovembed.serving.http.responses import JSONResponse
 from ovembed.serving.http.routes import deps
-from ovembed.serving.http.routes.openai import CLIENT_CLOSED
+from ovembed.serving.usecases import models
+from ovembed.serving.usecases.embed import EmbedRequest, embed
 from ovembed.serving.wire import fields, kserve, kserve_infer
 
 
@@ -30,15 +31,12 @@ async def ready(request: Request) -> Response:
 
 async def model_endpoint(request: Request) -> Response:
     """``/v2/models/<name>[/versions/<v>][/ready]``: names may contain slashes."""
-    registry = deps.registry(request)
-    known = set(registry.names())
-    target = kserve.parse_model_path(request.path_params["model_path"], known.__contains__)
-    status = registry.status(target.name)  # ModelNotFound -> 404
-    deps.note_model(request, target.name)
-    kserve.check_version(target.name, target.version, status)
+    registry, ctx = deps.registry(request), deps.context(request)
+    target = kserve.parse_model_path(request.path_params["model_path"], set(registry.names()).__contains__)
+    status = models.status(registry, ctx, target.name, target.version)  # ModelNotFound -> 404
     if target.action == "ready":
         if status.state is not ModelState.AVAILABLE:
-            raise ModelNotReady(f"The model '{target.name}' is {status.state.value.lower()}")
+            raise not_ready(target.name, status)
         return Response(status_code=200)
     servable = registry.get(target.name)  # ModelNotReady -> 503
     return JSONResponse(kserve.model_metadata(servable.info, status))
@@ -51,9 +49,8 @@ async def infer(request: Request) -> Response:
     target = kserve.parse_model_path(path, set(registry.names()).__contains__)
     if target.action != "metadata":  # ".../ready/infer" is no model's infer endpoint
         raise ModelNotFound(path)
-    status = registry.status(target.name)  # ModelNotFound -> 404
-    deps.note_model(request, target.name)
-    kserve.check_version(target.name, target.version, status)
+    ctx = deps.context(request)
+    models.status(registry, ctx, target.name, target.version)  # 404 before the body is judged
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise InvalidInput(f"Content-Encoding '{encoding}' is not supported: send the body uncompressed")
@@ -61,13 +58,10 @@ async def infer(request: Request) -> Response:
                                              request.headers.get(kserve_infer.HEADER_LENGTH))
     req = kserve_infer.parse_rest_request(fields.load_object(header), binary,
                                           max_inputs=deps.config(request).max_inputs)
-    servable = registry.get(target.name)  # ModelNotReady -> 503
-    result = await deps.unless_disconnected(request, servable.embed(req.texts, truncate=req.truncate))
-    if result is None:
-        return Response(status_code=CLIENT_CLOSED)
-    content, raw = kserve_infer.rest_response(req, servable.info.name, str(status.version),
-                                              result.embeddings)
-    headers = timing_values(result.timings, deps.elapsed_ns(request) / 1e9)
+    result = await embed(registry, ctx,
+                         EmbedRequest(target.name, req.texts, truncate=req.truncate, version=target.version))
+    content, raw = kserve_infer.rest_response(req, result.info.name, str(result.version), result.vectors)
+    headers = timing_values(result.timings, ctx.elapsed())
     if not req.binary_output:
         return JSONResponse(content, headers=headers)
     json_part = orjson.dumps(content)

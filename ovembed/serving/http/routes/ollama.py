@@ -7,60 +7,49 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed import __version__
-from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound
-from ovembed.serving.engine.interface import EmbedResult, Servable
+from ovembed.errors import InputTooLong, InvalidInput
+from ovembed.serving.context import RequestContext
+from ovembed.serving.engine.interface import Registry
 from ovembed.serving.http.responses import JSONResponse
 from ovembed.serving.http.routes import deps
-from ovembed.serving.http.routes.openai import CLIENT_CLOSED
-from ovembed.serving.wire import fields, ollama, vectors
+from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
+from ovembed.serving.wire import fields, ollama
 
 _DEFAULT_TAG = ":latest"
 
 
-def _servable(request: Request, name: str) -> Servable:
+def _model_name(registry: Registry, name: str) -> str:
     """Ollama clients may say ``name:latest`` for a model served as ``name``."""
-    try:
-        return deps.servable(request, name)
-    except ModelNotFound:
-        if not name.endswith(_DEFAULT_TAG):
-            raise
-    return deps.servable(request, name[: -len(_DEFAULT_TAG)])
+    if name.endswith(_DEFAULT_TAG) and name not in registry.names():
+        return name[: -len(_DEFAULT_TAG)]
+    return name
 
 
-async def _embed(request: Request, servable: Servable, texts: list[str],
-                 truncate: bool) -> EmbedResult | None:
+async def _embed(registry: Registry, ctx: RequestContext, req: EmbedRequest) -> Embeddings:
     try:
-        return await deps.unless_disconnected(request, servable.embed(texts, truncate=truncate))
+        return await embed(registry, ctx, req)
     except InputTooLong:
         raise InvalidInput(ollama.CONTEXT_LENGTH_ERROR, param="input") from None
 
 
-async def embed(request: Request) -> Response:
+async def embed_texts(request: Request) -> Response:
     req = ollama.parse_embed_request(await deps.json_body(request))
     fields.check_count(len(req.input), deps.config(request).max_inputs)
-    servable = _servable(request, req.model)
-    info = servable.info
-    vectors.check_dimensions(req.dimensions, info)
+    registry, ctx = deps.registry(request), deps.context(request)
+    result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), req.input,
+                                                      truncate=req.truncate, dimensions=req.dimensions))
     if not req.input:
         return JSONResponse(ollama.empty_embed_response(req.model))
-    result = await _embed(request, servable, list(req.input), req.truncate)
-    if result is None:
-        return Response(status_code=CLIENT_CLOSED)
-    vecs = vectors.select_dimensions(result.embeddings, req.dimensions, normalize=info.normalize)
-    content = ollama.embed_response(req.model, vecs, result.prompt_tokens, deps.elapsed_ns(request))
-    return JSONResponse(content)
+    total_ns = int(ctx.elapsed() * 1e9)
+    return JSONResponse(ollama.embed_response(req.model, result.vectors, result.prompt_tokens, total_ns))
 
 
 async def legacy_embeddings(request: Request) -> Response:
     req = ollama.parse_legacy_request(await deps.json_body(request))
-    servable = _servable(request, req.model)
-    if not req.prompt:
-        return JSONResponse(ollama.legacy_response(None))
-    result = await _embed(request, servable, [req.prompt], truncate=True)
-    if result is None:
-        return Response(status_code=CLIENT_CLOSED)
-    vecs = vectors.select_dimensions(result.embeddings, None, normalize=servable.info.normalize)
-    return JSONResponse(ollama.legacy_response(vecs[0]))
+    registry, ctx = deps.registry(request), deps.context(request)
+    inputs = [req.prompt] if req.prompt else []
+    result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), inputs, truncate=True))
+    return JSONResponse(ollama.legacy_response(result.vectors[0] if req.prompt else None))
 
 
 async def tags(request: Request) -> Response:
@@ -79,7 +68,7 @@ async def root(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/", root, methods=["GET"]),
-        Route("/api/embed", embed, methods=["POST"]),
+        Route("/api/embed", embed_texts, methods=["POST"]),
         Route("/api/embeddings", legacy_embeddings, methods=["POST"]),
         Route("/api/tags", tags, methods=["GET"]),
         Route("/api/version", version, methods=["GET"]),

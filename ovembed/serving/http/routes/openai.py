@@ -9,25 +9,20 @@ from starlette.routing import BaseRoute, Route
 from ovembed.serving.context import timing_values
 from ovembed.serving.http.responses import JSONResponse
 from ovembed.serving.http.routes import deps
-from ovembed.serving.wire import openai, vectors
-
-CLIENT_CLOSED = 499  # nginx's "client closed request": only ever seen in the access log
+from ovembed.serving.usecases import models
+from ovembed.serving.usecases.embed import EmbedRequest, embed
+from ovembed.serving.wire import openai
 
 
 async def embeddings(request: Request) -> Response:
     body = await deps.json_body(request)
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
-    servable = deps.servable(request, req.model)
-    info = servable.info
-    vectors.check_dimensions(req.dimensions, info)
-    work = servable.embed(req.input, truncate=req.truncate)
-    result = await deps.unless_disconnected(request, work)
-    if result is None:
-        return Response(status_code=CLIENT_CLOSED)
-    vecs = vectors.select_dimensions(result.embeddings, req.dimensions, normalize=info.normalize)
-    content = openai.embeddings_response(info.name, vecs, result.prompt_tokens, req.encoding_format)
-    headers = timing_values(result.timings, deps.elapsed_ns(request) / 1e9)
-    return JSONResponse(content, headers=headers)
+    ctx = deps.context(request)
+    result = await embed(deps.registry(request), ctx, EmbedRequest(
+        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions))
+    content = openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
+                                         req.encoding_format)
+    return JSONResponse(content, headers=timing_values(result.timings, ctx.elapsed()))
 
 
 async def list_models(request: Request) -> Response:
@@ -36,14 +31,15 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    servable = deps.servable(request, request.path_params["model_id"])
+    servable, _ = models.servable(deps.registry(request), deps.context(request),
+                                  request.path_params["model_id"])
     return JSONResponse(openai.model_card(servable.info))
 
 
 def routes() -> list[BaseRoute]:
-    embed = [Route(path, embeddings, methods=["POST"])
-             for path in ("/v3/embeddings", "/v1/embeddings", "/v3/v1/embeddings")]
-    models = [Route(f"{prefix}/models", list_models, methods=["GET"]) for prefix in ("/v3", "/v1")]
+    embed_routes = [Route(path, embeddings, methods=["POST"])
+                    for path in ("/v3/embeddings", "/v1/embeddings", "/v3/v1/embeddings")]
+    model_list = [Route(f"{prefix}/models", list_models, methods=["GET"]) for prefix in ("/v3", "/v1")]
     model = [Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"])
              for prefix in ("/v3", "/v1")]
-    return [*embed, *models, *model]
+    return [*embed_routes, *model_list, *model]

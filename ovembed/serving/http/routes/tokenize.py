@@ -8,21 +8,17 @@ from starlette.routing import BaseRoute, Route
 
 from ovembed.serving.http.responses import JSONResponse
 from ovembed.serving.http.routes import deps
-from ovembed.serving.wire import tokenize
+from ovembed.serving.usecases.tokenize import TokenizeRequest, tokenize
+from ovembed.serving.wire import tokenize as wire
 
 
 async def tokenize_texts(request: Request) -> Response:
     body = await deps.json_body(request)
-    req = tokenize.parse_tokenize_request(body, max_inputs=deps.config(request).max_inputs)
-    servable = deps.servable(request, req.model)
-    ids = servable.tokenize(
-        list(req.texts),
-        add_special_tokens=req.add_special_tokens,
-        max_length=req.max_length,
-        pad_to_max_length=req.pad_to_max_length,
-        padding_side=req.padding_side,
-    )
-    return JSONResponse(tokenize.tokenize_response(req, ids))
+    req = wire.parse_tokenize_request(body, max_inputs=deps.config(request).max_inputs)
+    ids = await tokenize(deps.registry(request), deps.context(request), TokenizeRequest(
+        req.model, req.texts, max_length=req.max_length, pad_to_max_length=req.pad_to_max_length,
+        add_special_tokens=req.add_special_tokens, padding_side=req.padding_side))
+    return JSONResponse(wire.tokenize_response(req, ids))
 
 
 def routes() -> list[BaseRoute]:

@@ -1,0 +1,72 @@
+"""The embeddings use case behind ``/v3/embeddings``, ``/api/embed``, KServe infer (REST, gRPC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ovembed.errors import InvalidInput
+from ovembed.serving.context import RequestContext
+from ovembed.serving.engine.interface import Inputs, ModelInfo, Registry, Timings
+from ovembed.serving.usecases import models
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    model: str
+    inputs: Inputs
+    truncate: bool | None = None  # None: the model's default
+    dimensions: int | None = None  # Matryoshka: keep the first N (already >= 1)
+    version: str | None = None  # None or "": the served version
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    info: ModelInfo
+    version: int
+    vectors: np.ndarray  # C-contiguous float32 [n_inputs, dimensions or info.dimensions]
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+async def embed(registry: Registry, ctx: RequestContext, req: EmbedRequest) -> Embeddings:
+    """Resolve, check, embed (cancelled if the client goes away: ``ClientGone``), shape."""
+    servable, status = models.servable(registry, ctx, req.model, req.version)
+    info = servable.info
+    check_dimensions(req.dimensions, info)
+    if len(req.inputs) == 0:  # nothing for the engine to do
+        width = req.dimensions or info.dimensions
+        return Embeddings(info, status.version, np.empty((0, width), dtype=np.float32), [])
+    result = await ctx.guard(servable.embed(req.inputs, truncate=req.truncate))
+    vectors = select_dimensions(result.embeddings, req.dimensions, normalize=info.normalize)
+    return Embeddings(info, status.version, vectors, result.token_counts, result.timings)
+
+
+def check_dimensions(dimensions: int | None, info: ModelInfo) -> None:
+    """``dimensions`` (already known to be >= 1) must not exceed the model's size."""
+    if dimensions is not None and dimensions > info.dimensions:
+        raise InvalidInput(
+            f"'dimensions' must be at most {info.dimensions} for model '{info.name}', "
+            f"got {dimensions}",
+            param="dimensions",
+        )
+
+
+def select_dimensions(embeddings: np.ndarray, dimensions: int | None, *,
+                      normalize: bool) -> np.ndarray:
+    """Keep the first ``dimensions`` columns; re-normalise rows when the model normalises.
+
+    Returns a C-contiguous float32 array (what orjson and ``tobytes`` need).
+    """
+    out = embeddings
+    if dimensions is not None and dimensions < embeddings.shape[1]:
+        out = embeddings[:, :dimensions]
+        if normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.maximum(norms, np.float32(1e-12))
+    return np.ascontiguousarray(out, dtype=np.float32)
