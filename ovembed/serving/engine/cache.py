@@ -3,7 +3,7 @@
 A key is the model's *scope* (its name and loaded version), the head options that shape the
 output (task, pooling...) and a 128-bit BLAKE2b digest of the token ids the model sees (the
 prompt is part of those ids). The value is the model's output row and the document's token
-count. A reload drops the model's entries (:meth:`EmbeddingCache.drop_scope`); the versions in
+count. A reload drops the replaced version's entries (:meth:`EmbeddingCache.drop_scope`); the versions in
 the keys make a stale hit impossible even in between.
 
 Accounting counts each row's bytes plus a fixed per-entry overhead, so the bound holds for
@@ -80,9 +80,9 @@ class EmbeddingCache:
             _, (evicted, _) = self._entries.popitem(last=False)
             self._bytes -= evicted.nbytes + ENTRY_OVERHEAD
 
-    def drop_scope(self, name: str) -> int:
-        """Forget every entry of model ``name`` (any version); returns how many."""
-        doomed = [k for k in self._entries if k[0][0] == name]
+    def drop_scope(self, scope: Scope) -> int:
+        """Forget every entry of one model version; returns how many."""
+        doomed = [k for k in self._entries if k[0] == scope]
         for k in doomed:
             row, _ = self._entries.pop(k)
             self._bytes -= row.nbytes + ENTRY_OVERHEAD

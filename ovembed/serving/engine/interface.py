@@ -9,12 +9,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from ovembed.config import Pooling
 from ovembed.errors import ModelNotReady
+from ovembed.prompts import PromptSet
+from ovembed.serving.engine.chunking import ChunkingOptions
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
@@ -53,6 +55,26 @@ class ModelInfo:
     device: str  # e.g. "CPU"
     precision: str  # e.g. "fp32", "int8"
     created: int  # unix time the model folder was written
+    prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
+    tasks: tuple[str, ...] = ("embed",)
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How a request wants its texts embedded (token-id documents take none of these)."""
+
+    prompt: str = ""  # text put in front of every text input (already chosen by the use case)
+    truncation_direction: Literal["left", "right"] = "right"  # which end truncation cuts
+    chunking: ChunkingOptions | None = None  # split long texts instead of truncating/rejecting
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """Which input a result row belongs to and the characters of it that the row covers."""
+
+    input_index: int
+    start: int
+    end: int
 
 
 @dataclass
@@ -69,6 +91,8 @@ class EmbedResult:
     embeddings: np.ndarray  # float32 [n_inputs, dimensions], rows in input order
     token_counts: list[int]  # real tokens per input after truncation, special tokens included
     timings: Timings = field(default_factory=Timings)
+    # chunking "none": one row per chunk, described here (rows then outnumber the inputs)
+    chunks: list[ChunkSpan] | None = None
 
     @property
     def prompt_tokens(self) -> int:
@@ -81,10 +105,12 @@ class Servable(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
+                    options: EmbedOptions | None = None) -> EmbedResult:
         """Embed texts or token-id documents.
 
-        ``truncate=None`` uses the model's default. Raises ``InputTooLong`` (truncate false and
+        ``truncate=None`` uses the model's default; ``options`` adds a prompt, the truncation
+        direction and chunking (texts only). Raises ``InputTooLong`` (truncate false and
         an input longer than ``info.max_length``), ``InvalidInput`` (e.g. token id out of the
         vocabulary), ``Overloaded`` (queue full). Cancelling the awaiting task drops the work.
         """

@@ -21,6 +21,7 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
+from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
@@ -245,6 +246,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
         name=name, dimensions=engine.dimensions, max_length=max_length, pooling=graph.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=int(xml.stat().st_mtime),
+        prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
     )
     log.info("model %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
              "%d infer request(s), %d dims, max_length %d, loaded in %.2f s; %.0f MB of "

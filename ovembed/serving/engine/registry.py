@@ -21,6 +21,7 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
+from ovembed.serving.engine.cache import EmbeddingCache
 from ovembed.serving.engine.interface import ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
 from ovembed.serving.engine.servable import EmbeddingServable
@@ -65,6 +66,8 @@ class ModelRegistry:
         self._started = False
         self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
+        # One byte budget for every model's repeated inputs; a reload drops the model's entries.
+        self.cache = EmbeddingCache(cfg.cache_bytes) if cfg.cache_bytes > 0 else None
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """Give each model's batcher ``factory(model name)`` as its observer (metrics); call
@@ -213,7 +216,8 @@ class ModelRegistry:
                           max_width=loaded.info.max_length,
                           observer=self._observers(name) if self._observers is not None else None)
         slot.loaded = loaded
-        slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
+        slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
+                                          version=version)
         slot.status = ModelStatus(ModelState.AVAILABLE, None, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
@@ -225,5 +229,7 @@ class ModelRegistry:
         slot.loaded = None
         if servable is not None:
             await servable.close(self.cfg.graceful_timeout if timeout is None else timeout)
+            if self.cache is not None:  # after close: its last requests may still have cached
+                self.cache.drop_scope(servable.scope)
         if loaded is not None:
             await asyncio.to_thread(loaded.engine.close)

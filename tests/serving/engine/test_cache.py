@@ -54,12 +54,13 @@ def test_oversized_rows_are_not_stored_and_copies_are_kept() -> None:
     assert cache.get(cache.key(("m", 1), None, [2]))[0].tolist() == ROW.tolist()  # type: ignore[index]
 
 
-def test_drop_scope_forgets_one_model() -> None:
+def test_drop_scope_forgets_one_model_version() -> None:
     cache = EmbeddingCache(10 * SIZE)
     for name, version in (("a", 1), ("a", 2), ("b", 1)):
         cache.put(cache.key((name, version), None, [1]), ROW, 1)
-    assert cache.drop_scope("a") == 2
-    assert len(cache) == 1 and cache.stats().bytes == SIZE
+    assert cache.drop_scope(("a", 1)) == 1
+    assert len(cache) == 2 and cache.stats().bytes == 2 * SIZE
+    assert cache.get(cache.key(("a", 2), None, [1])) is not None
     with pytest.raises(ValueError):
         EmbeddingCache(-1)
 
