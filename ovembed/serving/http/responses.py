@@ -2,7 +2,8 @@
 
 Error bodies follow the API family of the path: OpenAI's envelope
 ``{"error": {"message", "type", "param", "code"}}`` by default, ``{"error": "<message>"}`` for
-Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec).
+Ollama (``/api/...``, what its clients parse), ``{"id", "message"}`` for Cohere's
+``/v2/embed`` and KServe v2 (``/v2...``, its REST spec).
 Status, type and code come from :func:`ovembed.errors.describe`; the message from
 :func:`ovembed.errors.public_message`, so internal details never reach a client.
 """
@@ -22,6 +23,7 @@ from ovembed.errors import OvembedError, Unauthorized, describe, public_message
 logger = logging.getLogger("ovembed.serving")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+COHERE_PATHS = frozenset({"/v2/embed", "/v3/v2/embed"})  # Cohere's error body: {"message": ...}
 
 
 class JSONResponse(Response):
@@ -34,9 +36,11 @@ class JSONResponse(Response):
 
 
 def api_family(path: str) -> str:
-    """``"ollama"``, ``"kserve"`` or ``"openai"``: decides the error envelope."""
+    """``"ollama"``, ``"cohere"``, ``"kserve"`` or ``"openai"``: decides the error envelope."""
     if path.startswith("/api/"):
         return "ollama"
+    if path in COHERE_PATHS:
+        return "cohere"
     if path == "/v2" or path.startswith("/v2/"):
         return "kserve"
     return "openai"
@@ -73,6 +77,8 @@ def error_response(request: Request, exc: Exception) -> Response:
         body: dict[str, Any] = {
             "error": {"message": message, "type": kind_type, "param": param, "code": code}
         }
+    elif api_family(request.url.path) == "cohere":
+        body = {"id": rid, "message": message}
     else:
         body = {"error": message}
     return JSONResponse(body, status_code=status, headers=headers)
