@@ -279,11 +279,11 @@ def _serve_rows(args: argparse.Namespace, chosen: list[Scenario], inputs: dict[s
     if "--cache_dir" in serve_flags():
         cache = args.workdir / "ov_cache"
         shutil.rmtree(cache, ignore_errors=True)
-        with start_server(config, log, cache_dir=cache) as cold:
+        with start_server(config, log, "--log_level", "WARNING", cache_dir=cache) as cold:
             info["ready_cold_cache_s"] = cold.ready_s
         print(f"server start to ready, empty compile cache: {cold.ready_s:.2f} s")
     rows = []
-    with start_server(config, log, cache_dir=cache) as server:
+    with start_server(config, log, "--log_level", "WARNING", cache_dir=cache) as server:
         info["ready_warm_cache_s" if cache is not None else "ready_s"] = server.ready_s
         info["rss_when_ready_mb"] = server.rss_bytes() / MB
         print(f"server start to ready{', warm compile cache' if cache else ''}: "

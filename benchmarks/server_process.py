@@ -1,4 +1,8 @@
-"""Run ``ovembed export`` and ``ovembed serve`` as child processes, on loopback only."""
+"""Run ``ovembed export`` and ``ovembed serve`` as child processes, on loopback only.
+
+The one place that starts a real server: the benchmarks use it, and so do the end-to-end tests
+(through ``tests/live_server.py``, which turns its errors into test failures).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 MODEL_NAME = "minilm"
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -53,11 +58,15 @@ class Server:
 
     process: subprocess.Popen[bytes]
     port: int
-    ready_s: float
+    log: Path
+    ready_s: float = 0.0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def peak_rss_bytes(self) -> int:
         """VmHWM (peak resident set) of the server and any child processes it started."""
@@ -71,15 +80,15 @@ class Server:
     def rss_bytes(self) -> int:
         return _status_kib(self.process.pid, "VmRSS") * 1024
 
-    def stop(self, timeout: float = 30.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM (a graceful drain), then SIGKILL after ``timeout``; returns the exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return self.process.returncode
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
 
     def __enter__(self) -> Server:
         return self
@@ -89,31 +98,41 @@ class Server:
         self.stop()
 
 
-def start_server(config: Path, log: Path, *, cache_dir: Path | None = None,
-                 extra: list[str] | None = None, timeout: float = 300.0) -> Server:
-    """Start ``ovembed serve`` on a free loopback port and wait until it is ready."""
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without ovembed's settings (OVEMBED_*, API_KEY), offline for the Hub, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "API_KEY" and not k.startswith("OVEMBED_")}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.update(extra)
+    return env
+
+
+def start_server(config: Path, log: Path, *flags: str, cache_dir: Path | None = None,
+                 env: dict[str, str] | None = None, timeout: float = 300.0) -> Server:
+    """Start ``ovembed serve --config_path config FLAGS`` on a free loopback port; wait until ready.
+
+    The environment is :func:`clean_env` unless ``env`` is given, so only ``flags`` apply. Raises
+    RuntimeError with the server's log when it exits or is not ready within ``timeout`` seconds.
+    """
     port = free_port()
     command = [sys.executable, "-m", "ovembed", "serve", "--config_path", str(config),
-               "--rest_port", str(port), "--rest_bind_address", "127.0.0.1",
-               "--log_level", "WARNING", *(extra or [])]
+               "--rest_port", str(port), "--rest_bind_address", "127.0.0.1", *flags]
     if cache_dir is not None:
         command += ["--cache_dir", str(cache_dir)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = log.open("ab")
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    out.close()
-    server = Server(process, port, 0.0)
+    with log.open("ab") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   env=clean_env() if env is None else env, cwd=_ROOT)
+    server = Server(process, port, log)
     deadline = start + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"ovembed serve exited with {process.returncode}; see {log}")
+            raise RuntimeError(f"ovembed serve exited with {process.returncode}:\n{server.log_text()}")
         if _ready(port):
             server.ready_s = time.perf_counter() - start
             return server
         if time.perf_counter() > deadline:
             server.stop()
-            raise RuntimeError(f"ovembed serve not ready after {timeout:g} s; see {log}")
+            raise RuntimeError(f"ovembed serve not ready after {timeout:g} s:\n{server.log_text()}")
         time.sleep(0.01)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ovembed import __version__
 from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ServeConfig
-from ovembed.errors import OvembedError
+from ovembed.errors import ConfigError, OvembedError
 from ovembed.exitcodes import ExitCode
 
 
@@ -205,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cls, runner, _ = _COMMANDS[args.command]
     try:
         cfg = build_config(cls, args) if cls is not None else None
+    except ConfigError as exc:  # a flag or env value the config refuses
+        print(f"ovembed {args.command}: error: {exc.message}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
         return runner(cfg)
     except OvembedError as exc:
         print(f"ovembed {args.command}: error: {exc.message}", file=sys.stderr)

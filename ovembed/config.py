@@ -7,10 +7,16 @@ choices; :mod:`ovembed.cli` derives the flags (``--flag_name`` and ``--flag-name
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ovembed.errors import ConfigError
 
 
 class WeightFormat(str, enum.Enum):
@@ -32,6 +38,32 @@ class Pooling(str, enum.Enum):
         return self.value
 
 
+class LogLevel(str, enum.Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LogFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EncodingFormat(str, enum.Enum):
+    FLOAT = "float"
+    BASE64 = "base64"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def option(default: Any, help: str, *, required: bool = False, metavar: str | None = None,
            positional: bool = False, flags: tuple[str, ...] = (), env: str | None = None) -> Any:
     """A dataclass field that is also a command-line flag and an environment variable.
@@ -45,8 +77,49 @@ def option(default: Any, help: str, *, required: bool = False, metavar: str | No
     return field(default=default, metadata=meta)
 
 
+@functools.cache
+def _choice_fields(cls: type) -> tuple[tuple[str, type[enum.Enum]], ...]:
+    """The fields of a config class whose type is an enum (``X`` or ``X | None``)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kinds = [a for a in typing.get_args(hints[f.name]) if a is not type(None)] or [hints[f.name]]
+        if len(kinds) == 1 and isinstance(kinds[0], type) and issubclass(kinds[0], enum.Enum):
+            out.append((f.name, kinds[0]))
+    return tuple(out)
+
+
+class _Checked:
+    """Validation shared by the config classes, run on construction (CLI, env and library alike).
+
+    Enum fields also accept their values as strings, case-insensitively (``"int8"``, ``"debug"``);
+    anything else raises :class:`ConfigError` naming the flag. Subclasses add ``_check``.
+    """
+
+    def __post_init__(self) -> None:
+        for name, kind in _choice_fields(type(self)):
+            value = getattr(self, name)
+            if value is None or isinstance(value, kind):
+                continue
+            by_value = {str(m.value).lower(): m for m in kind}
+            found = by_value.get(str(value).lower()) if isinstance(value, str) else None
+            if found is None:
+                raise ConfigError(f"--{name} must be one of {', '.join(str(m.value) for m in kind)}, "
+                                  f"got {value!r}")
+            object.__setattr__(self, name, found)
+        self._check()
+
+    def _check(self) -> None:
+        pass
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
 @dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov."""
 
     source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
@@ -74,6 +147,9 @@ class ExportConfig:
     default_prompt_name: str | None = option(
         None, "Prompt applied when a request names none (default: the model's default_prompt_name)")
 
+    def _check(self) -> None:
+        _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
+
     @property
     def served_name(self) -> str:
         return self.model_name or self.source_model
@@ -84,7 +160,7 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(_Checked):
     """`ovembed compare`: exported IR vs the PyTorch reference on user texts."""
 
     model_path: Path = option(Path(), "Exported model folder (with graph.pbtxt)", required=True)
@@ -94,7 +170,7 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(_Checked):
     """`ovembed serve`: OVMS-compatible flags plus batching and limits."""
 
     config_path: Path | None = option(None, "Model repository config.json (serves every model in it)")
@@ -104,8 +180,8 @@ class ServeConfig:
     rest_bind_address: str = option("127.0.0.1", "HTTP bind address (0.0.0.0 exposes it to the network)")
     port: int = option(0, "KServe gRPC port (0: off)")
     grpc_bind_address: str = option("127.0.0.1", "gRPC bind address")
-    log_level: str = option("INFO", "DEBUG, INFO, WARNING or ERROR")
-    log_format: str = option("text", "text or json")
+    log_level: LogLevel = option(LogLevel.INFO, "Log level")
+    log_format: LogFormat = option(LogFormat.TEXT, "Log line format")
     api_key_file: Path | None = option(None, "File whose first line is the API key (env API_KEY also works)")
     target_device: str | None = option(None, "Override every model's target_device")
     max_inputs: int = option(2048, "Maximum inputs in one embeddings request")
@@ -132,9 +208,19 @@ class ServeConfig:
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
 
+    def _check(self) -> None:
+        _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
+        _require(0 <= self.port < 65536, f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {self.port}")
+        _require(self.port != self.rest_port, f"--port (gRPC) and --rest_port must differ, both are {self.port}")
+        for name in ("max_inputs", "max_body_bytes", "max_batch_tokens", "max_batch_size", "max_queue"):
+            _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")
+
 
 @dataclass(frozen=True)
-class BenchmarkConfig:
+class BenchmarkConfig(_Checked):
     """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings servers."""
 
     api_url: str = option("http://127.0.0.1:8000/v3/embeddings",
@@ -146,9 +232,18 @@ class BenchmarkConfig:
     concurrency: int = option(1, "Requests in flight")
     request_rate: float = option(float("inf"), "Requests per second (Poisson); inf sends as fast as possible")
     limit: int = option(1000, "Documents to send")
-    encoding_format: str = option("float", "float or base64")
+    encoding_format: EncodingFormat = option(EncodingFormat.FLOAT, "Encoding the server is asked for")
     api_key: str | None = option(None, "Bearer token", env="API_KEY")
     json: bool = option(False, "Print the results as JSON")
     seed: int = option(0, "Random seed for synthetic data and arrival times")
     warmup: int = option(1, "Unmeasured requests sent first; they also check the URL, model and key")
     timeout: float = option(600.0, "Seconds to wait for one response before counting it as failed")
+
+    def _check(self) -> None:
+        _require(self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}")
+        _require(self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}")
+        _require(self.limit >= 1, f"--limit must be at least 1, got {self.limit}")
+        _require(self.request_rate > 0, "--request_rate must be positive (inf: as fast as possible)")
+        _require(self.timeout > 0, f"--timeout must be positive, got {self.timeout}")
+        _require(self.warmup >= 0, f"--warmup cannot be negative, got {self.warmup}")
+        _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")

@@ -61,3 +61,34 @@ def declared_max_length(folder: Path) -> tuple[int, str] | None:
     if sane_tok is not None:
         return sane_tok, "tokenizer_config.json model_max_length"
     return None
+
+
+# sentence-transformers' Pooling flags for the poolings an in-graph head can compute, and the flags it cannot.
+_POOLING_FLAGS = {"pooling_mode_cls_token": "CLS", "pooling_mode_mean_tokens": "MEAN", "pooling_mode_lasttoken": "LAST"}
+_UNSUPPORTED_POOLING_FLAGS = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+                              "pooling_mode_weightedmean_tokens")
+
+
+def declared_pooling(folder: Path) -> tuple[str | None, str | None]:
+    """The pooling ``folder/1_Pooling/config.json`` declares, read exactly as OVMS 2026.3 reads it.
+
+    Returns ("CLS" | "MEAN" | "LAST", None); (None, None) when there is no such file; (None, the problem)
+    when it is unreadable, asks for a mode no in-graph head computes (max, mean_sqrt_len, weightedmean)
+    or sets more than one mode.
+    """
+    path = Path(folder) / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return None, None
+    conf = read_json_object(path)
+    if not conf:
+        return None, f"{path} is not a JSON object"
+    flags = {key for key, value in conf.items() if value is True}
+    unsupported = [key for key in _UNSUPPORTED_POOLING_FLAGS if key in flags]
+    if unsupported:
+        return None, f"{path} asks for {unsupported[0]}, which is not CLS, MEAN or LAST pooling"
+    found = [name for key, name in _POOLING_FLAGS.items() if key in flags]
+    if len(found) > 1:
+        return None, f"{path} sets more than one pooling mode ({', '.join(found)})"
+    if not found:
+        return None, f"{path} sets no pooling mode"
+    return found[0], None

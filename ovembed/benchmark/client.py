@@ -23,7 +23,7 @@ import orjson
 
 from ovembed.benchmark.transport import Http11Client, Response, TransportError, TransportTimeout
 from ovembed.config import BenchmarkConfig
-from ovembed.errors import InvalidInput, OvembedError
+from ovembed.errors import ConfigError, OvembedError
 
 _MESSAGE_CHARS = 200  # how much of a server's error message a BenchmarkError quotes
 
@@ -73,15 +73,15 @@ def detect_api(url: str) -> Api:
     """Which wire format ``url`` speaks, from its path."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput(f"api_url must be an http(s) URL, got {url!r}", param="api_url")
+        raise ConfigError(f"--api_url must be an http(s) URL, got {url!r}")
     path = parts.path.rstrip("/")
     if path.endswith("/api/embed"):
         return Api.OLLAMA
     if path.endswith("/embeddings") and not path.endswith("/api/embeddings"):
         return Api.OPENAI
-    raise InvalidInput(
-        f"cannot tell the API from {url!r}: expected a path ending in /embeddings (OpenAI) "
-        "or /api/embed (Ollama)", param="api_url")
+    raise ConfigError(
+        f"--api_url: cannot tell the API from {url!r}: expected a path ending in /embeddings (OpenAI) "
+        "or /api/embed (Ollama)")
 
 
 def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: str) -> bytes:
@@ -217,17 +217,8 @@ async def run_load(cfg: BenchmarkConfig, documents: Sequence[str], *,
     server cannot be used at all. ``progress`` is called with 0 when the measured run starts,
     then with each finished request's number of documents.
     """
-    if cfg.batch_size < 1 or cfg.concurrency < 1:
-        raise InvalidInput("batch_size and concurrency must be at least 1")
-    if not cfg.request_rate > 0:
-        raise InvalidInput("request_rate must be positive (inf: as fast as possible)",
-                           param="request_rate")
-    if not cfg.timeout > 0 or cfg.warmup < 0:
-        raise InvalidInput("timeout must be positive and warmup at least 0")
-    if cfg.encoding_format not in ("float", "base64"):
-        raise InvalidInput("encoding_format must be float or base64", param="encoding_format")
     if not documents:
-        raise InvalidInput("no documents to send")
+        raise ConfigError("no documents to send")
     api = detect_api(cfg.api_url)
     size = cfg.batch_size
     batches = [documents[i:i + size] for i in range(0, len(documents), size)]

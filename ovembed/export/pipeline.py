@@ -212,8 +212,6 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     """Export ``cfg.source_model`` into the repository; see the module docstring for guarantees."""
     start = time.perf_counter()
     params = parse_extra_params(cfg.extra_quantization_params)  # validate flags before any work
-    if cfg.num_streams < 0:
-        raise ExportError("--num_streams must be 0 (automatic) or more")
     name = cfg.served_name
     repo = Path(cfg.model_repository_path)
     target = model_dir_for(repo, name)

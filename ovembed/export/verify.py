@@ -208,23 +208,25 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Co
     from ovembed.graphs import read_graph
     from ovembed.prompts import prompts_from_record, read_model_prompts
     from ovembed.repository import read_record
+    from ovembed.serving.engine.pooling import resolve_pooling
 
     require_export_stack()
     model_dir = Path(cfg.model_path)
     options = read_graph(model_dir)
     record = read_record(model_dir)
+    pooling = resolve_pooling(options.pooling, options.model_dir(model_dir), record).pooling
     source_name = cfg.source_model or record.get("source_path") or record.get("source_model")
     if not source_name:
         raise ExportError(f"{model_dir} does not record its source model: pass --source_model")
     source = inspect_source(str(source_name))
     max_length = int(record.get("max_length") or source.max_length)
     weight_format = WeightFormat(record.get("weight_format", "fp32"))
-    use_st = source.is_sentence_transformers and source.pooling_detected is options.pooling
-    log(f"comparing {model_dir} ({weight_format.value}, {options.pooling.value} pooling) with "
+    use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+    log(f"comparing {model_dir} ({weight_format.value}, {pooling.value} pooling) with "
         f"{'sentence-transformers' if use_st else 'transformers'} reference {source.path}")
     prompts = prompts_from_record(record).prompts
     own, _ = read_model_prompts(source.path)
-    return compare(model_dir, source.path, list(cfg.input) or list(SENTENCES), pooling=options.pooling,
+    return compare(model_dir, source.path, list(cfg.input) or list(SENTENCES), pooling=pooling,
                    max_length=max_length, threshold=DEFAULT_MIN_COSINE[weight_format],
                    trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
                    prompts=prompts, own_prompts=[n for n, t in prompts.items() if own.get(n) == t])

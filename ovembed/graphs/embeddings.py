@@ -1,6 +1,7 @@
-"""Render and parse the EmbeddingsCalculatorOV graph.pbtxt that OVMS and ovembed share.
+"""The EmbeddingsCalculatorOV node of a graph.pbtxt, as the :class:`GraphOptions` the rest of ovembed uses.
 
-This module is the one place that knows the serving options a graph carries.
+This module is the one place that maps OVMS's ``EmbeddingsCalculatorOVOptions`` (current and 2025.2 schemas)
+onto ovembed's serving options; :mod:`ovembed.graphs.pbtxt` does the text format.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from typing import Any
 
 from ovembed.config import Pooling
 from ovembed.errors import ConfigError
-from ovembed.graphs.pbtxt import as_list, parse_pbtxt
+from ovembed.graphs.pbtxt import EMBEDDINGS, LEGACY_SCHEMA, parse_graph_text, read_graph_text, render_graph_text
+from ovembed.graphs.proto.embeddings_calculator_ov_pb2 import EmbeddingsCalculatorOVOptions
 
 GRAPH_FILENAME = "graph.pbtxt"
-CALCULATOR = "EmbeddingsCalculatorOV"
-_OPTIONS_KEY = "[type.googleapis.com/mediapipe.EmbeddingsCalculatorOVOptions]"
-_OPTIONS_EXT_KEY = "[mediapipe.EmbeddingsCalculatorOVOptions.ext]"
-# OVMS's proto has used CLS / LAST_TOKEN / LAST / MEAN over time.
-_POOLING_NAMES = {"CLS": Pooling.CLS, "MEAN": Pooling.MEAN, "LAST": Pooling.LAST, "LAST_TOKEN": Pooling.LAST}
+CALCULATOR = EMBEDDINGS.name
+_POOLING_TO_PROTO = {
+    Pooling.CLS: EmbeddingsCalculatorOVOptions.CLS,
+    Pooling.MEAN: EmbeddingsCalculatorOVOptions.MEAN,
+    Pooling.LAST: EmbeddingsCalculatorOVOptions.LAST,
+}
+_POOLING_FROM_PROTO = {number: pooling for pooling, number in _POOLING_TO_PROTO.items()}
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,8 @@ class GraphOptions:
 
     models_path: str = "./"
     normalize_embeddings: bool = True
-    pooling: Pooling = Pooling.CLS
+    # None: the graph does not say; serving then detects it as OVMS does (ovembed.serving.engine.pooling).
+    pooling: Pooling | None = None
     truncate: bool = False
     target_device: str = "CPU"
     plugin_config: dict[str, Any] = field(default_factory=dict)
@@ -39,97 +44,68 @@ class GraphOptions:
         return path if path.is_absolute() else (graph_dir / path).resolve()
 
 
-def _quote(value: str) -> str:
-    return json.dumps(value)
+def to_message(options: GraphOptions) -> EmbeddingsCalculatorOVOptions:
+    """The options as OVMS's proto message (fields OVMS's export_model.py leaves out stay unset)."""
+    message = EmbeddingsCalculatorOVOptions(models_path=options.models_path,
+                                            normalize_embeddings=options.normalize_embeddings,
+                                            target_device=options.target_device)
+    if options.pooling is not None:
+        message.pooling = _POOLING_TO_PROTO[Pooling(options.pooling)]
+    if options.truncate:
+        message.truncate = True
+    if options.plugin_config:
+        message.plugin_config = json.dumps(options.plugin_config, ensure_ascii=False)
+    return message
 
 
-def render_graph(options: GraphOptions) -> str:
-    """graph.pbtxt text in the layout OVMS's export_model.py writes."""
-    plugin = json.dumps(options.plugin_config, separators=(", ", ": "))
-    if "'" in plugin:
-        raise ConfigError("plugin_config values cannot contain single quotes")
-    return (
-        'input_stream: "REQUEST_PAYLOAD:input"\n'
-        'output_stream: "RESPONSE_PAYLOAD:output"\n'
-        "node {\n"
-        '  name: "EmbeddingsExecutor"\n'
-        '  input_side_packet: "EMBEDDINGS_NODE_RESOURCES:embeddings_servable"\n'
-        f'  calculator: "{CALCULATOR}"\n'
-        '  input_stream: "REQUEST_PAYLOAD:input"\n'
-        '  output_stream: "RESPONSE_PAYLOAD:output"\n'
-        "  node_options: {\n"
-        "    [type.googleapis.com / mediapipe.EmbeddingsCalculatorOVOptions]: {\n"
-        f"      models_path: {_quote(options.models_path)},\n"
-        f"      normalize_embeddings: {str(options.normalize_embeddings).lower()},\n"
-        f"      pooling: {options.pooling.value},\n"
-        f"      truncate: {str(options.truncate).lower()},\n"
-        f"      target_device: {_quote(options.target_device)},\n"
-        f"      plugin_config: '{plugin}'\n"
-        "    }\n"
-        "  }\n"
-        "}\n"
-    )
-
-
-def _find_options(graph: dict[str, Any]) -> dict[str, Any]:
-    for node in as_list(graph.get("node")):
-        if not isinstance(node, dict) or node.get("calculator") != CALCULATOR:
-            continue
-        node_options = node.get("node_options") or node.get("options") or {}
-        for key in (_OPTIONS_KEY, _OPTIONS_EXT_KEY):
-            for candidate in as_list(node_options.get(key) if isinstance(node_options, dict) else None):
-                if isinstance(candidate, dict):
-                    return candidate
+def _plugin_config(text: str) -> dict[str, Any]:
+    text = text.strip()
+    if not text:
         return {}
-    raise ConfigError(f"graph.pbtxt has no {CALCULATOR} node")
-
-
-def _bool(opts: dict[str, Any], name: str, default: bool) -> bool:
-    value = opts.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"graph.pbtxt: {name} must be true or false, got {value!r}")
-    return value
-
-
-def _str(opts: dict[str, Any], name: str, default: str) -> str:
-    value = opts.get(name, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"graph.pbtxt: {name} must be a string, got {value!r}")
-    return value
-
-
-def parse_graph(text: str) -> GraphOptions:
-    """Read the options of the EmbeddingsCalculatorOV node; missing fields take OVMS's defaults."""
-    opts = _find_options(parse_pbtxt(text))
-    pooling_name = str(opts.get("pooling", "CLS"))
-    pooling = _POOLING_NAMES.get(pooling_name.upper())
-    if pooling is None:
-        raise ConfigError(f"graph.pbtxt: unknown pooling {pooling_name!r} (choose CLS, MEAN or LAST)")
-    plugin_text = _str(opts, "plugin_config", "").strip()
     try:
-        plugin = json.loads(plugin_text) if plugin_text else {}
+        plugin = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"graph.pbtxt: plugin_config is not valid JSON: {exc.msg}") from None
     if not isinstance(plugin, dict):
         raise ConfigError("graph.pbtxt: plugin_config must be a JSON object")
+    return plugin
+
+
+def render_graph(options: GraphOptions) -> str:
+    """graph.pbtxt text in the layout OVMS's export_model.py writes, header included."""
+    return render_graph_text(EMBEDDINGS, to_message(options))
+
+
+def parse_graph(text: str) -> GraphOptions:
+    """Read the options of the EmbeddingsCalculatorOV node; missing fields take OVMS's defaults.
+
+    An option the proto does not declare is a ``ConfigError`` naming it (OVMS refuses the graph too).
+    OVMS 2025.2's ``mean_pooling: true`` reads as MEAN pooling (``false`` as CLS, what 2025.2 served).
+    """
+    node = parse_graph_text(text)
+    if node.calculator is not EMBEDDINGS:
+        raise ConfigError(f"graph.pbtxt has no {CALCULATOR} node (it has a {node.calculator.name} node)")
+    opts: Any = node.options
+    if node.schema == LEGACY_SCHEMA:
+        pooling: Pooling | None = Pooling.MEAN if opts.mean_pooling else Pooling.CLS
+        truncate = False
+    else:
+        pooling = _POOLING_FROM_PROTO[opts.pooling] if opts.HasField("pooling") else None
+        truncate = bool(opts.truncate)
     return GraphOptions(
-        models_path=_str(opts, "models_path", "./"),
-        normalize_embeddings=_bool(opts, "normalize_embeddings", True),
+        models_path=str(opts.models_path),
+        normalize_embeddings=bool(opts.normalize_embeddings),
         pooling=pooling,
-        truncate=_bool(opts, "truncate", False),
-        target_device=_str(opts, "target_device", "CPU"),
-        plugin_config=plugin,
+        truncate=truncate,
+        target_device=str(opts.target_device) if opts.HasField("target_device") else "CPU",
+        plugin_config=_plugin_config(str(opts.plugin_config)),
     )
 
 
-def read_graph(model_dir: Path) -> GraphOptions:
-    path = Path(model_dir) / GRAPH_FILENAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+def read_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME) -> GraphOptions:
+    """The options of ``model_dir/graph_file`` (config.json's ``graph_path``; graph.pbtxt by default)."""
+    path = Path(model_dir) / graph_file
+    text = read_graph_text(path)
     try:
         return parse_graph(text)
     except ConfigError as exc:

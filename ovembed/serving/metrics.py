@@ -7,7 +7,7 @@ where:
 - requests and their latency: REST in :class:`~ovembed.serving.http.middleware.RequestContextMiddleware`
   (:meth:`Metrics.observe_http`), gRPC in the servicer's RPC wrapper (:meth:`Metrics.observe_request`);
 - batches, tokens and inference time: each model's batcher through a :class:`BatchMetrics`
-  (the batcher only knows the small :class:`~ovembed.serving.engine.batcher.BatchObserver` protocol);
+  (the batcher only knows the small :class:`~ovembed.serving.engine.interface.BatchObserver` protocol);
 - model states and queue depths: read from the registry at scrape time, so they are always
   current and a removed model disappears.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -42,21 +41,13 @@ _TOKEN_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 
 
-@runtime_checkable
-class _Queued(Protocol):
-    """A servable that can tell how many documents wait in its queue (the OpenVINO engine)."""
-
-    @property
-    def queue_depth(self) -> int: ...
-
-
 def route_label(route: Route) -> str:
     """The route's path template without converters: ``/v2/models/{model_path}/infer``."""
     return _CONVERTER.sub(r"{\1}", route.path)
 
 
 class BatchMetrics:
-    """One model's batch metrics; implements :class:`ovembed.serving.engine.batcher.BatchObserver`."""
+    """One model's batch metrics; implements :class:`ovembed.serving.engine.interface.BatchObserver`."""
 
     def __init__(self, metrics: Metrics, model: str) -> None:
         self._tokens = metrics.tokens.labels(model)
@@ -98,8 +89,7 @@ class _RegistryCollector(Collector):
                 for candidate in ModelState:
                     states.add_metric([name, candidate.value], 1.0 if candidate is state else 0.0)
             for servable in registry.available():
-                if isinstance(servable, _Queued):
-                    queue.add_metric([servable.info.name], float(servable.queue_depth))
+                queue.add_metric([servable.info.name], float(servable.queue_depth))
         yield states
         yield queue
 

@@ -27,7 +27,7 @@ from ovembed.benchmark.dataset import load_documents, read_documents, synthetic_
 from ovembed.benchmark.stats import percentile, summarize
 from ovembed.cli import main
 from ovembed.config import BenchmarkConfig
-from ovembed.errors import InvalidInput
+from ovembed.errors import ConfigError, InvalidInput
 
 DIMS = 8
 KEY = "secret-key"
@@ -293,12 +293,16 @@ def test_detect_api_and_settings_checks() -> None:
     assert detect_api("http://127.0.0.1:11434/api/embed") is Api.OLLAMA
     for url in ("http://127.0.0.1:11434/api/embeddings", "127.0.0.1:8000/v3/embeddings",
                 "http://127.0.0.1:8000/v3/models"):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(ConfigError, match="--api_url"):
             detect_api(url)
     cfg = _cfg("http://127.0.0.1:9/v3/embeddings")
-    for bad in ({"encoding_format": "int8"}, {"concurrency": 0}, {"request_rate": 0.0}):
-        with pytest.raises(InvalidInput):
-            measure(replace(cfg, **bad), ["x"], progress=False)
+    for bad, flag in (({"encoding_format": "int8"}, "--encoding_format must be one of float, base64"),
+                      ({"concurrency": 0}, "--concurrency must be at least 1"),
+                      ({"request_rate": 0.0}, "--request_rate must be positive")):
+        with pytest.raises(ConfigError, match=flag):
+            replace(cfg, **bad)
+    with pytest.raises(ConfigError, match="no documents"):
+        measure(cfg, [], progress=False)
 
 
 def test_percentile_matches_numpy() -> None:

@@ -39,7 +39,7 @@ def server(minilm_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def _run(server: LiveServer, command: list[str], *, api_key: str | None = KEY, check: bool = True,
          timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = clean_env(OVEMBED_URL=server.base, OVEMBED_MODEL=MODEL)
+    env = clean_env(OVEMBED_URL=server.base_url, OVEMBED_MODEL=MODEL)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if api_key is not None:
         env["API_KEY"] = api_key

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from starlette.applications import Starlette
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.prompts import PromptSet
+from ovembed.repository import ModelEntry
 from ovembed.serving.engine.chunking import chunk_document, weighted_mean
 from ovembed.serving.engine.interface import (
+    BatchObserver,
     ChunkSpan,
     EmbedOptions,
     EmbedResult,
@@ -125,8 +127,10 @@ class FakeServable:
                     spans.append(ChunkSpan(i, chunk.start, chunk.end))
         else:
             for item in texts:
-                if not isinstance(item, str) and any(i >= VOCAB for i in item):
-                    raise InvalidInput(f"token id out of the vocabulary (size {VOCAB})", param="input")
+                bad = [i for i in item if not 0 <= i < VOCAB] if not isinstance(item, str) else []
+                if bad:  # the real tokenizer's words
+                    raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
+                                       f"(0..{VOCAB - 1})", param="input")
                 seen.append(seen_ids(item, self.info.max_length, cut, opts.truncation_direction))
         self.started.set()
         if self.block is not None:
@@ -176,6 +180,7 @@ class FakeRegistry:
             self.states[name] = ModelStatus(ModelState.UNAVAILABLE, error=error)
         self.started = False
         self.stopped = False
+        self.observers: Callable[[str], BatchObserver] | None = None
 
     def set_state(self, name: str, state: ModelState, error: str | None = None) -> None:
         self.states[name] = ModelStatus(state, error=error)
@@ -205,8 +210,24 @@ class FakeRegistry:
     async def start(self) -> None:
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
         self.stopped = True
+
+    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
+        self.observers = factory  # the fake has no batcher: nothing reports
+
+    @property
+    def reloadable(self) -> bool:
+        return False  # models are set by the test; live reload is not offered
+
+    def entries(self) -> list[ModelEntry]:
+        return []
+
+    async def add(self, entry: ModelEntry) -> None:
+        raise NotImplementedError("the fake registry does not reload")
+
+    async def remove(self, name: str) -> None:
+        raise NotImplementedError("the fake registry does not reload")
 
 
 def make_app(registry: FakeRegistry, *, environ: dict[str, str] | None = None,

@@ -56,7 +56,7 @@ def _min_cosine(got: np.ndarray, ref: np.ndarray) -> float:
 def test_openai_client_base64_default(server: LiveServer, reference: np.ndarray) -> None:
     import openai
 
-    client = openai.OpenAI(base_url=f"{server.base}/v3", api_key=KEY)
+    client = openai.OpenAI(base_url=f"{server.base_url}/v3", api_key=KEY)
     resp = client.embeddings.create(model="minilm", input=TEXTS)  # SDK asks for base64
     got = np.array([d.embedding for d in sorted(resp.data, key=lambda d: d.index)], np.float32)
     assert got.shape == (len(TEXTS), 384)
@@ -69,7 +69,7 @@ def test_openai_client_base64_default(server: LiveServer, reference: np.ndarray)
 def test_openai_client_float_v1_and_dimensions(server: LiveServer, reference: np.ndarray) -> None:
     import openai
 
-    client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=KEY)
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=KEY)
     resp = client.embeddings.create(model="minilm", input=TEXTS, encoding_format="float")
     got = np.array([d.embedding for d in resp.data], np.float32)
     assert _min_cosine(got, reference) >= MIN_COSINE
@@ -84,7 +84,7 @@ def test_openai_client_float_v1_and_dimensions(server: LiveServer, reference: np
 def test_openai_client_errors(server: LiveServer) -> None:
     import openai
 
-    client = openai.OpenAI(base_url=f"{server.base}/v3", api_key=KEY, max_retries=0)
+    client = openai.OpenAI(base_url=f"{server.base_url}/v3", api_key=KEY, max_retries=0)
     with pytest.raises(openai.NotFoundError, match="The model 'nope' does not exist"):
         client.embeddings.create(model="nope", input="x")
     long = "word " * 600
@@ -92,7 +92,7 @@ def test_openai_client_errors(server: LiveServer) -> None:
         client.embeddings.create(model="minilm", input=long, extra_body={"truncate": False})
     cut = client.embeddings.create(model="minilm", input=long, extra_body={"truncate": True})
     assert cut.usage.prompt_tokens == 256
-    wrong = openai.OpenAI(base_url=f"{server.base}/v3", api_key="wrong", max_retries=0)
+    wrong = openai.OpenAI(base_url=f"{server.base_url}/v3", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError, match="Invalid API key"):
         wrong.embeddings.create(model="minilm", input="x")
 
@@ -100,7 +100,7 @@ def test_openai_client_errors(server: LiveServer) -> None:
 def test_ollama_client(server: LiveServer, reference: np.ndarray) -> None:
     import ollama
 
-    client = ollama.Client(host=server.base, headers=AUTH)
+    client = ollama.Client(host=server.base_url, headers=AUTH)
     resp = client.embed(model="minilm", input=TEXTS)
     got = np.array(resp.embeddings, np.float32)
     assert _min_cosine(got, reference) >= MIN_COSINE
@@ -113,26 +113,26 @@ def test_ollama_client(server: LiveServer, reference: np.ndarray) -> None:
 
 
 def test_tokenize_and_raw_http(server: LiveServer) -> None:
-    tokens = httpx.post(f"{server.base}/v3/tokenize", headers=AUTH,
+    tokens = httpx.post(f"{server.base_url}/v3/tokenize", headers=AUTH,
                         json={"model": "minilm", "text": "hello world"})
     assert tokens.json() == {"tokens": [101, 7592, 2088, 102]}
-    ids = httpx.post(f"{server.base}/v3/embeddings", headers=AUTH,
+    ids = httpx.post(f"{server.base_url}/v3/embeddings", headers=AUTH,
                      json={"model": "minilm", "input": [7592, 2088]})
     assert ids.status_code == 200
     assert ids.json()["usage"]["prompt_tokens"] == 2
     for header in ("x-tokenization-time", "x-queue-time", "x-inference-time", "x-total-time"):
         assert ids.headers[header].isdigit()
-    unauthorized = httpx.get(f"{server.base}/v3/models")
+    unauthorized = httpx.get(f"{server.base_url}/v3/models")
     assert unauthorized.status_code == 401
     assert unauthorized.json()["error"]["type"] == "authentication_error"
-    assert httpx.get(f"{server.base}/v2/models/minilm/ready").status_code == 200
-    assert httpx.get(f"{server.base}/").text == "ovembed is running"
-    meta = httpx.get(f"{server.base}/v2/models/minilm", headers=AUTH).json()
+    assert httpx.get(f"{server.base_url}/v2/models/minilm/ready").status_code == 200
+    assert httpx.get(f"{server.base_url}/").text == "ovembed is running"
+    meta = httpx.get(f"{server.base_url}/v2/models/minilm", headers=AUTH).json()
     assert meta["outputs"][0]["shape"] == [-1, 384]
 
 
 def test_request_id_reaches_the_log(server: LiveServer) -> None:
-    resp = httpx.post(f"{server.base}/v3/embeddings", headers={**AUTH, "x-request-id": "e2e-rid-7"},
+    resp = httpx.post(f"{server.base_url}/v3/embeddings", headers={**AUTH, "x-request-id": "e2e-rid-7"},
                       json={"model": "minilm", "input": "x"})
     assert resp.headers["x-request-id"] == "e2e-rid-7"
     deadline = time.monotonic() + 10
@@ -157,7 +157,7 @@ def test_cli_rejects_both_or_neither_mode(tmp_path: Path) -> None:
 
 def test_sigterm_stops_cleanly(minilm_repo: Path, tmp_path: Path) -> None:
     running = start_server(minilm_repo, tmp_path / "server.log")
-    assert httpx.get(f"{running.base}/v3/models").status_code == 200  # no key configured
+    assert httpx.get(f"{running.base_url}/v3/models").status_code == 200  # no key configured
     # A graceful drain is a success: exit code 0 (tests/serving/test_shutdown.py has the details).
     assert stop_server(running) == 0
     log = running.log.read_text()

@@ -198,7 +198,7 @@ def test_metrics_flags(monkeypatch: pytest.MonkeyPatch, argv: list[str], env: st
 def test_live_metrics_count_rest_grpc_and_batches(minilm_repo: Path, tmp_path: Path) -> None:
     grpc_port = free_port()
     with live_server(minilm_repo, tmp_path / "server.log", "--port", str(grpc_port)) as server:
-        with httpx.Client(base_url=server.base, timeout=60) as client:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
             for text in ("hello world", "metrics move with traffic", "a third request"):
                 resp = client.post("/v3/embeddings", json={"model": "minilm", "input": [text, text + " again"]})
                 assert resp.status_code == 200

@@ -20,46 +20,14 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from ovembed.errors import ModelNotReady, Overloaded
+from ovembed.serving.engine.interface import BatchObserver, Engine
 from ovembed.serving.engine.tokenizer import TokenIds
-
-
-class Engine(Protocol):
-    """What the batcher needs from an inference engine (OpenVINO, or a fake in tests)."""
-
-    @property
-    def slots(self) -> int:
-        """Batches that may run at once (infer requests)."""
-        ...
-
-    @property
-    def dimensions(self) -> int: ...
-
-    def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
-              on_done: Callable[[np.ndarray | BaseException], None]) -> None:
-        """Start one batch; call ``on_done`` (from any thread) with the ``[batch, dims]`` output,
-        valid only during the call, or with the exception."""
-        ...
-
-
-class BatchObserver(Protocol):
-    """Hears about each batch (e.g. :class:`ovembed.serving.metrics.BatchMetrics`). Called on
-    the event loop thread; must be quick and must not raise."""
-
-    def batch_started(self, size: int, tokens: int, padded_tokens: int) -> None:
-        """A batch of ``size`` documents went to the engine: ``tokens`` real tokens,
-        ``padded_tokens`` = size x padded width (what the engine computes)."""
-        ...
-
-    def batch_finished(self, size: int, seconds: float, failed: bool) -> None:
-        """The engine returned the batch after ``seconds`` (or failed)."""
-        ...
 
 
 class Job:

@@ -7,7 +7,7 @@ them, and tests use a deterministic fake. Keep this file free of heavy imports.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -16,6 +16,7 @@ import numpy as np
 from ovembed.config import Pooling
 from ovembed.errors import ModelNotReady
 from ovembed.prompts import PromptSet
+from ovembed.repository import ModelEntry
 from ovembed.serving.engine.chunking import ChunkingOptions
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
@@ -105,6 +106,11 @@ class Servable(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
+    @property
+    def queue_depth(self) -> int:
+        """Documents waiting in the model's queue (not yet sent to the engine)."""
+        ...
+
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
                     options: EmbedOptions | None = None) -> EmbedResult:
         """Embed texts or token-id documents.
@@ -141,4 +147,69 @@ class Registry(Protocol):
     @property
     def ready(self) -> bool:
         """True once every configured model is AVAILABLE or has failed for good."""
+        ...
+
+    # -- lifecycle (the app's lifespan) -------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin loading the models in the background and return at once."""
+        ...
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop every model, letting requests in progress finish within ``timeout`` seconds."""
+        ...
+
+    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
+        """From now on, each model's batcher reports to ``factory(model_name)``."""
+        ...
+
+    # -- live reload ------------------------------------------------------------------
+
+    @property
+    def reloadable(self) -> bool:
+        """Whether models can be added, replaced and removed while serving (entries/add/remove)."""
+        ...
+
+    def entries(self) -> list[ModelEntry]:
+        """The configured models (config.json entries), in order."""
+        ...
+
+    async def add(self, entry: ModelEntry) -> None:
+        """Load a new model, or a new version of one (swapped in once warm)."""
+        ...
+
+    async def remove(self, name: str) -> None:
+        """Stop serving ``name`` once its requests in progress have finished."""
+        ...
+
+
+class Engine(Protocol):
+    """What the batcher needs from an inference engine (OpenVINO, or a fake in tests)."""
+
+    @property
+    def slots(self) -> int:
+        """Batches that may run at once (infer requests)."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+              on_done: Callable[[np.ndarray | BaseException], None]) -> None:
+        """Start one batch; call ``on_done`` (from any thread) with the ``[batch, dims]`` output,
+        valid only during the call, or with the exception."""
+        ...
+
+
+class BatchObserver(Protocol):
+    """Hears about each batch (e.g. :class:`ovembed.serving.metrics.BatchMetrics`). Called on
+    the event loop thread; must be quick and must not raise."""
+
+    def batch_started(self, size: int, tokens: int, padded_tokens: int) -> None:
+        """A batch of ``size`` documents went to the engine: ``tokens`` real tokens,
+        ``padded_tokens`` = size x padded width (what the engine computes)."""
+        ...
+
+    def batch_finished(self, size: int, seconds: float, failed: bool) -> None:
+        """The engine returned the batch after ``seconds`` (or failed)."""
         ...

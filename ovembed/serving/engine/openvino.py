@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ovembed.config import ServeConfig
+from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
@@ -25,6 +25,7 @@ from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.pooling import resolve_pooling
 from ovembed.serving.engine.tokenizer import ServingTokenizer
 from ovembed.serving.engine.weights import pooled_ir, release_file_pages
 
@@ -176,9 +177,10 @@ class LoadedModel:
     info: ModelInfo
     engine: OpenVINOEngine
     tokenizer: ServingTokenizer
+    warning: str | None = None  # served, but something the operator should know (shown in /v1/config)
 
 
-def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
+def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions, pooling: Pooling) -> ov.Model:
     from ovembed.heads.embeddings import add_pooling
 
     model = core.read_model(xml)
@@ -192,7 +194,7 @@ def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions) -> ov.Model:
             norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
             model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
         return model
-    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
+    return add_pooling(model, pooling, graph.normalize_embeddings)
 
 
 def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> LoadedModel:
@@ -207,10 +209,16 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     if not xml.is_file():
         raise ConfigError(f"{xml} not found")
     record = read_record(base_path) or read_record(model_dir)
+    choice = resolve_pooling(graph.pooling, model_dir, record)
+    if choice.warning is not None:
+        log.warning("model %s: %s", name, choice.warning)
+    else:
+        log.info("model %s: pooling %s (from %s)", name, choice.pooling.value, choice.origin)
+    graph = replace(graph, pooling=choice.pooling)
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
-    model = _pooled_model(core, xml, graph)  # weights mmapped, not read yet
+    model = _pooled_model(core, xml, graph, choice.pooling)  # weights mmapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
     if cfg.cache_dir is None:
@@ -243,7 +251,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     exec_precision = _property(compiled, "INFERENCE_PRECISION_HINT")
     streams = _property(compiled, "NUM_STREAMS")
     info = ModelInfo(
-        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=graph.pooling,
+        name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=int(xml.stat().st_mtime),
         prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
@@ -254,7 +262,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              exec_precision or "default", streams, engine.slots, engine.dimensions, max_length,
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
-    return LoadedModel(info, engine, tokenizer)
+    return LoadedModel(info, engine, tokenizer, choice.warning)
 
 
 def _property(compiled: ov.CompiledModel, key: str) -> str | None:

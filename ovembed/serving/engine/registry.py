@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.engine.batcher import Batcher, BatchObserver, BatchPolicy
+from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.cache import EmbeddingCache
-from ovembed.serving.engine.interface import ModelState, ModelStatus, not_ready
+from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
 from ovembed.serving.engine.servable import EmbeddingServable
 
@@ -129,6 +129,10 @@ class ModelRegistry:
                                                    for s in self._slots.values())
         return self._warm
 
+    @property
+    def reloadable(self) -> bool:
+        return True
+
     def entries(self) -> list[ModelEntry]:
         return [s.entry for s in self._slots.values()]
 
@@ -218,7 +222,7 @@ class ModelRegistry:
         slot.loaded = loaded
         slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
                                           version=version)
-        slot.status = ModelStatus(ModelState.AVAILABLE, None, version)
+        slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
         return load_model(self.core, entry.name, entry.base_path, self.cfg)

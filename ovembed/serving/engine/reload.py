@@ -29,27 +29,16 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GRAPH_FILENAME, parse_graph
 from ovembed.repository import ModelEntry, read_config
+from ovembed.serving.engine.interface import Registry
 
 log = logging.getLogger("ovembed.serving")
 
 Fingerprint = tuple[object, ...]
-
-
-@runtime_checkable
-class ReloadableRegistry(Protocol):
-    """What reloading needs from the registry (:class:`ovembed.serving.engine.registry.ModelRegistry`)."""
-
-    def entries(self) -> list[ModelEntry]: ...
-
-    async def add(self, entry: ModelEntry) -> None: ...
-
-    async def remove(self, name: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,14 +99,14 @@ def fingerprint(base_path: Path) -> Fingerprint:
 
 
 class Reloader:
-    """Applies config.json and model-folder changes to a :class:`ReloadableRegistry`.
+    """Applies config.json and model-folder changes to a :class:`Registry`.
 
     Call :meth:`snapshot` when the registry starts loading (the files as they are now are what
     it loads), then :meth:`reload` to apply changes, e.g. from :meth:`poll` or ``POST
     /v1/config/reload``. Passes never overlap.
     """
 
-    def __init__(self, cfg: ServeConfig, registry: ReloadableRegistry, *,
+    def __init__(self, cfg: ServeConfig, registry: Registry, *,
                  on_result: Callable[[ReloadResult], None] | None = None) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -193,12 +182,12 @@ class Reloader:
 
 
 @contextlib.asynccontextmanager
-async def reloading(cfg: ServeConfig, registry: object, *,
+async def reloading(cfg: ServeConfig, registry: Registry, *,
                     on_result: Callable[[ReloadResult], None] | None = None) -> AsyncIterator[Reloader | None]:
     """A :class:`Reloader` for ``registry`` for the duration, polling every
     ``--file_system_poll_wait_seconds`` (0: only on request); None when the registry cannot
     change its models (e.g. a test fake)."""
-    if not isinstance(registry, ReloadableRegistry):
+    if not registry.reloadable:
         yield None
         return
     reloader = Reloader(cfg, registry, on_result=on_result)

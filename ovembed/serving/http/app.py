@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Protocol, runtime_checkable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,7 +29,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
-from ovembed.serving.engine.batcher import BatchObserver
 from ovembed.serving.engine.interface import Registry
 from ovembed.serving.engine.reload import ReloadResult, reloading
 from ovembed.serving.http.middleware import (
@@ -45,24 +43,7 @@ from ovembed.serving.http.routes import metrics as metrics_routes
 from ovembed.serving.metrics import Metrics
 
 
-class ManagedRegistry(Registry, Protocol):
-    """A registry whose lifetime the app owns (the engine's ModelRegistry, or a test fake)."""
-
-    async def start(self) -> None:
-        """Begin loading models in the background and return at once."""
-        ...
-
-    async def stop(self) -> None: ...
-
-
-@runtime_checkable
-class _BatchObservable(Protocol):
-    """A registry whose batchers report to an observer (the engine's ModelRegistry)."""
-
-    def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None: ...
-
-
-def build_registry(cfg: ServeConfig) -> ManagedRegistry:
+def build_registry(cfg: ServeConfig) -> Registry:
     """The OpenVINO engine's registry for ``cfg`` (imported here: it pulls in openvino)."""
     from ovembed.serving.engine.registry import ModelRegistry
 
@@ -117,7 +98,7 @@ async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metri
         yield port
 
 
-def create_app(cfg: ServeConfig, registry: ManagedRegistry | None = None, *,
+def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
                environ: Mapping[str, str] | None = None) -> Starlette:
     """The ASGI app for ``cfg``.
 
@@ -143,8 +124,7 @@ def create_app(cfg: ServeConfig, registry: ManagedRegistry | None = None, *,
         app.state.shutting_down = stopping = asyncio.Event()
         if metrics is not None:
             metrics.watch(reg)
-            if isinstance(reg, _BatchObservable):
-                reg.observe_batches(metrics.batch_observer)
+            reg.observe_batches(metrics.batch_observer)
         await reg.start()
         try:
             async with (_grpc(cfg, reg, api_key, metrics, stopping) as grpc_port,

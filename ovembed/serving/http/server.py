@@ -34,7 +34,6 @@ from ovembed.serving.context import REQUEST_ID
 from ovembed.serving.http.app import begin_shutdown, build_registry, create_app
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_FORMATS = ("text", "json")
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -124,7 +123,7 @@ class Server(uvicorn.Server):
 
 
 def check_config(cfg: ServeConfig) -> None:
-    """Raise ``ConfigError`` naming the flag for any invalid combination or value."""
+    """Raise ``ConfigError`` unless the flags say what to serve (values are checked by ServeConfig)."""
     if (cfg.config_path is None) == (cfg.model_path is None):
         raise ConfigError(
             "give exactly one of --config_path <repository>/config.json (every model in a "
@@ -132,27 +131,11 @@ def check_config(cfg: ServeConfig) -> None:
         )
     if cfg.model_name is not None and cfg.model_path is None:
         raise ConfigError("--model_name needs --model_path (single-model mode)")
-    if cfg.log_level.upper() not in LOG_LEVELS:
-        raise ConfigError(
-            f"--log_level must be one of {', '.join(LOG_LEVELS)}, got {cfg.log_level!r}"
-        )
-    if cfg.log_format not in LOG_FORMATS:
-        raise ConfigError(f"--log_format must be text or json, got {cfg.log_format!r}")
-    if not 0 < cfg.rest_port < 65536:
-        raise ConfigError(f"--rest_port must be between 1 and 65535, got {cfg.rest_port}")
-    if not 0 <= cfg.port < 65536:
-        raise ConfigError(f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {cfg.port}")
-    if cfg.port == cfg.rest_port:
-        raise ConfigError(f"--port (gRPC) and --rest_port must differ, both are {cfg.port}")
-    if cfg.max_inputs < 1 or cfg.max_body_bytes < 1:
-        raise ConfigError("--max_inputs and --max_body_bytes must be positive")
-    if cfg.graceful_timeout < 0 or cfg.file_system_poll_wait_seconds < 0:
-        raise ConfigError("--graceful_timeout and --file_system_poll_wait_seconds cannot be negative")
 
 
 def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
-    configure_logging(cfg.log_level.upper(), cfg.log_format)
+    configure_logging(cfg.log_level.value, cfg.log_format.value)
     try:
         check_config(cfg)
         registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan

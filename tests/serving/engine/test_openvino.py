@@ -111,7 +111,7 @@ def test_load_minilm(minilm_dir: Path) -> None:
     assert (info.device, info.precision, info.pooling.value, info.normalize) == (
         "CPU", "fp32", "MEAN", True)
     assert loaded.engine.slots >= 1
-    assert loaded.plugin_config["INFERENCE_PRECISION_HINT"] == "f32"
+    assert loaded.engine.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     loaded.engine.close()
 
 

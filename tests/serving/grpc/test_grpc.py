@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.http.server import check_config
+from tests.live_server import free_port
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_vector, make_app, text_ids
 
 KEY = "grpc-secret"
@@ -336,14 +336,8 @@ def test_api_key(registry: FakeRegistry) -> None:
 
 # --- serving alongside REST ----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_app_lifespan_serves_grpc_on_port(registry: FakeRegistry) -> None:
-    port = _free_port()
+    port = free_port()
     app = make_app(registry, port=port, environ={"API_KEY": KEY})
     with TestClient(app) as client:
         assert app.state.grpc_port == port

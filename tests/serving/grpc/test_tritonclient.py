@@ -66,7 +66,7 @@ def server(minilm_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def openai_vectors(server: Servers) -> np.ndarray:
     """The same texts through ``/v3/embeddings`` (float JSON)."""
-    resp = httpx.post(f"{server.rest.base}/v3/embeddings", headers={"Authorization": f"Bearer {KEY}"},
+    resp = httpx.post(f"{server.rest.base_url}/v3/embeddings", headers={"Authorization": f"Bearer {KEY}"},
                       json={"model": MODEL, "input": TEXTS, "encoding_format": "float"}, timeout=60)
     assert resp.status_code == 200, resp.text
     return np.array([d["embedding"] for d in resp.json()["data"]], dtype=np.float32)

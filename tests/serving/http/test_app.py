@@ -141,7 +141,7 @@ def test_text_and_json_log_formats() -> None:
     ({"config_path": Path("c.json"), "model_path": Path("m")}, "give exactly one of"),
     ({"config_path": Path("c.json"), "model_name": "m"}, "--model_name needs --model_path"),
     ({"config_path": Path("c.json"), "log_level": "LOUD"}, "--log_level must be one of"),
-    ({"config_path": Path("c.json"), "log_format": "xml"}, "--log_format must be text or json"),
+    ({"config_path": Path("c.json"), "log_format": "xml"}, "--log_format must be one of text, json"),
     ({"config_path": Path("c.json"), "rest_port": 0}, "--rest_port must be between 1 and 65535"),
     ({"config_path": Path("c.json"), "max_inputs": 0}, "must be positive"),
 ])

@@ -71,7 +71,7 @@ def test_live_json_logs_carry_request_ids(minilm_repo: Path, tmp_path: Path) -> 
     grpc_port = free_port()
     with live_server(minilm_repo, tmp_path / "server.log", "--log_format", "json", "--log_level", "DEBUG",
                      "--port", str(grpc_port)) as srv:
-        resp = httpx.post(f"{srv.base}/v3/embeddings", json={"model": "minilm", "input": ["hello", "world"]},
+        resp = httpx.post(f"{srv.base_url}/v3/embeddings", json={"model": "minilm", "input": ["hello", "world"]},
                           headers={"x-request-id": "live-rid-1"}, timeout=60)
         assert resp.status_code == 200
         request = pb.ModelInferRequest(model_name="minilm")

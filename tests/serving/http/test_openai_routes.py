@@ -231,7 +231,8 @@ def test_missing_input_field(client: TestClient) -> None:
 
 def test_token_id_out_of_vocabulary_is_400(client: TestClient) -> None:
     resp = post(client, {"model": "fake", "input": [1, 99999]})
-    assert_error(resp, 400, "invalid_request_error", "input", "out of the vocabulary")
+    assert_error(resp, 400, "invalid_request_error", "input",
+                 "input[0] has token id 99999 outside the vocabulary (0..30521)")
 
 
 @pytest.mark.parametrize("fmt", ["int4", "", 1, None])

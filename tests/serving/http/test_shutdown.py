@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(600)
 
 def _submitted_docs(server: LiveServer) -> float:
     """Documents that reached the batcher: dispatched (batch sizes) plus still queued."""
-    text = httpx.get(f"{server.base}/metrics", timeout=10).text
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -38,7 +38,7 @@ def _submitted_docs(server: LiveServer) -> float:
 
 def _wait_exit(server: LiveServer, timeout: float) -> int:
     try:
-        return server.proc.wait(timeout)
+        return server.process.wait(timeout)
     except subprocess.TimeoutExpired:
         stop_server(server, 1)
         pytest.fail(f"the server did not exit within {timeout} s:\n{server.log_text()}")
@@ -53,7 +53,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(minilm_repo: Path, t
     def rest(i: int) -> None:
         try:
             with httpx.Client(timeout=120) as client:
-                resp = client.post(f"{server.base}/v3/embeddings", json={
+                resp = client.post(f"{server.base_url}/v3/embeddings", json={
                     "model": "minilm", "input": [f"{LONG} {i}-{j}" for j in range(REST_DOCS)]})
             outcomes.append((resp.status_code, len(resp.json()["data"])))
         except Exception as exc:  # a dropped request: recorded, the assertion shows it
@@ -83,13 +83,13 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(minilm_repo: Path, t
             assert time.monotonic() < deadline, server.log_text()
             time.sleep(0.05)
         assert len(outcomes) < len(senders), "the work finished before SIGTERM: make it longer"
-        server.proc.send_signal(signal.SIGTERM)
+        server.process.send_signal(signal.SIGTERM)
 
         refused = False  # the listening socket closes at once, while the requests still run
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not refused:
             try:
-                httpx.get(f"{server.base}/v2/health/live", timeout=1)
+                httpx.get(f"{server.base_url}/v2/health/live", timeout=1)
                 time.sleep(0.05)
             except httpx.TransportError:
                 refused = True
@@ -114,7 +114,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(minilm_repo: Path, t
 def test_sigint_on_an_idle_server_exits_0(minilm_repo: Path, tmp_path: Path) -> None:
     server = start_server(minilm_repo, tmp_path / "server.log")
     try:
-        server.proc.send_signal(signal.SIGINT)
+        server.process.send_signal(signal.SIGINT)
         code = _wait_exit(server, 60)
     finally:
         stop_server(server, 5)
@@ -129,7 +129,7 @@ def test_graceful_timeout_bounds_the_wait(minilm_repo: Path, tmp_path: Path) -> 
     answers: list[httpx.Response] = []
 
     def heavy() -> None:
-        answers.append(httpx.post(f"{server.base}/v3/embeddings", timeout=120, json={
+        answers.append(httpx.post(f"{server.base_url}/v3/embeddings", timeout=120, json={
             "model": "minilm", "input": [f"{LONG} {j}" for j in range(200)]}))  # ~15 s of work
 
     sender = threading.Thread(target=heavy)
@@ -140,7 +140,7 @@ def test_graceful_timeout_bounds_the_wait(minilm_repo: Path, tmp_path: Path) -> 
             assert time.monotonic() < deadline, server.log_text()
             time.sleep(0.05)
         start = time.monotonic()
-        server.proc.send_signal(signal.SIGTERM)
+        server.process.send_signal(signal.SIGTERM)
         code = _wait_exit(server, 60)
         took = time.monotonic() - start
         sender.join(30)
