@@ -16,6 +16,7 @@ from ovembed.serving.engine.chunking import ChunkingOptions
 from ovembed.serving.engine.interface import EmbedOptions
 from ovembed.serving.engine.registry import ModelRegistry
 from ovembed.serving.engine.servable import EmbeddingServable
+from ovembed.serving.usecases.embed import EmbedRequest, embed_options
 from tests.serving.engine.test_servable import LoopThread
 from tests.tiny_models import BUILDERS
 
@@ -77,13 +78,16 @@ def test_prompts_match_sentence_transformers(loop: LoopThread, registry: ModelRe
         got = _embed(loop, servable, TEXTS, prompt=servable.info.prompts.choose(prompt_name=name))
         want = st.encode(TEXTS, prompt_name=name, normalize_embeddings=True)
         np.testing.assert_allclose(got.embeddings, want, atol=2e-5)
-    # no options: the default prompt (query), as sentence-transformers' encode() does
-    default = loop.run(servable.embed(TEXTS))
-    plain = _embed(loop, servable, TEXTS, prompt="")
+    # a request naming no prompt: the use case picks the default (query), as encode() does
+    options = embed_options(servable.info, EmbedRequest("e5", TEXTS))
+    default = loop.run(servable.embed(TEXTS, options=options))
+    plain = loop.run(servable.embed(TEXTS))  # the servable itself adds no prompt
     np.testing.assert_allclose(default.embeddings, st.encode(TEXTS, normalize_embeddings=True), atol=2e-5)
     assert not np.allclose(default.embeddings, plain.embeddings, atol=1e-3)
-    # the prompt's tokens count: "query" ":" are two more tokens
-    assert [a - b for a, b in zip(default.token_counts, plain.token_counts, strict=True)] == [2, 2]
+    # the prompt's tokens count in usage
+    n_prompt = len(servable.tokenizer.encode_with_offsets(["query: "])[0][0])
+    assert n_prompt > 0
+    assert [a - b for a, b in zip(default.token_counts, plain.token_counts, strict=True)] == [n_prompt] * 2
 
 
 def test_chunks_equal_each_chunk_embedded_alone(loop: LoopThread, registry: ModelRegistry) -> None:
