@@ -54,8 +54,8 @@ def _converter(kind: Any) -> Callable[[str], Any]:
 
         def convert(text: str) -> Any:
             try:
-                return by_value[text.lower()]
-            except KeyError:
+                return by_value.get(text.lower()) or kind(text)  # kind(): aliases (_missing_)
+            except ValueError:
                 raise argparse.ArgumentTypeError(
                     f"invalid choice: {text!r} (choose from {', '.join(str(m.value) for m in kind)})"
                 ) from None
@@ -199,9 +199,16 @@ def _join_flag_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _task_word_as_flag(argv: list[str]) -> list[str]:
+    """OVMS's spelling ``export_model.py rerank_ov ...``: ``ovembed export rerank_ov ...``."""
+    if len(argv) > 1 and argv[0] == "export" and not argv[1].startswith("-"):
+        return [argv[0], "--task", argv[1], *argv[2:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_flag_values(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(_task_word_as_flag(_join_flag_values(list(sys.argv[1:] if argv is None else argv))))
     cls, runner, _ = _COMMANDS[args.command]
     try:
         cfg = build_config(cls, args) if cls is not None else None

@@ -29,6 +29,23 @@ class WeightFormat(str, enum.Enum):
         return self.value
 
 
+class Task(str, enum.Enum):
+    """What a model does; OVMS's export subcommand names (``embeddings_ov``, ``rerank_ov``) work too."""
+
+    EMBEDDINGS = "embeddings"
+    RERANK = "rerank"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> Task | None:
+        if isinstance(value, str):
+            name = value.lower().removesuffix("_ov")
+            return next((m for m in cls if m.value == name), None)
+        return None
+
+
 class Pooling(str, enum.Enum):
     CLS = "CLS"
     MEAN = "MEAN"
@@ -103,6 +120,11 @@ class _Checked:
                 continue
             by_value = {str(m.value).lower(): m for m in kind}
             found = by_value.get(str(value).lower()) if isinstance(value, str) else None
+            if found is None and isinstance(value, str):
+                try:  # aliases an enum accepts (Task: OVMS's "rerank_ov")
+                    found = kind(value)
+                except ValueError:
+                    found = None
             if found is None:
                 raise ConfigError(f"--{name} must be one of {', '.join(str(m.value) for m in kind)}, "
                                   f"got {value!r}")
@@ -120,8 +142,10 @@ def _require(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class ExportConfig(_Checked):
-    """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov."""
+    """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
+    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
+                        "a cross-encoder with one logit)")
     source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
     model_name: str | None = option(
         None, "Name the model is served under (default: source_model); '/' makes nested folders")
@@ -146,9 +170,17 @@ class ExportConfig(_Checked):
         flags=("--prompt",))
     default_prompt_name: str | None = option(
         None, "Prompt applied when a request names none (default: the model's default_prompt_name)")
+    max_doc_length: int = option(16000, "rerank: documents are cut to this many tokens before chunking (OVMS flag)")
+    max_allowed_chunks: int = option(
+        10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
+    max_score_diff: float | None = option(
+        None, "rerank verification: largest allowed score difference to the reference "
+        "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
 
     def _check(self) -> None:
         _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
+        _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
+        _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
 
     @property
     def served_name(self) -> str:
@@ -165,7 +197,9 @@ class CompareConfig(_Checked):
 
     model_path: Path = option(Path(), "Exported model folder (with graph.pbtxt)", required=True)
     source_model: str | None = option(None, "Reference model (default: the source recorded at export)")
-    input: list[str] = option([], "Text to embed (repeatable); default: built-in sentences", flags=("--input",))
+    input: list[str] = option([], "Text to embed, or document to rerank (repeatable); default: built-in texts",
+                              flags=("--input",))
+    query: str | None = option(None, "rerank folders: the query the --input documents are scored against")
     trust_remote_code: bool = option(False, "Allow running code shipped with the reference model")
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Tests that need one of these build or load a real model (export, compile, live server): they are
 # marked ``slow``, so ``pytest -m "not slow"`` is the quick unit suite.
-_SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source"})
+_SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source", "rerank_sources", "rerank_repo"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -43,4 +43,38 @@ def minilm_repo(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -
     cfg = ExportConfig(source_model=str(minilm_source), model_name="minilm",
                        model_repository_path=repo, weight_format=WeightFormat.FP32)
     export_model(cfg)
+    return repo / "config.json"
+
+
+@pytest.fixture(scope="session")
+def rerank_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random cross-encoders (BERT with token types, XLM-R without), built once."""
+    pytest.importorskip("torch")
+    from tests.tiny_models import BUILDERS
+
+    root = tmp_path_factory.mktemp("rerank-src")
+    return {family: BUILDERS[family](root / family) for family in ("bert-rerank", "xlmr-rerank")}
+
+
+@pytest.fixture(scope="session")
+def rerank_repo(tmp_path_factory: pytest.TempPathFactory, rerank_sources: dict[str, Path]) -> Path:
+    """One repository with two rerank models and one embeddings model; returns its config.json.
+
+    - ``rerank/bert``: the BERT cross-encoder at fp32 (window 64 tokens)
+    - ``rerank/xlmr``: the XLM-R cross-encoder at int8, ``max_allowed_chunks`` 8
+    - ``embed/bert``: a tiny BERT embeddings model at fp32
+    """
+    from ovembed.config import ExportConfig, Task, WeightFormat
+    from ovembed.export.pipeline import export_model
+    from tests.tiny_models import BUILDERS
+
+    repo = tmp_path_factory.mktemp("rerank-repo")
+    export_model(ExportConfig(source_model=str(rerank_sources["bert-rerank"]), model_name="rerank/bert",
+                              model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.FP32))
+    export_model(ExportConfig(source_model=str(rerank_sources["xlmr-rerank"]), model_name="rerank/xlmr",
+                              model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.INT8,
+                              max_allowed_chunks=8))
+    embed_src = BUILDERS["bert-mean"](tmp_path_factory.mktemp("embed-src") / "bert")
+    export_model(ExportConfig(source_model=str(embed_src), model_name="embed/bert", model_repository_path=repo,
+                              weight_format=WeightFormat.FP32))
     return repo / "config.json"

@@ -160,6 +160,91 @@ def build_bert_prompts(out: Path) -> Path:
     return out
 
 
+def _pair_template(tok, single: str, pair: str, specials: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from tokenizers import processors
+
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(s, tok.token_to_id(s)) for s in specials]
+    )
+
+
+def _spread_scores(model, last, hf_tok) -> None:  # type: ignore[no-untyped-def]
+    """Random classifiers give every pair nearly the same logit. Rescale the last layer so the
+    logits of corpus pairs have mean 0 and standard deviation 2: scores spread over (0, 1) and
+    rankings are well defined."""
+    import torch
+
+    pairs = [(a, b) for a in CORPUS[:10] for b in CORPUS[:10]]
+    model.eval()
+    with torch.no_grad():
+        enc = hf_tok([a for a, _ in pairs], [b for _, b in pairs], padding=True, truncation=True, return_tensors="pt")
+        logits = model(**enc).logits[:, 0]
+        scale = 2.0 / float(logits.std())
+        last.weight.mul_(scale)
+        last.bias.sub_(float(logits.mean())).mul_(scale)
+
+
+def bert_pair_tokenizer():  # type: ignore[no-untyped-def]
+    """A trained WordPiece ``tokenizers.Tokenizer`` with BERT's pair template (no torch needed)."""
+    tok = _train("wordpiece", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    _pair_template(tok, "[CLS] $A:0 [SEP]", "[CLS] $A:0 [SEP] $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
+    return tok
+
+
+def build_bert_reranker(out: Path) -> Path:
+    """A cross-encoder like ms-marco-MiniLM: BERT pair template with token types, one logit."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    tok = bert_pair_tokenizer()
+    hf_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                               sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+    torch.manual_seed(4)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=64, num_labels=1,
+                        initializer_range=0.2, **TINY)
+    model = BertForSequenceClassification(config)
+    _spread_scores(model, model.classifier, hf_tok)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
+def build_xlmr_reranker(out: Path) -> Path:
+    """A cross-encoder like bge-reranker: XLM-R pair template (all type 0), one logit."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = _train("unigram", specials)
+    _pair_template(tok, "<s> $A:0 </s>", "<s> $A:0 </s> </s> $B:0 </s>", ["<s>", "</s>"])
+    hf_tok = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                     cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                     model_max_length=64)
+    torch.manual_seed(5)
+    config = XLMRobertaConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=66, num_labels=1,
+                              pad_token_id=tok.token_to_id("<pad>"), initializer_range=0.2, **TINY)
+    model = XLMRobertaForSequenceClassification(config)
+    _spread_scores(model, model.classifier.out_proj, hf_tok)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
+def build_cross_encoder_from(encoder: Path, out: Path) -> Path:
+    """A cross-encoder from a real BERT-family encoder (e.g. the packaged MiniLM) with a random
+    one-logit head: scores are meaningless, shapes and speed are real."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(6)
+    hf_tok = AutoTokenizer.from_pretrained(str(encoder))
+    model = AutoModelForSequenceClassification.from_pretrained(str(encoder), num_labels=1)
+    _spread_scores(model, model.classifier, hf_tok)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-mean": lambda p: build_bert(p, "mean"),
     "bert-cls": lambda p: build_bert(p, "cls"),
@@ -167,4 +252,6 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "mpnet": build_mpnet,
     "qwen3": build_qwen3,
     "bert-prompts": build_bert_prompts,
+    "bert-rerank": build_bert_reranker,
+    "xlmr-rerank": build_xlmr_reranker,
 }

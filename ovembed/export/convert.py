@@ -21,8 +21,12 @@ _KEEP_SUFFIXES = {".json", ".txt", ".model", ".tiktoken", ".vocab", ".merges"}
 _SKIP_NAMES = {"model.safetensors.index.json", "pytorch_model.bin.index.json"}
 
 
-def convert_to_ir(source: SourceModel, out_dir: Path, *, trust_remote_code: bool) -> Path:
-    """Write openvino_model.xml/.bin (fp32 weights) plus the HF config files into ``out_dir``."""
+def convert_to_ir(source: SourceModel, out_dir: Path, *, trust_remote_code: bool,
+                  task: str = "feature-extraction") -> Path:
+    """Write openvino_model.xml/.bin (fp32 weights) plus the HF config files into ``out_dir``.
+
+    ``task`` is optimum's: ``feature-extraction`` (embeddings) or ``text-classification`` (rerank).
+    """
     from optimum.exporters.openvino import main_export
     from optimum.intel import OVConfig
 
@@ -36,7 +40,7 @@ def convert_to_ir(source: SourceModel, out_dir: Path, *, trust_remote_code: bool
             main_export(
                 model_name_or_path=str(source.path),
                 output=out_dir,
-                task="feature-extraction",
+                task=task,
                 library_name="transformers",
                 trust_remote_code=trust_remote_code,
                 local_files_only=True,

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ovembed import __version__
-from ovembed.config import ExportConfig, Pooling, WeightFormat
+from ovembed.config import ExportConfig, Pooling, Task, WeightFormat
 from ovembed.errors import ExportError
 from ovembed.export import require_export_stack
 from ovembed.export.convert import IR_BIN, IR_XML
 from ovembed.export.quantize import QuantizationParams, parse_extra_params
 from ovembed.export.source import SourceModel, inspect_source
-from ovembed.graphs import GraphOptions, write_graph
+from ovembed.graphs import GraphOptions, RerankGraphOptions, write_graph, write_rerank_graph
 from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import (
     RECORD_FILENAME,
@@ -51,21 +51,29 @@ class ExportResult:
     seconds: float
     min_cosine: float | None = None
     sizes: dict[str, int] = field(default_factory=dict)
+    task: Task = Task.EMBEDDINGS
+    max_score_diff: float | None = None  # rerank verification
+    rank_agreement: float | None = None
 
     def summary(self) -> str:
         what = "kept existing model files, refreshed graph.pbtxt and config.json" if self.reused else "exported"
         ir = self.sizes.get(IR_BIN)
+        shape = "rerank" if self.task is Task.RERANK else f"pooling {self.pooling.value}"
         parts = [f"{self.name}: {what} in {self.seconds:.1f}s -> {self.model_dir}",
-                 f"  pooling {self.pooling.value}, weights {self.weight_format.value}, max length {self.max_length}"]
+                 f"  {shape}, weights {self.weight_format.value}, max length {self.max_length}"]
         if ir is not None:
             parts.append(f"  IR weights {ir / 1e6:.1f} MB")
         if self.min_cosine is not None:
             parts.append(f"  min cosine vs PyTorch reference: {self.min_cosine:.6f}")
+        if self.max_score_diff is not None:
+            parts.append(f"  vs CrossEncoder reference: max score difference {self.max_score_diff:.6f}, "
+                         f"rank agreement {self.rank_agreement:.3f}")
         parts.append(f"  config: {self.config_path}")
         return "\n".join(parts)
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of ovembed and the export stack, recorded next to every export."""
     out = {"ovembed": __version__}
     for dist in ("openvino", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "transformers", "torch",
                  "sentence-transformers"):
@@ -112,6 +120,21 @@ def _graph_options(cfg: ExportConfig, pooling: Pooling) -> GraphOptions:
         plugin["CACHE_DIR"] = str(cfg.ov_cache_dir)
     return GraphOptions(models_path="./", normalize_embeddings=not cfg.skip_normalize, pooling=pooling,
                         truncate=cfg.truncate, target_device=cfg.target_device, plugin_config=plugin)
+
+
+def _rerank_graph_options(cfg: ExportConfig) -> RerankGraphOptions:
+    plugin: dict[str, Any] = {"NUM_STREAMS": str(cfg.num_streams)}
+    if cfg.ov_cache_dir is not None:
+        plugin["CACHE_DIR"] = str(cfg.ov_cache_dir)
+    return RerankGraphOptions(models_path="./", max_allowed_chunks=cfg.max_allowed_chunks,
+                              target_device=cfg.target_device, plugin_config=plugin)
+
+
+def _write_task_graph(cfg: ExportConfig, pooling: Pooling, folder: Path) -> None:
+    if cfg.task is Task.RERANK:
+        write_rerank_graph(folder, _rerank_graph_options(cfg))
+    else:
+        write_graph(folder, _graph_options(cfg, pooling))
 
 
 @contextmanager
@@ -184,7 +207,7 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
         "dimensions": source.hidden_size,
         "prompts": dict(prompts.prompts),
         "default_prompt_name": prompts.default_name,
-        "versions": _versions(),
+        "versions": versions(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if not cfg.skip_verify:
@@ -217,8 +240,14 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     target = model_dir_for(repo, name)
     require_export_stack()
     source = inspect_source(cfg.source_model)
-    pooling = _choose_pooling(cfg, source, log)
-    prompts = _choose_prompts(cfg, source, log)
+    if cfg.task is Task.RERANK:
+        from ovembed.export.rerank import check_cross_encoder
+
+        check_cross_encoder(source)
+        pooling = Pooling.CLS  # unused: a rerank head scores pairs
+    else:
+        pooling = _choose_pooling(cfg, source, log)
+    prompts = _choose_prompts(cfg, source, log) if cfg.task is Task.EMBEDDINGS else PromptSet()
     repo.mkdir(parents=True, exist_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_temp(target.parent, target.name, log)
@@ -229,19 +258,33 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
         if reused:
             log(f"{target} exists: keeping its model files (use --overwrite_models to re-export)")
             record = read_record(target)
-            if record:
+            if record.get("task", Task.EMBEDDINGS.value) != cfg.task.value:
+                raise ExportError(f"{target} holds a {record.get('task', 'embeddings')} model; "
+                                  f"use --overwrite_models to replace it with a {cfg.task.value} export")
+            if record and cfg.task is Task.EMBEDDINGS:
                 record.update(pooling=pooling.value, normalize=not cfg.skip_normalize,
                               prompts=dict(prompts.prompts), default_prompt_name=prompts.default_name)
                 atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
-            write_graph(target, _graph_options(cfg, pooling))
+            elif record:
+                record.update(max_doc_length=cfg.max_doc_length)
+                atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+            _write_task_graph(cfg, pooling, target)
             upsert_model(cfg.config_path, name, target)
         else:
             work = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_MARK}", dir=target.parent))
             make_readable_dir(work)
             try:
-                record = _build(cfg, source, pooling, params, prompts, work, log)
-                write_graph(work, _graph_options(cfg, pooling))
-                min_cos = record.get("verification", {}).get("min_cosine")
+                if cfg.task is Task.RERANK:
+                    from ovembed.export.rerank import build_rerank
+
+                    _quiet_libraries()
+                    record = build_rerank(cfg, source, params, work, log, versions())
+                    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+                else:
+                    record = _build(cfg, source, pooling, params, prompts, work, log)
+                _write_task_graph(cfg, pooling, work)
+                verification = record.get("verification", {})
+                min_cos = verification.get("min_cosine")
                 _swap_into_place(work, target)
                 upsert_model(cfg.config_path, name, target)
             finally:
@@ -249,8 +292,11 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                 _remove_empty_parents(target.parent, repo)
     sizes = {p.name: p.stat().st_size for p in target.iterdir() if p.is_file()}
     max_length = int(read_record(target).get("max_length") or source.max_length)
+    verification = read_record(target).get("verification") or {}
     return ExportResult(name, target, Path(cfg.config_path), pooling, cfg.weight_format, max_length, reused,
-                        time.perf_counter() - start, min_cos, sizes)
+                        time.perf_counter() - start, min_cos, sizes, task=cfg.task,
+                        max_score_diff=verification.get("max_score_diff"),
+                        rank_agreement=verification.get("rank_agreement"))
 
 
 def _remove_empty_parents(folder: Path, stop: Path) -> None:

@@ -32,14 +32,18 @@ def load_hf_tokenizer(source: Path, *, max_length: int, trust_remote_code: bool)
     return tok
 
 
-def export_tokenizer(tok: Any, out_dir: Path) -> Path:
-    """Save the cleaned HF tokenizer files and openvino_tokenizer.xml/.bin into ``out_dir``."""
+def export_tokenizer(tok: Any, out_dir: Path, *, add_special_tokens: bool = True) -> Path:
+    """Save the cleaned HF tokenizer files and openvino_tokenizer.xml/.bin into ``out_dir``.
+
+    ``add_special_tokens=False`` writes the IR OVMS's rerank calculator expects (it adds the
+    pair's special tokens itself); tokenizer.json keeps its pair template for ovembed.
+    """
     import openvino as ov
     from openvino_tokenizers import convert_tokenizer
 
     tok.save_pretrained(str(out_dir))
     try:
-        ov_tokenizer = convert_tokenizer(tok, with_detokenizer=False)
+        ov_tokenizer = convert_tokenizer(tok, with_detokenizer=False, add_special_tokens=add_special_tokens)
     except Exception as exc:  # openvino-tokenizers raises OVTypeError/NotImplementedError/...
         raise ExportError(f"openvino-tokenizers could not convert the tokenizer: {exc}") from exc
     path = out_dir / TOKENIZER_XML

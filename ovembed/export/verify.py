@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ovembed.config import CompareConfig, Pooling, WeightFormat
 from ovembed.errors import ExportError
+
+if TYPE_CHECKING:
+    from ovembed.export.verify_rerank import ScoreComparison
 
 # Varied on purpose: short and long, punctuation, numbers, code, several languages and scripts.
 SENTENCES: tuple[str, ...] = (
@@ -201,19 +204,23 @@ def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling
     return Comparison(labels, np.concatenate(cosines), threshold, mismatches)
 
 
-def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Comparison:
+def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Comparison | ScoreComparison:
     """`ovembed compare`: an exported folder against its (or a given) PyTorch reference."""
     from ovembed.export import require_export_stack
     from ovembed.export.source import inspect_source
-    from ovembed.graphs import read_graph
+    from ovembed.graphs import GraphOptions, read_model_graph
     from ovembed.prompts import prompts_from_record, read_model_prompts
     from ovembed.repository import read_record
     from ovembed.serving.engine.pooling import resolve_pooling
 
     require_export_stack()
     model_dir = Path(cfg.model_path)
-    options = read_graph(model_dir)
+    options = read_model_graph(model_dir)
     record = read_record(model_dir)
+    if not isinstance(options, GraphOptions):  # a RerankCalculatorOV graph
+        from ovembed.export.verify_rerank import compare_rerank_folder
+
+        return compare_rerank_folder(cfg, record, log)
     pooling = resolve_pooling(options.pooling, options.model_dir(model_dir), record).pooling
     source_name = cfg.source_model or record.get("source_path") or record.get("source_model")
     if not source_name:

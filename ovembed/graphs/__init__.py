@@ -3,11 +3,15 @@
 :mod:`ovembed.graphs.pbtxt` parses any graph.pbtxt with protobuf's text_format over OVMS's vendored protos
 (:func:`parse_graph_text` -> which calculator + its typed options message) and renders one
 (:func:`render_graph_text`); :mod:`ovembed.graphs.embeddings` maps the EmbeddingsCalculatorOV options onto
-:class:`GraphOptions`. A task module for another calculator (rerank) follows the same pattern.
+:class:`GraphOptions`, :mod:`ovembed.graphs.rerank` the RerankCalculatorOV options onto
+:class:`RerankGraphOptions`; :func:`read_model_graph` reads either.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ovembed.errors import ConfigError
 from ovembed.graphs.embeddings import (
     GRAPH_FILENAME,
     GraphOptions,
@@ -24,8 +28,10 @@ from ovembed.graphs.pbtxt import (
     GraphNode,
     parse_graph_text,
     read_graph_file,
+    read_graph_text,
     render_graph_text,
 )
+from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
 
 __all__ = [
     "CALCULATORS",
@@ -35,11 +41,26 @@ __all__ = [
     "Calculator",
     "GraphNode",
     "GraphOptions",
+    "RerankGraphOptions",
     "parse_graph",
     "parse_graph_text",
     "read_graph",
     "read_graph_file",
+    "read_model_graph",
     "render_graph",
     "render_graph_text",
+    "render_rerank_graph",
     "write_graph",
+    "write_rerank_graph",
 ]
+
+
+def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME) -> GraphOptions | RerankGraphOptions:
+    """The options of whichever calculator the folder's graph runs (embeddings or rerank)."""
+    path = Path(model_dir) / graph_file
+    text = read_graph_text(path)
+    try:
+        node = parse_graph_text(text)
+        return rerank_options(node) if node.calculator is RERANK else parse_graph(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None

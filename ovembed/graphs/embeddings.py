@@ -58,7 +58,8 @@ def to_message(options: GraphOptions) -> EmbeddingsCalculatorOVOptions:
     return message
 
 
-def _plugin_config(text: str) -> dict[str, Any]:
+def plugin_config_from_text(text: str) -> dict[str, Any]:
+    """The ``plugin_config`` option (a JSON object in a string) as a dict; {} when empty."""
     text = text.strip()
     if not text:
         return {}
@@ -98,7 +99,7 @@ def parse_graph(text: str) -> GraphOptions:
         pooling=pooling,
         truncate=truncate,
         target_device=str(opts.target_device) if opts.HasField("target_device") else "CPU",
-        plugin_config=_plugin_config(str(opts.plugin_config)),
+        plugin_config=plugin_config_from_text(str(opts.plugin_config)),
     )
 
 

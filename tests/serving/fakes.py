@@ -23,8 +23,8 @@ from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
-from ovembed.serving.engine.chunking import chunk_document, weighted_mean
 from ovembed.serving.engine.interface import (
+    DEFAULT_RERANK,
     BatchObserver,
     ChunkSpan,
     EmbedOptions,
@@ -33,10 +33,14 @@ from ovembed.serving.engine.interface import (
     ModelInfo,
     ModelState,
     ModelStatus,
+    RerankOptions,
+    RerankResult,
     Servable,
     Timings,
     not_ready,
+    wrong_task,
 )
+from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.http.app import create_app
 
 CLS, SEP, PAD = 101, 102, 0
@@ -148,6 +152,10 @@ class FakeServable:
         combined = np.stack([weighted_mean(vectors[owner == i], list(weights[owner == i]),
                                            normalize=self.info.normalize) for i in range(len(texts))])
         return EmbedResult(combined, [int(weights[owner == i].sum()) for i in range(len(texts))], TIMINGS)
+
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        raise wrong_task(self.info, "rerank")  # fake models are embeddings models
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

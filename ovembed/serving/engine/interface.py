@@ -14,10 +14,10 @@ from typing import Literal, Protocol
 import numpy as np
 
 from ovembed.config import Pooling
-from ovembed.errors import ModelNotReady
+from ovembed.errors import InvalidInput, ModelNotReady
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
-from ovembed.serving.engine.chunking import ChunkingOptions
+from ovembed.serving.engine.passages import ChunkingOptions
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
@@ -56,8 +56,8 @@ class ModelInfo:
     device: str  # e.g. "CPU"
     precision: str  # e.g. "fp32", "int8"
     created: int  # unix time the model folder was written
+    task: str = "embeddings"  # "embeddings" or "rerank" (ovembed.config.Task values)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
-    tasks: tuple[str, ...] = ("embed",)
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,41 @@ class EmbedResult:
         return sum(self.token_counts)
 
 
+@dataclass
+class RerankResult:
+    """Scores of one query against each document, in document order."""
+
+    scores: np.ndarray  # float32 [n_docs]: the activated score (sigmoid of the logit by default)
+    raw_scores: np.ndarray  # float32 [n_docs]: the relevance logit
+    token_counts: list[int]  # tokens the model ran per document, over all its (query, chunk) pairs
+    chunk_counts: list[int]  # (query, chunk) pairs per document
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+TruncationDirection = Literal["right", "left"]
+
+
+@dataclass(frozen=True)
+class RerankOptions:
+    """How a rerank request treats long documents."""
+
+    max_tokens_per_doc: int | None = None  # cut each document to this many tokens first (Cohere)
+    truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
+    direction: TruncationDirection = "right"  # which end of a document truncation keeps
+
+
+DEFAULT_RERANK = RerankOptions()
+
+
 class Servable(Protocol):
-    """One loaded embeddings model."""
+    """One loaded model: embeddings (``embed``) or rerank (``rerank``), as ``info.task`` says.
+
+    Calling the other task's method raises ``InvalidInput`` naming the model's task.
+    """
 
     @property
     def info(self) -> ModelInfo: ...
@@ -122,11 +155,32 @@ class Servable(Protocol):
         """
         ...
 
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        """Score each document against the query.
+
+        A pair longer than ``info.max_length`` is split into overlapping chunks that each carry
+        the full query; a document scores its best chunk. Raises ``InvalidInput`` (more chunks
+        than the model allows), ``Overloaded``; cancelling drops the work.
+        """
+        ...
+
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
         """Token ids as the model sees them (OVMS /v3/tokenize semantics)."""
         ...
+
+
+def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
+    """The error for asking a model for another task than its own."""
+    endpoint = "/v3/rerank" if info.task == "rerank" else "/v3/embeddings"
+    return InvalidInput(f"The model '{info.name}' is {_article(info.task)} {info.task} model, "
+                        f"not {_article(wanted)} {wanted} model (use {endpoint})", param="model")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 class Registry(Protocol):

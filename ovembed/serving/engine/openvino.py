@@ -19,10 +19,11 @@ import numpy as np
 
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import ConfigError
-from ovembed.graphs import GraphOptions, read_graph
+from ovembed.graphs import GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
+from ovembed.serving.engine.chunking import PairChunker
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
 from ovembed.serving.engine.pooling import resolve_pooling
@@ -72,7 +73,7 @@ def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
     return "fp32"
 
 
-def plugin_config(graph: GraphOptions, cfg: ServeConfig, device: str,
+def plugin_config(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
                   precision: str) -> dict[str, str]:
     """graph.pbtxt's plugin_config, as strings, plus defaults:
 
@@ -172,12 +173,22 @@ class OpenVINOEngine:
         self._queue.wait_all()
 
 
+@dataclass(frozen=True)
+class RerankSetup:
+    """What a rerank servable needs besides the engine and tokenizer."""
+
+    chunker: PairChunker
+    max_allowed_chunks: int
+    max_doc_length: int
+
+
 @dataclass
 class LoadedModel:
     info: ModelInfo
     engine: OpenVINOEngine
     tokenizer: ServingTokenizer
     warning: str | None = None  # served, but something the operator should know (shown in /v1/config)
+    rerank: RerankSetup | None = None  # set for rerank models
 
 
 def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions, pooling: Pooling) -> ov.Model:
@@ -248,8 +259,8 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
-    exec_precision = _property(compiled, "INFERENCE_PRECISION_HINT")
-    streams = _property(compiled, "NUM_STREAMS")
+    exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")
+    streams = property_text(compiled, "NUM_STREAMS")
     info = ModelInfo(
         name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
@@ -265,7 +276,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     return LoadedModel(info, engine, tokenizer, choice.warning)
 
 
-def _property(compiled: ov.CompiledModel, key: str) -> str | None:
+def property_text(compiled: ov.CompiledModel, key: str) -> str | None:
     try:
         value = compiled.get_property(key)
     except RuntimeError:

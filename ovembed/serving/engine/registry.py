@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
+from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.cache import EmbeddingCache
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
+from ovembed.serving.engine.rerank_model import load_rerank_model
+from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
 
 if TYPE_CHECKING:
@@ -220,11 +223,21 @@ class ModelRegistry:
                           max_width=loaded.info.max_length,
                           observer=self._observers(name) if self._observers is not None else None)
         slot.loaded = loaded
-        slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
-                                          version=version)
+        if loaded.rerank is not None:
+            slot.servable = RerankServable(loaded.info, loaded.tokenizer, loaded.rerank.chunker, batcher,
+                                           max_allowed_chunks=loaded.rerank.max_allowed_chunks,
+                                           max_doc_length=loaded.rerank.max_doc_length)
+        else:
+            slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
+                                              version=version)
         slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
+        """The graph's calculator decides the task: RerankCalculatorOV or EmbeddingsCalculatorOV."""
+        if (Path(entry.base_path) / GRAPH_FILENAME).is_file():
+            graph = read_model_graph(entry.base_path)
+            if isinstance(graph, RerankGraphOptions):
+                return load_rerank_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
         return load_model(self.core, entry.name, entry.base_path, self.cfg)
 
     async def _unload(self, slot: _Slot, timeout: float | None = None) -> None:

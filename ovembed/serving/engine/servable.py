@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,8 +22,19 @@ import numpy as np
 from ovembed.errors import InvalidInput
 from ovembed.serving.engine.batcher import Batcher
 from ovembed.serving.engine.cache import EmbeddingCache
-from ovembed.serving.engine.chunking import chunk_document, weighted_mean
-from ovembed.serving.engine.interface import ChunkSpan, EmbedOptions, EmbedResult, Inputs, ModelInfo, Timings
+from ovembed.serving.engine.interface import (
+    DEFAULT_RERANK,
+    ChunkSpan,
+    EmbedOptions,
+    EmbedResult,
+    Inputs,
+    ModelInfo,
+    RerankOptions,
+    RerankResult,
+    Timings,
+    wrong_task,
+)
+from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.engine.tokenizer import ServingTokenizer, TokenIds
 
 log = logging.getLogger("ovembed.serving.engine")
@@ -76,10 +87,22 @@ class EmbeddingServable:
         left = None if deadline is None else max(0.0, deadline - loop.time())
         await self.batcher.stop(left)
 
+    @contextlib.contextmanager
+    def in_progress(self) -> Iterator[None]:
+        """Count a call as in progress: :meth:`close` waits for it before stopping the batcher."""
+        self._active += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._quiet.set()
+
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
                     options: EmbedOptions | None = None) -> EmbedResult:
         """Texts get the prompt and special tokens; token-id documents are used as given
-        (token_type_ids 0). ``options.chunking`` splits long texts (see :mod:`.chunking`).
+        (token_type_ids 0). ``options.chunking`` splits long texts (see :mod:`.passages`).
 
         Raises ``InputTooLong``, ``InvalidInput``, ``Overloaded``; cancelling drops the work.
         """
@@ -92,9 +115,7 @@ class EmbeddingServable:
             return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
         cut = self._info.truncate if truncate is None else truncate
         texts = isinstance(inputs[0], str)
-        self._active += 1
-        self._quiet.clear()
-        try:
+        with self.in_progress():
             started = time.perf_counter()
             spans: list[ChunkSpan] | None = None
             if texts and opts.chunking is not None:
@@ -106,10 +127,6 @@ class EmbeddingServable:
                 log.debug("%s: %d input(s), %d tokens, tokenized in %.1f ms", self._info.name, len(docs),
                           sum(len(d) for d in docs), (tokenized - started) * 1e3)
             rows, queue_s, infer_s = await self._infer(docs)
-        finally:
-            self._active -= 1
-            if self._active == 0:
-                self._quiet.set()
         timings = Timings(tokenization=tokenized - started, queue=queue_s, inference=infer_s)
         counts = [len(d) for d in docs]
         if spans is None:
@@ -131,7 +148,7 @@ class EmbeddingServable:
         if cache is None:
             result = await self.batcher.submit(docs)
             return result.embeddings, result.queue_seconds, result.inference_seconds
-        keys = [cache.key(self._scope, self._info.tasks[0], d) for d in docs]
+        keys = [cache.key(self._scope, self._info.task, d) for d in docs]
         found = [cache.get(k) for k in keys]
         missing = [i for i, hit in enumerate(found) if hit is None]
         rows = np.empty((len(docs), self._info.dimensions), dtype=np.float32)
@@ -178,6 +195,10 @@ class EmbeddingServable:
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
+
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        raise wrong_task(self._info, "rerank")
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

@@ -2,8 +2,8 @@
 
 Error bodies follow the API family of the path: OpenAI's envelope
 ``{"error": {"message", "type", "param", "code"}}`` by default, ``{"error": "<message>"}`` for
-Ollama (``/api/...``, what its clients parse), ``{"id", "message"}`` for Cohere's
-``/v2/embed`` and KServe v2 (``/v2...``, its REST spec).
+Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec);
+TEI's ``{"error", "error_type"}`` for its ``/rerank``.
 Status, type and code come from :func:`ovembed.errors.describe`; the message from
 :func:`ovembed.errors.public_message`, so internal details never reach a client.
 """
@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ovembed.errors import OvembedError, Unauthorized, describe, public_message
+from ovembed.serving.wire import tei
 
 logger = logging.getLogger("ovembed.serving")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
-COHERE_PATHS = frozenset({"/v2/embed", "/v3/v2/embed"})  # Cohere's error body: {"message": ...}
+COHERE_V2_PATHS = frozenset({"/v2/rerank", "/v2/embed"})  # Cohere's v2 SDK paths, not KServe
 
 
 class JSONResponse(Response):
@@ -36,11 +37,13 @@ class JSONResponse(Response):
 
 
 def api_family(path: str) -> str:
-    """``"ollama"``, ``"cohere"``, ``"kserve"`` or ``"openai"``: decides the error envelope."""
+    """``"ollama"``, ``"kserve"``, ``"tei"`` or ``"openai"``: decides the error envelope."""
+    if path == "/rerank":
+        return "tei"
+    if path in COHERE_V2_PATHS:
+        return "openai"
     if path.startswith("/api/"):
         return "ollama"
-    if path in COHERE_PATHS:
-        return "cohere"
     if path == "/v2" or path.startswith("/v2/"):
         return "kserve"
     return "openai"
@@ -73,12 +76,13 @@ def error_response(request: Request, exc: Exception) -> Response:
     if log_traceback:
         logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,
                      exc_info=(type(exc), exc, exc.__traceback__))
-    if api_family(request.url.path) == "openai":
+    family = api_family(request.url.path)
+    if family == "openai":
         body: dict[str, Any] = {
             "error": {"message": message, "type": kind_type, "param": param, "code": code}
         }
-    elif api_family(request.url.path) == "cohere":
-        body = {"id": rid, "message": message}
+    elif family == "tei":
+        body = {"error": message, "error_type": tei.error_type(status, message)}
     else:
         body = {"error": message}
     return JSONResponse(body, status_code=status, headers=headers)

@@ -58,12 +58,15 @@ def server_metadata() -> dict[str, Any]:
 
 
 def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
+    """A rerank model lists no tensors: it is served by the rerank endpoints, not by infer."""
+    embeddings = info.task == "embeddings"
     return {
         "name": info.name,
         "versions": [str(status.version)],
         "platform": PLATFORM,
-        "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}],
-        "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}],
+        "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}] if embeddings else [],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}]
+        if embeddings else [],
     }
 
 

@@ -143,11 +143,14 @@ def embeddings_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
 
 
 def model_card(info: ModelInfo) -> dict[str, Any]:
-    """OpenAI's model object plus what the model supports (ovembed's extension fields)."""
-    return {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed",
-            "tasks": list(info.tasks), "dimensions": info.dimensions, "max_length": info.max_length,
-            "prompts": dict(info.prompts.prompts), "default_prompt_name": info.prompts.default_name,
-            "encoding_formats": list(ENCODING_FORMATS)}
+    """OpenAI's model card plus ``task`` (``"embeddings"`` or ``"rerank"``) and what the model
+    supports: prompts, dimensions, input limit, output encodings (ovembed's extension fields)."""
+    card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
+            "dimensions": info.dimensions, "max_length": info.max_length}
+    if info.task == "embeddings":
+        card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
+                    encoding_formats=list(ENCODING_FORMATS))
+    return card
 
 
 def model_list(infos: Iterable[ModelInfo]) -> dict[str, Any]:

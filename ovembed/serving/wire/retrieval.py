@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.chunking import COMBINE_MODES, ChunkingOptions
+from ovembed.serving.engine.passages import COMBINE_MODES, ChunkingOptions
 from ovembed.serving.wire import fields
 
 Direction = Literal["left", "right"]

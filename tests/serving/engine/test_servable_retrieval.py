@@ -12,8 +12,8 @@ import pytest
 
 from ovembed.config import ExportConfig, ServeConfig, WeightFormat
 from ovembed.repository import read_config
-from ovembed.serving.engine.chunking import ChunkingOptions
 from ovembed.serving.engine.interface import EmbedOptions
+from ovembed.serving.engine.passages import ChunkingOptions
 from ovembed.serving.engine.registry import ModelRegistry
 from ovembed.serving.engine.servable import EmbeddingServable
 from ovembed.serving.usecases.embed import EmbedRequest, embed_options

@@ -357,14 +357,14 @@ def test_models_list_has_available_models(client: TestClient, prefix: str) -> No
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
     assert [_openai_fields(m) for m in body["data"]] == [
-        {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed"}
+        {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed", "task": "embeddings"}
         for name in ("fake", "org/raw", "cutter")
     ]
 
 
 def _openai_fields(card: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's own model fields (the rest is ovembed's metadata, tested in test_retrieval_routes)."""
-    return {k: card[k] for k in ("id", "object", "created", "owned_by")}
+    return {k: card[k] for k in ("id", "object", "created", "owned_by", "task")}
 
 
 @pytest.mark.parametrize("path", ["/v3/models/org/raw", "/v3/models/org%2Fraw",
@@ -373,7 +373,7 @@ def test_model_by_id_with_slash(client: TestClient, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 200
     assert _openai_fields(resp.json()) == {"id": "org/raw", "object": "model", "created": CREATED,
-                                           "owned_by": "ovembed"}
+                                           "owned_by": "ovembed", "task": "embeddings"}
 
 
 def test_model_by_id_errors(client: TestClient) -> None:

@@ -1,0 +1,75 @@
+"""The rerank use case behind ``/v3/rerank`` (Cohere, OVMS, Jina shapes) and TEI's ``/rerank``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ovembed.config import Task
+from ovembed.errors import InvalidInput
+from ovembed.serving.context import RequestContext
+from ovembed.serving.engine.interface import (
+    DEFAULT_RERANK,
+    ModelInfo,
+    Registry,
+    RerankOptions,
+    Timings,
+    wrong_task,
+)
+from ovembed.serving.usecases import models
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    model: str | None  # None: the one rerank model served (TEI's requests name none)
+    query: str
+    documents: tuple[str, ...]
+    top_n: int | None = None  # None: every document
+    options: RerankOptions = DEFAULT_RERANK
+
+
+@dataclass(frozen=True)
+class Ranking:
+    info: ModelInfo
+    version: int
+    order: list[int]  # document indexes, best first, top_n applied
+    scores: np.ndarray  # float32 [n_docs] activated scores, in document order
+    raw_scores: np.ndarray  # float32 [n_docs] relevance logits
+    token_counts: list[int]
+    chunk_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+def default_model(registry: Registry) -> str:
+    """The name of the only rerank model being served (for requests that name none)."""
+    names = [s.info.name for s in registry.available() if s.info.task == Task.RERANK.value]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InvalidInput("No rerank model is being served", param="model")
+    raise InvalidInput(f"Several rerank models are served ({', '.join(sorted(names))}): name one in 'model'",
+                       param="model")
+
+
+def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
+    """Indexes by descending score; equal scores keep document order."""
+    order = np.argsort(-scores, kind="stable")
+    return order[: top_n].tolist() if top_n is not None else order.tolist()
+
+
+async def rerank(registry: Registry, ctx: RequestContext, req: RerankRequest) -> Ranking:
+    """Resolve, check the task, score every document (cancelled if the client goes away), rank."""
+    name = req.model if req.model is not None else default_model(registry)
+    servable, status = models.servable(registry, ctx, name)
+    info = servable.info
+    if info.task != Task.RERANK.value:
+        raise wrong_task(info, Task.RERANK.value)
+    result = await ctx.guard(servable.rerank(req.query, req.documents, req.options))
+    order = ranked(result.raw_scores, req.top_n)
+    return Ranking(info, status.version, order, result.scores, result.raw_scores, result.token_counts,
+                   result.chunk_counts, result.timings)
