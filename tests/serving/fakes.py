@@ -23,6 +23,7 @@ from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
+from ovembed.serving.engine.cache import CacheStats
 from ovembed.serving.engine.interface import (
     DEFAULT_RERANK,
     BatchObserver,
@@ -182,6 +183,7 @@ class FakeRegistry:
     def __init__(self, *servables: FakeServable, loading: Sequence[str] = (),
                  failed: dict[str, str] | None = None) -> None:
         self.servables = {s.info.name: s for s in servables}
+        self.cache: CacheStats | None = None  # what cache_stats reports (metrics tests set it)
         self.states = {name: ModelStatus(ModelState.AVAILABLE) for name in self.servables}
         self.states.update({name: ModelStatus(ModelState.LOADING) for name in loading})
         for name, error in (failed or {}).items():
@@ -223,6 +225,10 @@ class FakeRegistry:
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         self.observers = factory  # the fake has no batcher: nothing reports
+
+    def cache_stats(self) -> CacheStats | None:
+        return self.cache
+
 
     @property
     def reloadable(self) -> bool:

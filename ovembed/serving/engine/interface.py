@@ -17,6 +17,7 @@ from ovembed.config import Pooling
 from ovembed.errors import InvalidInput, ModelNotReady
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
+from ovembed.serving.engine.cache import CacheStats
 from ovembed.serving.engine.passages import ChunkingOptions
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
@@ -215,6 +216,10 @@ class Registry(Protocol):
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """From now on, each model's batcher reports to ``factory(model_name)``."""
+        ...
+
+    def cache_stats(self) -> CacheStats | None:
+        """The embedding cache's counters (``--cache_bytes``), or None when there is none."""
         ...
 
     # -- live reload ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
-from ovembed.serving.engine.cache import EmbeddingCache
+from ovembed.serving.engine.cache import CacheStats, EmbeddingCache
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model
 from ovembed.serving.engine.rerank_model import load_rerank_model
@@ -71,6 +71,9 @@ class ModelRegistry:
         self._observers: Callable[[str], BatchObserver] | None = None
         # One byte budget for every model's repeated inputs; a reload drops the model's entries.
         self.cache = EmbeddingCache(cfg.cache_bytes) if cfg.cache_bytes > 0 else None
+
+    def cache_stats(self) -> CacheStats | None:
+        return self.cache.stats() if self.cache is not None else None
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """Give each model's batcher ``factory(model name)`` as its observer (metrics); call
