@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ovembed import __version__
-from ovembed.config import ExportConfig, Pooling, Task, WeightFormat
+from ovembed.config import ExportConfig, Pooling, Quantization, Task, WeightFormat
 from ovembed.errors import ExportError
 from ovembed.export import require_export_stack
 from ovembed.export.convert import IR_BIN, IR_XML
 from ovembed.export.quantize import QuantizationParams, parse_extra_params
 from ovembed.export.source import SourceModel, inspect_source
+from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration, load_calibration
 from ovembed.graphs import GraphOptions, RerankGraphOptions, write_graph, write_rerank_graph
 from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import (
@@ -173,13 +174,44 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _hub_record(source: SourceModel) -> dict[str, Any]:
+    if source.hub is None:
+        return {}
+    return {"source_revision": source.hub.revision or "main", "source_commit": source.hub.commit}
+
+
+def _threshold(cfg: ExportConfig) -> float:
+    if cfg.min_cosine is not None:
+        return cfg.min_cosine
+    from ovembed.export.verify import DEFAULT_MIN_COSINE
+
+    return STATIC_MIN_COSINE if cfg.quantization is Quantization.STATIC else DEFAULT_MIN_COSINE[cfg.weight_format]
+
+
+def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calibration: Calibration,
+                 xml: Path, log: Log) -> dict[str, Any]:
+    from ovembed.export.static_quant import quantize_static
+    from ovembed.export.tokenizer import load_hf_tokenizer
+    from ovembed.export.verify import SENTENCES, reference_embeddings
+
+    use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+
+    def reference(texts: list[str]) -> Any:
+        return reference_embeddings(source.path, texts, pooling=pooling, max_length=source.max_length,
+                                    trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st)
+
+    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
+    return quantize_static(xml, tok, calibration, max_length=source.max_length, pooling=pooling,
+                           reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg), log=log)
+
+
 def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
-           prompts: PromptSet, work: Path, log: Log) -> dict[str, Any]:
+           prompts: PromptSet, work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
     """Everything that produces the model folder's content, inside ``work``."""
     from ovembed.export.convert import convert_to_ir
     from ovembed.export.quantize import compress_and_save
     from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
-    from ovembed.export.verify import DEFAULT_MIN_COSINE, SENTENCES, compare
+    from ovembed.export.verify import SENTENCES, compare
 
     _quiet_libraries()
     if params.library == "sentence_transformers":
@@ -190,13 +222,17 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
     xml = convert_to_ir(source, work, trust_remote_code=cfg.trust_remote_code)
     log(f"  converted in {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
-    applied = compress_and_save(xml, cfg.weight_format, params)
+    if calibration is not None:
+        applied = _static_int8(cfg, source, pooling, calibration, xml, log)
+    else:
+        applied = compress_and_save(xml, cfg.weight_format, params)
     log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
     export_tokenizer(tok, work)
     record: dict[str, Any] = {
         "source_model": cfg.source_model,
         "source_path": str(source.path),
+        **_hub_record(source),
         "model_type": source.model_type,
         "pooling": pooling.value,
         "normalize": not cfg.skip_normalize,
@@ -211,7 +247,7 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if not cfg.skip_verify:
-        threshold = cfg.min_cosine if cfg.min_cosine is not None else DEFAULT_MIN_COSINE[cfg.weight_format]
+        threshold = _threshold(cfg)
         use_st = source.is_sentence_transformers and source.pooling_detected is pooling
         log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
             f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
@@ -235,11 +271,23 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     """Export ``cfg.source_model`` into the repository; see the module docstring for guarantees."""
     start = time.perf_counter()
     params = parse_extra_params(cfg.extra_quantization_params)  # validate flags before any work
+    calibration: Calibration | None = None
+    if cfg.quantization is Quantization.STATIC:
+        if cfg.task is not Task.EMBEDDINGS:
+            raise ExportError("--quantization static is for embeddings models only")
+        if cfg.weight_format is not WeightFormat.INT8:
+            raise ExportError("--quantization static needs --weight-format int8 "
+                              f"(got {cfg.weight_format.value})")
+        calibration = load_calibration(cfg.calibration_file, cfg.num_samples)
     name = cfg.served_name
     repo = Path(cfg.model_repository_path)
     target = model_dir_for(repo, name)
     require_export_stack()
-    source = inspect_source(cfg.source_model)
+    source = inspect_source(cfg.source_model, revision=cfg.revision, token=cfg.hf_token, quiet=cfg.quiet)
+    if source.hub is not None:
+        at = f" at {source.hub.commit}" if source.hub.commit else ""
+        log(f"source: {source.hub.repo_id}{at} from the Hugging Face Hub "
+            f"({len(source.hub.files)} files in {source.path})")
     if cfg.task is Task.RERANK:
         from ovembed.export.rerank import check_cross_encoder
 
@@ -281,7 +329,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                     record = build_rerank(cfg, source, params, work, log, versions())
                     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
                 else:
-                    record = _build(cfg, source, pooling, params, prompts, work, log)
+                    record = _build(cfg, source, pooling, params, prompts, work, log, calibration)
                 _write_task_graph(cfg, pooling, work)
                 verification = record.get("verification", {})
                 min_cos = verification.get("min_cosine")

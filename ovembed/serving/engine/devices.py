@@ -56,6 +56,12 @@ class Advice:
     weight_format: str  # "fp32", "fp16", "int8"
     performance_hint: str  # "LATENCY" or "THROUGHPUT"
     reason: str
+    quantization: str = "weight_only"  # or "static": int8 activations too (VNNI/AMX CPUs)
+
+    @property
+    def export_flags(self) -> str:
+        flags = f"--weight_format {self.weight_format}"
+        return flags + (" --quantization static" if self.quantization == "static" else "")
 
 
 def _cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -145,11 +151,12 @@ def suggest(info: DeviceInfo) -> Advice:
     if info.int8_accelerated:
         extra = " (AMX)" if "amx_int8" in info.cpu_flags else " (VNNI)"
         return Advice("int8", "LATENCY",
-                      f"this CPU has int8 dot-product instructions{extra}: int8 is 2-4x faster "
-                      "than fp32 and the model is 4x smaller")
+                      f"this CPU has int8 dot-product instructions{extra}: static int8 (weights "
+                      "and activations) is 2-4x faster than fp32 and the model is 4x smaller",
+                      quantization="static")
     return Advice("int8", "LATENCY",
-                  "this CPU has no VNNI/AMX: int8 activations would be slower than fp32, but "
-                  "weight-only int8 makes the model 4x smaller at about fp32 speed")
+                  "this CPU has no VNNI/AMX: int8 activations (--quantization static) would be "
+                  "slower than fp32, but weight-only int8 makes the model 4x smaller at about fp32 speed")
 
 
 def instructions(info: DeviceInfo) -> list[str]:
@@ -194,7 +201,7 @@ def devices_report(infos: list[DeviceInfo]) -> str:
         bf16 = _bf16_note(info)
         if bf16:
             lines.append(f"  bf16:          {bf16}")
-        lines += [f"  suggested:     ovembed export --weight_format {advice.weight_format}; "
+        lines += [f"  suggested:     ovembed export {advice.export_flags}; "
                   f"PERFORMANCE_HINT {advice.performance_hint}",
                   f"                 ({advice.reason})"]
         blocks.append("\n".join(lines))

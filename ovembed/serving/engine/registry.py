@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
-from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
+from ovembed.graphs import RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.cache import CacheStats, EmbeddingCache
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
-from ovembed.serving.engine.openvino import LoadedModel, load_model
+from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_reason
 from ovembed.serving.engine.rerank_model import load_rerank_model
 from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
@@ -47,8 +47,7 @@ class _Slot:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, OvembedError):
         return exc.message
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else 'no details'}"
+    return f"{type(exc).__name__}: {openvino_reason(exc)}"
 
 
 class ModelRegistry:
@@ -69,6 +68,7 @@ class ModelRegistry:
         self._started = False
         self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
+        self._held: set[str] = set()  # models still being prepared (pull mode): not ready until released
         # One byte budget for every model's repeated inputs; a reload drops the model's entries.
         self.cache = EmbeddingCache(cfg.cache_bytes) if cfg.cache_bytes > 0 else None
 
@@ -130,10 +130,19 @@ class ModelRegistry:
         """Once the models configured at start have loaded (or failed), the server stays ready:
         a model added later by a reload is LOADING on its own (its /v2/models/<name>/ready) and
         does not take the whole server out of a load balancer while the others serve."""
+        if self._held:
+            return False
         if not self._warm:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm
+
+    def hold(self, name: str) -> None:
+        """Keep the server not ready until :meth:`release` (a model is being exported for it)."""
+        self._held.add(name)
+
+    def release(self, name: str) -> None:
+        self._held.discard(name)
 
     @property
     def reloadable(self) -> bool:
@@ -237,11 +246,13 @@ class ModelRegistry:
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
         """The graph's calculator decides the task: RerankCalculatorOV or EmbeddingsCalculatorOV."""
-        if (Path(entry.base_path) / GRAPH_FILENAME).is_file():
-            graph = read_model_graph(entry.base_path)
+        if entry.error is not None:  # e.g. an s3:// base_path: this model fails, the others serve
+            raise ConfigError(entry.error)
+        if entry.graph_file.is_file():
+            graph = read_model_graph(entry.base_path, entry.graph_path)
             if isinstance(graph, RerankGraphOptions):
                 return load_rerank_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
-        return load_model(self.core, entry.name, entry.base_path, self.cfg)
+        return load_model(self.core, entry.name, entry.base_path, self.cfg, entry.graph_path)
 
     async def _unload(self, slot: _Slot, timeout: float | None = None) -> None:
         servable, loaded = slot.servable, slot.loaded

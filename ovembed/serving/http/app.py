@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
 from ovembed.serving.engine.interface import Registry
-from ovembed.serving.engine.reload import ReloadResult, reloading
+from ovembed.serving.engine.reload import Reloader, ReloadResult, reloading
 from ovembed.serving.http.middleware import (
     AuthMiddleware,
     BodySizeLimitMiddleware,
@@ -40,6 +40,7 @@ from ovembed.serving.http.middleware import (
 from ovembed.serving.http.responses import error_response
 from ovembed.serving.http.routes import cohere_embed, config, kserve, ollama, openai, rerank, tokenize
 from ovembed.serving.http.routes import metrics as metrics_routes
+from ovembed.serving.http.web_safety import WebSafetyMiddleware
 from ovembed.serving.metrics import Metrics
 
 
@@ -76,6 +77,7 @@ def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None) 
                             "x-queue-time", "x-tokenization-time"],
         ))
     stack.append(Middleware(RequestContextMiddleware, metrics=metrics))
+    stack.append(Middleware(WebSafetyMiddleware, cfg=cfg))  # Host, Origin, Content-Type/-Encoding
     if api_key is not None:
         stack.append(Middleware(AuthMiddleware, api_key=api_key))
     stack.append(Middleware(BodySizeLimitMiddleware, max_body_bytes=cfg.max_body_bytes))
@@ -96,6 +98,21 @@ async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metri
 
     async with grpc_server(cfg, registry, api_key=api_key, metrics=metrics, stopping=stopping) as port:
         yield port
+
+
+@asynccontextmanager
+async def _pull(cfg: ServeConfig, registry: Registry, reloader: Reloader | None) -> AsyncIterator[None]:
+    """``--source_model``: export the model in the background if the repository lacks it (serving.pull)."""
+    if cfg.source_model is None:
+        yield
+        return
+    from ovembed.serving.engine.registry import ModelRegistry
+    from ovembed.serving.pull import pulling
+
+    if not isinstance(registry, ModelRegistry):
+        raise TypeError("--source_model needs the OpenVINO registry")
+    async with pulling(cfg, registry, reloader):
+        yield
 
 
 def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
@@ -128,7 +145,8 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
         await reg.start()
         try:
             async with (_grpc(cfg, reg, api_key, metrics, stopping) as grpc_port,
-                        reloading(cfg, reg, on_result=on_reload) as reloader):
+                        reloading(cfg, reg, on_result=on_reload) as reloader,
+                        _pull(cfg, reg, reloader)):
                 app.state.grpc_port = grpc_port
                 app.state.reloader = reloader
                 yield

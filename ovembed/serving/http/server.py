@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import signal
 import socket
 import sys
@@ -47,9 +48,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# C0/C1 control characters and Unicode line separators: a client-chosen model name or path
+# with a newline must not forge a log line.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    r"""``text`` with control characters shown as escapes (``\n``, ``\x1b``...)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)  # tracebacks, appended later, keep lines
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -129,14 +144,17 @@ def check_config(cfg: ServeConfig) -> None:
             "give exactly one of --config_path <repository>/config.json (every model in a "
             "repository) or --model_path <model folder> (one model)"
         )
-    if cfg.model_name is not None and cfg.model_path is None:
-        raise ConfigError("--model_name needs --model_path (single-model mode)")
+    if cfg.model_name is not None and cfg.model_path is None and cfg.source_model is None:
+        raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
 
 
 def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(cfg.log_level.value, cfg.log_format.value)
     try:
+        from ovembed.serving.pull import pull_config
+
+        cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)
         registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
         app = create_app(cfg, registry)

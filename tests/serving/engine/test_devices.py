@@ -41,6 +41,8 @@ def test_report_explains_each_kind_of_device() -> None:
     vnni = devices_report([VNNI])
     assert "instructions:  AVX2, AVX-512, AVX-512 VNNI" in vnni
     assert "int8:          fast (VNNI)" in vnni and "bf16:" not in vnni
+    assert "suggested:     ovembed export --weight_format int8 --quantization static;" in vnni
+    assert "--quantization static;" not in plain and "(--quantization static) would be slower" in plain
 
     amx = devices_report([AMX])
     assert "AVX-512 BF16, AMX-BF16, AMX-INT8" in amx
