@@ -154,7 +154,11 @@ class ExportConfig(_Checked):
 
     task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
                         "a cross-encoder with one logit)")
-    source_model: str = option("", "Hugging Face model id (from the local cache) or a local folder", required=True)
+    source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
+                               required=True)
+    revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
+    hf_token: str | None = option(None, "Hub token for gated/private models (default: HF_TOKEN or the token file)")
+    quiet: bool = option(False, "No download progress bars (also off when stderr is not a terminal)")
     model_name: str | None = option(
         None, "Name the model is served under (default: source_model); '/' makes nested folders")
     model_repository_path: Path = option(Path("models"), "Model repository folder (created if missing)")
@@ -247,6 +251,13 @@ class ServeConfig(_Checked):
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
+    # Pull mode (OVMS --pull --source_model, TEI --model-id): export into the repository if missing, then serve.
+    source_model: str | None = option(
+        None, "Hub id or folder to export (if not in the repository yet) and serve; ready once exported and warm")
+    model_repository_path: Path = option(Path("models"), "With --source_model: the repository to export into")
+    weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
+    pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
+    revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
@@ -259,12 +270,18 @@ class ServeConfig(_Checked):
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")
 
 
+_EMBEDDINGS_URL = "http://127.0.0.1:8000/v3/embeddings"
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig(_Checked):
-    """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings servers."""
+    """`ovembed benchmark`: async load generator for OpenAI / Ollama embeddings and rerank servers."""
 
-    api_url: str = option("http://127.0.0.1:8000/v3/embeddings",
-                          "Embeddings endpoint (OpenAI /v3/embeddings, /v1/embeddings or Ollama /api/embed)")
+    api_url: str = option(_EMBEDDINGS_URL,
+                          "Endpoint: OpenAI /v3/embeddings or /v1/embeddings, Ollama /api/embed, rerank /v3/rerank "
+                          "(Cohere/OVMS) or /rerank (TEI); with --task rerank the default becomes .../v3/rerank")
+    task: Task = option(Task.EMBEDDINGS, "embeddings, or rerank: each request is one query and --batch_size "
+                        "documents (pairs/s = docs/s)")
     model: str = option("", "Model name sent in requests", required=True)
     dataset: str = option("synthetic", "'synthetic' or a file of texts (one per line, or a JSON list)")
     synthetic_length: int = option(40, "Approximate words per synthetic document")
@@ -287,3 +304,9 @@ class BenchmarkConfig(_Checked):
         _require(self.timeout > 0, f"--timeout must be positive, got {self.timeout}")
         _require(self.warmup >= 0, f"--warmup cannot be negative, got {self.warmup}")
         _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")
+        if self.task is Task.RERANK and self.api_url == _EMBEDDINGS_URL:
+            object.__setattr__(self, "api_url", _EMBEDDINGS_URL.replace("/v3/embeddings", "/v3/rerank"))
+        rerank_url = self.api_url.rstrip("/").endswith("/rerank")
+        _require(rerank_url == (self.task is Task.RERANK),
+                 f"--task {self.task.value} does not match --api_url {self.api_url} "
+                 "(rerank endpoints end in /rerank)")

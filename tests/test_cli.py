@@ -70,7 +70,7 @@ def test_missing_source_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("ovembed export: error:")]
     assert len(lines) == 1
-    assert "'nobody/nothing' is neither a local folder nor in the local Hugging Face cache" in lines[0]
+    assert "model 'nobody/nothing' is not in the Hugging Face cache" in lines[0]
     assert not (tmp_path / "repo" / "nobody").exists()
 
 

@@ -31,6 +31,8 @@ _MESSAGE_CHARS = 200  # how much of a server's error message a BenchmarkError qu
 class Api(str, enum.Enum):
     OPENAI = "openai"
     OLLAMA = "ollama"
+    RERANK = "rerank"  # Cohere/OVMS shape: /v3/rerank, /v1/rerank, /v2/rerank
+    TEI_RERANK = "tei-rerank"  # TEI's /rerank
 
     def __str__(self) -> str:
         return self.value
@@ -75,16 +77,28 @@ def detect_api(url: str) -> Api:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"--api_url must be an http(s) URL, got {url!r}")
     path = parts.path.rstrip("/")
+    if path == "/rerank":
+        return Api.TEI_RERANK
+    if path.endswith("/rerank"):
+        return Api.RERANK
     if path.endswith("/api/embed"):
         return Api.OLLAMA
     if path.endswith("/embeddings") and not path.endswith("/api/embeddings"):
         return Api.OPENAI
     raise ConfigError(
-        f"--api_url: cannot tell the API from {url!r}: expected a path ending in /embeddings (OpenAI) "
-        "or /api/embed (Ollama)")
+        f"--api_url: cannot tell the API from {url!r}: expected a path ending in /embeddings (OpenAI), "
+        "/api/embed (Ollama) or /rerank (Cohere/OVMS /v3/rerank, TEI /rerank)")
+
+
+# The query of every rerank request: documents are scored against it (its length shapes each pair).
+RERANK_QUERY = "what does the document say about the main topic of this benchmark text"
 
 
 def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: str) -> bytes:
+    if api is Api.RERANK:
+        return orjson.dumps({"model": model, "query": RERANK_QUERY, "documents": list(texts)})
+    if api is Api.TEI_RERANK:
+        return orjson.dumps({"model": model, "query": RERANK_QUERY, "texts": list(texts)})
     payload: dict[str, Any] = {"model": model, "input": list(texts)}
     if api is Api.OPENAI:
         payload["encoding_format"] = encoding_format
@@ -92,7 +106,12 @@ def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: st
 
 
 def parse_response(api: Api, body: bytes, expected: int) -> tuple[int | None, int]:
-    """(prompt tokens or None, dimensions) of a successful response; _BadResponse if malformed."""
+    """(prompt tokens or None, dimensions) of a successful response; _BadResponse if malformed.
+
+    A rerank response has one score per document: its "dimensions" are 1.
+    """
+    if api in (Api.RERANK, Api.TEI_RERANK):
+        return _parse_rerank(api, body, expected)
     try:
         data = orjson.loads(body)
         if api is Api.OPENAI:
@@ -113,6 +132,22 @@ def parse_response(api: Api, body: bytes, expected: int) -> tuple[int | None, in
     if len(sizes) != 1 or 0 in sizes:
         raise _BadResponse(f"embedding sizes {sorted(sizes)}")
     return (tokens if isinstance(tokens, int) else None), sizes.pop()
+
+
+def _parse_rerank(api: Api, body: bytes, expected: int) -> tuple[int | None, int]:
+    try:
+        data = orjson.loads(body)
+        results = data["results"] if api is Api.RERANK else data
+        indexes = sorted(int(r["index"]) for r in results)
+        scores = [r["relevance_score"] if api is Api.RERANK else r["score"] for r in results]
+        tokens = (data.get("usage") or {}).get("prompt_tokens") if api is Api.RERANK else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise _BadResponse(f"unexpected response shape: {exc!r}") from exc
+    if indexes != list(range(expected)):
+        raise _BadResponse(f"{len(indexes)} results for {expected} documents")
+    if not all(isinstance(x, (int, float)) for x in scores):
+        raise _BadResponse("a score is not a number")
+    return (tokens if isinstance(tokens, int) else None), 1
 
 
 def _dimensions(vector: Any) -> int:
@@ -203,7 +238,8 @@ class _Sender:
                 parse_response(self._api, response.content, documents)
             except _BadResponse as exc:
                 raise BenchmarkError(
-                    f"{self._url} does not answer like an {self._api} embeddings endpoint: {exc}"
+                    f"{self._url} does not answer like an {self._api} "
+                    f"{'endpoint' if self._api in (Api.RERANK, Api.TEI_RERANK) else 'embeddings endpoint'}: {exc}"
                 ) from exc
 
 

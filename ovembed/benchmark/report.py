@@ -15,6 +15,7 @@ def settings(cfg: BenchmarkConfig) -> dict[str, Any]:
     """The run's settings as JSON-safe values (no API key; an infinite rate becomes "inf")."""
     return {
         "api_url": cfg.api_url,
+        "task": cfg.task.value,
         "model": cfg.model,
         "dataset": cfg.dataset,
         "synthetic_length": cfg.synthetic_length if cfg.dataset == "synthetic" else None,

@@ -152,6 +152,12 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _hub_record(source: SourceModel) -> dict[str, Any]:
+    if source.hub is None:
+        return {}
+    return {"source_revision": source.hub.revision or "main", "source_commit": source.hub.commit}
+
+
 def _threshold(cfg: ExportConfig) -> float:
     if cfg.min_cosine is not None:
         return cfg.min_cosine
@@ -204,6 +210,7 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
     record: dict[str, Any] = {
         "source_model": cfg.source_model,
         "source_path": str(source.path),
+        **_hub_record(source),
         "model_type": source.model_type,
         "pooling": pooling.value,
         "normalize": not cfg.skip_normalize,
@@ -250,7 +257,11 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     repo = Path(cfg.model_repository_path)
     target = model_dir_for(repo, name)
     require_export_stack()
-    source = inspect_source(cfg.source_model)
+    source = inspect_source(cfg.source_model, revision=cfg.revision, token=cfg.hf_token, quiet=cfg.quiet)
+    if source.hub is not None:
+        at = f" at {source.hub.commit}" if source.hub.commit else ""
+        log(f"source: {source.hub.repo_id}{at} from the Hugging Face Hub "
+            f"({len(source.hub.files)} files in {source.path})")
     if cfg.task is Task.RERANK:
         from ovembed.export.rerank import check_cross_encoder
 

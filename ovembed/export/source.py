@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ovembed.config import Pooling
 from ovembed.errors import ExportError
+from ovembed.export.hub import HubSource
 from ovembed.hf_files import declared_max_length, read_json_object
 
 
@@ -21,28 +21,25 @@ class SourceModel:
     max_length_origin: str  # which file the limit came from
     hidden_size: int | None
     is_sentence_transformers: bool
+    hub: HubSource | None = None  # where it came from, when it came from the Hub
 
 
-def resolve_source_path(source: str) -> Path:
-    """A local folder, or a Hugging Face id already in the local cache (we never download)."""
+def resolve_source_path(source: str, *, revision: str | None = None, token: str | None = None,
+                        quiet: bool = False) -> tuple[Path, HubSource | None]:
+    """A local folder as it is; anything else is a Hugging Face Hub id, fetched (or found in the cache)."""
     local = Path(source).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise ExportError(f"{local} is a folder but has no config.json: not a Hugging Face model folder")
-        return local.resolve()
+        if revision:
+            raise ExportError(f"--revision applies to Hugging Face Hub ids, and {local} is a local folder")
+        return local.resolve(), None
     if local.exists():
         raise ExportError(f"{local} is not a folder")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.constants import HF_HUB_CACHE
+    from ovembed.export.hub import fetch
 
-    try:
-        return Path(snapshot_download(source, local_files_only=True))
-    except Exception:
-        cache = os.environ.get("HF_HUB_CACHE", HF_HUB_CACHE)
-        raise ExportError(
-            f"source model '{source}' is neither a local folder nor in the local Hugging Face cache "
-            f"({cache}); downloads are not attempted"
-        ) from None
+    hub = fetch(source, revision=revision, token=token, quiet=quiet)
+    return hub.path, hub
 
 
 _POOLING_MODES = {"cls": Pooling.CLS, "mean": Pooling.MEAN, "lasttoken": Pooling.LAST}
@@ -85,8 +82,9 @@ def _max_length(root: Path) -> tuple[int, str]:
     return declared
 
 
-def inspect_source(source: str) -> SourceModel:
-    root = resolve_source_path(source)
+def inspect_source(source: str, *, revision: str | None = None, token: str | None = None,
+                   quiet: bool = False) -> SourceModel:
+    root, hub = resolve_source_path(source, revision=revision, token=token, quiet=quiet)
     config = read_json_object(root / "config.json")
     if not config:
         raise ExportError(f"{root / 'config.json'} is missing or not valid JSON")
@@ -101,4 +99,5 @@ def inspect_source(source: str) -> SourceModel:
         max_length_origin=origin,
         hidden_size=int(hidden) if isinstance(hidden, int) else None,
         is_sentence_transformers=is_st,
+        hub=hub,
     )

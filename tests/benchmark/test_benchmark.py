@@ -291,6 +291,8 @@ def test_detect_api_and_settings_checks() -> None:
     assert detect_api("http://127.0.0.1:8000/v3/embeddings") is Api.OPENAI
     assert detect_api("http://127.0.0.1:8000/v1/embeddings/") is Api.OPENAI
     assert detect_api("http://127.0.0.1:11434/api/embed") is Api.OLLAMA
+    assert detect_api("http://127.0.0.1:8000/v3/rerank") is Api.RERANK
+    assert detect_api("http://127.0.0.1:8000/rerank") is Api.TEI_RERANK
     for url in ("http://127.0.0.1:11434/api/embeddings", "127.0.0.1:8000/v3/embeddings",
                 "http://127.0.0.1:8000/v3/models"):
         with pytest.raises(ConfigError, match="--api_url"):
@@ -303,6 +305,10 @@ def test_detect_api_and_settings_checks() -> None:
             replace(cfg, **bad)
     with pytest.raises(ConfigError, match="no documents"):
         measure(cfg, [], progress=False)
+    assert replace(cfg, api_url="http://127.0.0.1:8000/v3/embeddings", task="rerank").api_url == \
+        "http://127.0.0.1:8000/v3/rerank"  # --task rerank moves the default URL
+    with pytest.raises(ConfigError, match="--task embeddings does not match --api_url"):
+        replace(cfg, api_url="http://127.0.0.1:8000/rerank")
 
 
 def test_percentile_matches_numpy() -> None:

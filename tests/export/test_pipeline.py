@@ -178,6 +178,7 @@ def test_upsert_two_models_and_explicit_pooling(tiny_source, tmp_path: Path) -> 
 
 
 def test_missing_source_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="neither a local folder nor in the local Hugging Face cache"):
+    with pytest.raises(ExportError, match="model 'no-such-org/no-such-model' is not in the Hugging Face cache "
+                       r"\(.*\) and HF_HUB_OFFLINE is set"):
         _export(Path("no-such-org/no-such-model"), tmp_path, "x", WeightFormat.FP32)
     assert list(tmp_path.iterdir()) == []

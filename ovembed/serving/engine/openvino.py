@@ -8,7 +8,9 @@ sized from ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``). It blocks: call it in a worker
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ovembed.config import Pooling, ServeConfig
+from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
@@ -27,7 +29,7 @@ from ovembed.serving.engine.devices import check_device, device_info, device_sum
 from ovembed.serving.engine.interface import ModelInfo
 from ovembed.serving.engine.pooling import resolve_pooling
 from ovembed.serving.engine.tokenizer import ServingTokenizer
-from ovembed.serving.engine.weights import pooled_ir, release_file_pages
+from ovembed.serving.engine.weights import PrivateWeights, pooled_ir, private_weights, release_file_pages
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ovembed.serving")
 
 MODEL_FILENAME = "openvino_model.xml"
+_CHECK_FAILED = re.compile(r"Check '.*' failed at \S+:\d+:?")
 _ROLES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
@@ -190,10 +193,9 @@ class LoadedModel:
     rerank: RerankSetup | None = None  # set for rerank models
 
 
-def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions, pooling: Pooling) -> ov.Model:
+def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
     from ovembed.heads.embeddings import add_pooling
 
-    model = core.read_model(xml)
     outputs = model.outputs
     if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
         if graph.normalize_embeddings:  # already pooled: only normalise
@@ -204,7 +206,7 @@ def _pooled_model(core: ov.Core, xml: Path, graph: GraphOptions, pooling: Poolin
             norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
             model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
         return model
-    return add_pooling(model, pooling, graph.normalize_embeddings)
+    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
 
 
 def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> LoadedModel:
@@ -228,33 +230,23 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
-    model = _pooled_model(core, xml, graph, choice.pooling)  # weights mmapped, not read yet
-    precision = detect_precision(record, model)
-    config = plugin_config(graph, cfg, device, precision)
-    if cfg.cache_dir is None:
-        compiled = core.compile_model(model, device, config)
-        mapped = [xml.with_suffix(".bin")]
-    else:  # compile the pooled model's file: hashed by path, weights mapped once (weights.py)
-        options = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
-        pooled = pooled_ir(model, xml, cfg.cache_dir, options)
-        del model
-        compiled = core.compile_model(str(pooled), device, config)
-        mapped = [xml.with_suffix(".bin"), pooled.with_suffix(".bin")]
-    release_file_pages(*mapped)  # compiling read every weight; most now live repacked
-
-    max_length = resolve_max_length(model_dir, record)
-    hf_config = read_json_object(model_dir / "config.json")
-    vocab = hf_config.get("vocab_size")
-    tok_dir = model_dir if (model_dir / "tokenizer.json").is_file() else base_path
-    tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,
-                                          vocab_size=vocab if isinstance(vocab, int) else None)
-
-    engine = OpenVINOEngine(compiled)
-    for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
-        ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
-        out = engine.infer(ids, np.ones_like(ids))
-    engine.dimensions = int(out.shape[1])
-    released = release_file_pages(*mapped)
+    # Weights come from a private copy (weights.py): files in the repository may change at
+    # any time without reaching the mapping this version serves from.
+    try:
+        created = int(xml.stat().st_mtime)
+        with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
+            head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+            compiled, precision, mapped = compile_private(
+                core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head)
+            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
+            tokenizer, max_length = _tokenizer(base_path, model_dir, record)
+            engine = _warm_up(compiled, tokenizer, max_length)
+            released = release_file_pages(*mapped)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # OpenVINO: the full text in the log, its last line as the reason
+        log.error("model %s: OpenVINO failed to load %s:\n%s", name, model_dir, str(exc).strip())
+        raise ConfigError(f"OpenVINO could not load {model_dir}: {openvino_reason(exc)}") from None
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
@@ -263,7 +255,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
     info = ModelInfo(
         name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
-        precision=precision, created=int(xml.stat().st_mtime),
+        precision=precision, created=created,
     )
     log.info("model %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
              "%d infer request(s), %d dims, max_length %d, loaded in %.2f s; %.0f MB of "
@@ -272,6 +264,58 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> L
              time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer, choice.warning)
+
+
+def compile_private(core: ov.Core, xml: Path, weights: PrivateWeights, build: Callable[[ov.Model], ov.Model],
+                    graph: GraphOptions | RerankGraphOptions, record: dict[str, Any], cfg: ServeConfig,
+                    device: str, head: dict[str, object]) -> tuple[ov.CompiledModel, str, list[Path]]:
+    """Read ``xml`` with the private copy ``weights``, append the head (``build``) and compile:
+    (compiled model, weight precision, the weight files it maps). ``head`` describes what
+    ``build`` appends (it keys the cached IR with ``--cache_dir``)."""
+    model = build(core.read_model(xml, weights.path))  # weights mapped, not read yet
+    precision = detect_precision(record, model)
+    config = plugin_config(graph, cfg, device, precision)
+    if cfg.cache_dir is None:
+        return core.compile_model(model, device, config), precision, [weights.path]
+    # compile the headed model's file: hashed by path, weights mapped once (weights.py)
+    content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
+    headed = pooled_ir(model, content, cfg.cache_dir, head)
+    del model
+    compiled = core.compile_model(str(headed), device, config)
+    return compiled, precision, [weights.path, headed.with_suffix(".bin")]
+
+
+def _tokenizer(base_path: Path, model_dir: Path, record: dict[str, Any]) -> tuple[ServingTokenizer, int]:
+    max_length = resolve_max_length(model_dir, record)
+    hf_config = read_json_object(model_dir / "config.json")
+    vocab = hf_config.get("vocab_size")
+    tok_dir = model_dir if (model_dir / "tokenizer.json").is_file() else base_path
+    tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,
+                                          vocab_size=vocab if isinstance(vocab, int) else None)
+    return tokenizer, max_length
+
+
+def _warm_up(compiled: ov.CompiledModel, tokenizer: ServingTokenizer, max_length: int) -> OpenVINOEngine:
+    engine = OpenVINOEngine(compiled)
+    for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
+        ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
+        out = engine.infer(ids, np.ones_like(ids))
+    engine.dimensions = int(out.shape[1])
+    return engine
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says what happened.
+
+    OpenVINO messages are a stack of ``Exception from <file>:<line>:`` and ``Check '...'
+    failed at <file>:<line>:`` lines above the actual reason (``Incorrect weights in bin
+    file!``); keeping only the first line leaves nothing useful.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines
+              if not line.startswith("Exception from ") and not _CHECK_FAILED.fullmatch(line)]
+    text = useful[-1] if useful else (lines[-1] if lines else "no details")
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def property_text(compiled: ov.CompiledModel, key: str) -> str | None:

@@ -23,7 +23,7 @@ from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
-from ovembed.serving.engine.openvino import LoadedModel, load_model
+from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_reason
 from ovembed.serving.engine.rerank_model import load_rerank_model
 from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
@@ -46,8 +46,7 @@ class _Slot:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, OvembedError):
         return exc.message
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else 'no details'}"
+    return f"{type(exc).__name__}: {openvino_reason(exc)}"
 
 
 class ModelRegistry:
@@ -68,6 +67,7 @@ class ModelRegistry:
         self._started = False
         self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
+        self._held: set[str] = set()  # models still being prepared (pull mode): not ready until released
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """Give each model's batcher ``factory(model name)`` as its observer (metrics); call
@@ -124,10 +124,19 @@ class ModelRegistry:
         """Once the models configured at start have loaded (or failed), the server stays ready:
         a model added later by a reload is LOADING on its own (its /v2/models/<name>/ready) and
         does not take the whole server out of a load balancer while the others serve."""
+        if self._held:
+            return False
         if not self._warm:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm
+
+    def hold(self, name: str) -> None:
+        """Keep the server not ready until :meth:`release` (a model is being exported for it)."""
+        self._held.add(name)
+
+    def release(self, name: str) -> None:
+        self._held.discard(name)
 
     @property
     def reloadable(self) -> bool:

@@ -30,13 +30,13 @@ from ovembed.serving.engine.openvino import (
     LoadedModel,
     OpenVINOEngine,
     RerankSetup,
-    detect_precision,
-    plugin_config,
+    compile_private,
+    openvino_reason,
     property_text,
     resolve_max_length,
 )
 from ovembed.serving.engine.tokenizer import TOKENIZER_FILENAME, ServingTokenizer
-from ovembed.serving.engine.weights import pooled_ir, release_file_pages
+from ovembed.serving.engine.weights import private_weights, release_file_pages
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -86,32 +86,30 @@ def load_rerank_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
     chunker = PairChunker(tokenizer_json, max_length=max_length)
 
     try:
-        model = add_rerank_head(core.read_model(xml), head)
+        created = int(xml.stat().st_mtime)
+        with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
+            compiled, precision, mapped = compile_private(
+                core, xml, weights, lambda model: add_rerank_head(model, head), graph, record, cfg, device,
+                {"head": "rerank", **head.describe()})
+            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
+            engine = OpenVINOEngine(compiled)
+            for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
+                ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
+                out = engine.infer(ids, np.ones_like(ids))
+            engine.dimensions = int(out.shape[1])  # 2: raw logit, activated score
+            released = release_file_pages(*mapped)
     except ValueError as exc:
         raise ConfigError(f"{xml}: {exc}") from None
-    precision = detect_precision(record, model)
-    config = plugin_config(graph, cfg, device, precision)
-    if cfg.cache_dir is None:
-        compiled = core.compile_model(model, device, config)
-        mapped = [xml.with_suffix(".bin")]
-    else:
-        headed = pooled_ir(model, xml, cfg.cache_dir, {"head": "rerank", **head.describe()})
-        del model
-        compiled = core.compile_model(str(headed), device, config)
-        mapped = [xml.with_suffix(".bin"), headed.with_suffix(".bin")]
-    release_file_pages(*mapped)
-
-    engine = OpenVINOEngine(compiled)
-    for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
-        ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
-        out = engine.infer(ids, np.ones_like(ids))
-    engine.dimensions = int(out.shape[1])  # 2: raw logit, activated score
-    released = release_file_pages(*mapped)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # OpenVINO: the full text in the log, its last line as the reason
+        log.error("model %s: OpenVINO failed to load %s:\n%s", name, model_dir, str(exc).strip())
+        raise ConfigError(f"OpenVINO could not load {model_dir}: {openvino_reason(exc)}") from None
 
     doc_length = record.get("max_doc_length")
     max_doc_length = doc_length if isinstance(doc_length, int) and doc_length > 0 else DEFAULT_MAX_DOC_LENGTH
     info = ModelInfo(name=name, dimensions=1, max_length=max_length, pooling=Pooling.CLS, normalize=False,
-                     truncate=False, device=device, precision=precision, created=int(xml.stat().st_mtime),
+                     truncate=False, device=device, precision=precision, created=created,
                      task=Task.RERANK.value)
     dev = device_info(core, primary_device(core, device))
     exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")

@@ -11,6 +11,14 @@ buffers at compile time):
 - OpenVINO keeps the .bin mapped for the compiled model's life, and compiling touched all of
   it: :func:`release_file_pages` drops those pages from the RSS (86 MB for MiniLM); inference
   reads back ~2 MB of them plus the embedding rows of the tokens it sees.
+- Files under a served model may change at any time (``cp`` over the .bin, ``truncate``,
+  ``rm``). A mapped file that shrinks or changes under the process faults (SIGBUS) on the next
+  page read, taking every model down, so serving never maps the repository's file:
+  :func:`private_weights` copies the .bin into a private file (in ``--cache_dir`` or the
+  temporary folder), the model is read from that copy, and the copy is unlinked once loaded.
+  The mapping stays valid and no other process can reach the file by name any more. The cost
+  is disk (one copy per served version, freed with it), not RSS: the pages stay file-backed and
+  :func:`release_file_pages` drops them as before.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ import json
 import os
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,22 +41,59 @@ if TYPE_CHECKING:
 
 _MADV_DONTNEED = 4
 _POOLED_DIR = "ovembed-pooled"
-_POOLED_FORMAT = 1  # bump when ovembed.heads.embeddings changes the graph it appends
+_POOLED_FORMAT = 2  # bump when ovembed.heads.embeddings changes the graph it appends
+_CHUNK = 1 << 20
+_DELETED = " (deleted)"  # how /proc/self/maps shows a mapped file that was unlinked
 
 
-def pooled_ir(model: ov.Model, source_xml: Path, cache_dir: Path, options: dict[str, object]) -> Path:
-    """The IR file of ``model`` (``source_xml`` plus pooling), saved once under ``cache_dir``.
+@dataclass(frozen=True)
+class PrivateWeights:
+    """A private copy of a model's .bin: ``path`` (unlinked when the load ends) and the
+    ``sha256`` of its content (the version of the weights actually served)."""
 
-    Keyed by the source files' path, size and modification time, ``options`` (pooling,
-    normalisation) and the OpenVINO version, so a re-exported model gets a new copy. Written to
-    a temporary folder and renamed into place: a crash never leaves half an IR behind.
+    path: Path
+    sha256: str
+    size: int
+
+
+@contextmanager
+def private_weights(source: Path, scratch: Path | None = None) -> Iterator[PrivateWeights]:
+    """Copy ``source`` into a private file under ``scratch`` (default: the temporary folder)
+    for the duration; the copy is unlinked on exit, also when loading fails.
+
+    Map the copy (read the model from it) inside the block: the mapping outlives the name.
+    Raises ``OSError`` when ``source`` cannot be read (missing, a folder, unreadable).
+    """
+    folder = Path(scratch) if scratch is not None else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    with open(source, "rb") as src:
+        fd, name = tempfile.mkstemp(prefix=".ovembed-weights-", suffix=".bin", dir=folder)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+            os.chmod(path, 0o400)
+            yield PrivateWeights(path, digest.hexdigest(), size)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def pooled_ir(model: ov.Model, content: str, cache_dir: Path, options: dict[str, object]) -> Path:
+    """The IR file of ``model`` (the served IR plus pooling), saved once under ``cache_dir``.
+
+    Keyed by ``content`` (what identifies the source: the checksums of its .xml and .bin),
+    ``options`` (pooling, normalisation) and the OpenVINO version, so a re-exported model gets
+    a new copy. Written to a temporary folder and renamed into place: a crash never leaves half
+    an IR behind. ``--cache_dir`` belongs to the server: do not edit its files while it runs.
     """
     import openvino as ov
 
-    source_xml = Path(source_xml).resolve()
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
-             for p in (source_xml, source_xml.with_suffix(".bin")) if p.exists()]
-    key = json.dumps([_POOLED_FORMAT, ov.get_version(), stats, options], sort_keys=True,
+    key = json.dumps([_POOLED_FORMAT, ov.get_version(), content, options], sort_keys=True,
                      default=str)
     folder = Path(cache_dir) / _POOLED_DIR / hashlib.sha256(key.encode()).hexdigest()[:20]
     target = folder / "openvino_model.xml"
@@ -75,6 +124,7 @@ def release_file_pages(*paths: Path) -> int:
     if not sys.platform.startswith("linux"):
         return 0
     targets = {str(Path(p).resolve()) for p in paths}
+    targets |= {t + _DELETED for t in targets}
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             lines = maps.readlines()

@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
 from ovembed.serving.engine.interface import Registry
-from ovembed.serving.engine.reload import ReloadResult, reloading
+from ovembed.serving.engine.reload import Reloader, ReloadResult, reloading
 from ovembed.serving.http.middleware import (
     AuthMiddleware,
     BodySizeLimitMiddleware,
@@ -98,6 +98,21 @@ async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metri
         yield port
 
 
+@asynccontextmanager
+async def _pull(cfg: ServeConfig, registry: Registry, reloader: Reloader | None) -> AsyncIterator[None]:
+    """``--source_model``: export the model in the background if the repository lacks it (serving.pull)."""
+    if cfg.source_model is None:
+        yield
+        return
+    from ovembed.serving.engine.registry import ModelRegistry
+    from ovembed.serving.pull import pulling
+
+    if not isinstance(registry, ModelRegistry):
+        raise TypeError("--source_model needs the OpenVINO registry")
+    async with pulling(cfg, registry, reloader):
+        yield
+
+
 def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
                environ: Mapping[str, str] | None = None) -> Starlette:
     """The ASGI app for ``cfg``.
@@ -128,7 +143,8 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
         await reg.start()
         try:
             async with (_grpc(cfg, reg, api_key, metrics, stopping) as grpc_port,
-                        reloading(cfg, reg, on_result=on_reload) as reloader):
+                        reloading(cfg, reg, on_result=on_reload) as reloader,
+                        _pull(cfg, reg, reloader)):
                 app.state.grpc_port = grpc_port
                 app.state.reloader = reloader
                 yield

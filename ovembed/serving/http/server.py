@@ -129,14 +129,17 @@ def check_config(cfg: ServeConfig) -> None:
             "give exactly one of --config_path <repository>/config.json (every model in a "
             "repository) or --model_path <model folder> (one model)"
         )
-    if cfg.model_name is not None and cfg.model_path is None:
-        raise ConfigError("--model_name needs --model_path (single-model mode)")
+    if cfg.model_name is not None and cfg.model_path is None and cfg.source_model is None:
+        raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
 
 
 def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(cfg.log_level.value, cfg.log_format.value)
     try:
+        from ovembed.serving.pull import pull_config
+
+        cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)
         registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
         app = create_app(cfg, registry)
