@@ -80,7 +80,7 @@ def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, li
     import openvino as ov
 
     from ovembed.graphs import read_graph
-    from ovembed.serving.engine.openvino import MODEL_FILENAME, _pooled_model
+    from ovembed.heads.embeddings import add_pooling
 
     core = ov.Core()
     graph = read_graph(model_dir)
@@ -89,8 +89,9 @@ def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, li
         config = {"PERFORMANCE_HINT": hint}
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"  # what ovembed serve uses for fp32
-        compiled = core.compile_model(_pooled_model(core, model_dir / MODEL_FILENAME, graph),
-                                      "CPU", config)
+        model = core.read_model(model_dir / "openvino_model.xml")
+        pooled = add_pooling(model, graph.pooling, graph.normalize_embeddings)
+        compiled = core.compile_model(pooled, "CPU", config)
         for s in scenarios:
             docs = ids[s.name]
             size = 16 if s.concurrency > 1 and s.per_request == 1 else s.per_request
