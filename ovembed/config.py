@@ -272,7 +272,12 @@ class ServeConfig(_Checked):
         "(0: only on POST /v1/config/reload)")
     metrics_enable: bool = option(True, "Expose Prometheus metrics at /metrics (no API key needed)",
                                   flags=("--no-metrics",))
-    allowed_origins: str = option("", "CORS allowed origins, comma separated (default: CORS off)")
+    allowed_origins: str = option(
+        "", "Browser origins allowed to call the API (CORS), comma separated; any other Origin gets 403 "
+        "(default: none, CORS off)")
+    allowed_hosts: str = option(
+        "", "Host header values the server answers to, comma separated, '*' for any (default: bound to "
+        "loopback, the localhost names and the bind address, against DNS rebinding; else any)")
     allowed_methods: str = option("GET,POST", "CORS allowed methods")
     allowed_headers: str = option("*", "CORS allowed headers")
     graceful_timeout: float = option(

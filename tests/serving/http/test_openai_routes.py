@@ -446,7 +446,7 @@ def test_client_disconnect_cancels_the_work_under_uvicorn() -> None:
             await asyncio.sleep(0.02)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         body = orjson.dumps({"model": "fake", "input": "x"})
-        writer.write(b"POST /v3/embeddings HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+        writer.write(b"POST /v3/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s"
                      % (len(body), body))
         await writer.drain()
         await asyncio.wait_for(servable.started.wait(), 5)
