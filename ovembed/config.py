@@ -205,6 +205,33 @@ class ExportConfig(_Checked):
 
 
 @dataclass(frozen=True)
+class ListConfig(_Checked):
+    """`ovembed list`: the models of a repository's config.json and their state on disk (OVMS --list_models)."""
+
+    model_repository_path: Path = option(Path("models"), "Model repository folder")
+    config_file_path: Path | None = option(None, "config.json (default: <model_repository_path>/config.json)")
+    json: bool = option(False, "Print JSON instead of a table")
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file_path or self.model_repository_path / "config.json"
+
+
+@dataclass(frozen=True)
+class RemoveConfig(_Checked):
+    """`ovembed remove`: drop a model from config.json (OVMS --remove_from_config); --delete_files too."""
+
+    model_name: str = option("", "Served name of the model to remove", required=True)
+    model_repository_path: Path = option(Path("models"), "Model repository folder")
+    config_file_path: Path | None = option(None, "config.json (default: <model_repository_path>/config.json)")
+    delete_files: bool = option(False, "Also delete the model's folder (only if inside the repository)")
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file_path or self.model_repository_path / "config.json"
+
+
+@dataclass(frozen=True)
 class CompareConfig(_Checked):
     """`ovembed compare`: exported IR vs the PyTorch reference on user texts."""
 
@@ -245,7 +272,12 @@ class ServeConfig(_Checked):
         "(0: only on POST /v1/config/reload)")
     metrics_enable: bool = option(True, "Expose Prometheus metrics at /metrics (no API key needed)",
                                   flags=("--no-metrics",))
-    allowed_origins: str = option("", "CORS allowed origins, comma separated (default: CORS off)")
+    allowed_origins: str = option(
+        "", "Browser origins allowed to call the API (CORS), comma separated; any other Origin gets 403 "
+        "(default: none, CORS off)")
+    allowed_hosts: str = option(
+        "", "Host header values the server answers to, comma separated, '*' for any (default: bound to "
+        "loopback, the localhost names and the bind address, against DNS rebinding; else any)")
     allowed_methods: str = option("GET,POST", "CORS allowed methods")
     allowed_headers: str = option("*", "CORS allowed headers")
     graceful_timeout: float = option(

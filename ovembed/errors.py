@@ -64,7 +64,20 @@ class ClientGone(OvembedError):
 
 
 class Overloaded(OvembedError):
-    """The model's queue is full."""
+    """The model's queue is full. ``retry_after``: whole seconds after which a retry may
+    succeed (HTTP ``Retry-After``), None when unknown."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Forbidden(OvembedError):
+    """Refused whoever asks: a browser's cross-site request, a Host the server does not answer to."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The body's Content-Type or Content-Encoding is not one the server reads."""
 
 
 class ConfigError(OvembedError):
@@ -93,7 +106,9 @@ _INTERNAL = ErrorKind(500, "internal_error", "internal_error", "INTERNAL", log_t
 # Most specific classes first: the first isinstance match wins.
 ERROR_TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (InputTooLong, ErrorKind(400, "invalid_request_error", "input_too_long", "INVALID_ARGUMENT")),
+    (UnsupportedMediaType, ErrorKind(415, "invalid_request_error", "unsupported_media_type", "INVALID_ARGUMENT")),
     (InvalidInput, ErrorKind(400, "invalid_request_error", None, "INVALID_ARGUMENT")),
+    (Forbidden, ErrorKind(403, "permission_error", "forbidden", "PERMISSION_DENIED")),
     (Unauthorized, ErrorKind(401, "authentication_error", "invalid_api_key", "UNAUTHENTICATED")),
     (ModelNotFound, ErrorKind(404, "invalid_request_error", "model_not_found", "NOT_FOUND")),
     (PayloadTooLarge, ErrorKind(413, "invalid_request_error", "payload_too_large", "RESOURCE_EXHAUSTED")),

@@ -47,12 +47,23 @@ def make_readable_dir(path: Path) -> None:
     os.chmod(path, 0o777 & ~_umask())
 
 
+GRAPH_FILE = "graph.pbtxt"
+# base_path schemes OVMS reads (cloud storage) that ovembed cannot serve from.
+_REMOTE_SCHEMES = ("s3://", "gs://", "az://", "azfs://", "http://", "https://")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """One served model: its name and its folder (absolute)."""
+    """One served model: its name, its folder (absolute) and its graph file, relative to the folder."""
 
     name: str
     base_path: Path
+    graph_path: str = GRAPH_FILE  # config.json "graph_path" (OVMS: relative to base_path)
+    error: str | None = None  # an entry OVMS accepts but ovembed cannot serve: that model fails with this
+
+    @property
+    def graph_file(self) -> Path:
+        return self.base_path / self.graph_path
 
 
 def _load(config_path: Path) -> dict[str, Any]:
@@ -81,8 +92,41 @@ def _entry_fields(item: Any, where: str) -> tuple[str, str]:
     return name, base
 
 
+def _optional_str(conf: dict[str, Any], key: str, where: str) -> str | None:
+    value = conf.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _entry(item: Any, root: Path, where: str) -> ModelEntry:
+    """One config.json entry as OVMS reads it: base_path (relative to config.json), graph_path and subconfig
+    (relative to base_path)."""
+    name, base = _entry_fields(item, where)
+    conf: dict[str, Any] = item.get("config", item)
+    where = f"{where} '{name}'"
+    graph = _optional_str(conf, "graph_path", where) or GRAPH_FILE
+    subconfig = _optional_str(conf, "subconfig", where)
+    if base.lower().startswith(_REMOTE_SCHEMES):
+        scheme = base.split("://", 1)[0]
+        return ModelEntry(name, Path(base), graph, error=(
+            f"model '{name}': base_path {base} is in {scheme} storage, which OVMS can read but ovembed cannot "
+            "serve from; copy the model folder to local disk (or a mounted volume) and point base_path there"))
+    path = Path(base).expanduser()
+    base_path = path if path.is_absolute() else (root / path).resolve()
+    error = None
+    if subconfig is not None:  # OVMS loads the models a graph uses from it; an embeddings graph loads its own
+        sub = Path(subconfig) if Path(subconfig).is_absolute() else base_path / subconfig
+        if not sub.is_file():
+            error = f"model '{name}': subconfig {sub} not found"
+    return ModelEntry(name, base_path, graph, error)
+
+
 def read_config(config_path: Path) -> list[ModelEntry]:
-    """Every model listed in config.json, with base paths resolved against its folder."""
+    """Every model listed in config.json (``model_config_list`` and ``mediapipe_config_list``), with paths
+    resolved as OVMS resolves them. Several entries may share one base_path with different graph_path."""
     config_path = Path(config_path)
     data = _load(config_path)
     root = config_path.parent.resolve()
@@ -92,11 +136,10 @@ def read_config(config_path: Path) -> list[ModelEntry]:
         if not isinstance(items, list):
             raise ConfigError(f"{config_path}: {key} must be a list")
         for item in items:
-            name, base = _entry_fields(item, f"{config_path}: {key}")
-            if name in entries:
-                raise ConfigError(f"{config_path}: model '{name}' is listed twice")
-            path = Path(base).expanduser()
-            entries[name] = ModelEntry(name, path if path.is_absolute() else (root / path).resolve())
+            entry = _entry(item, root, f"{config_path}: {key}")
+            if entry.name in entries:
+                raise ConfigError(f"{config_path}: model '{entry.name}' is listed twice")
+            entries[entry.name] = entry
     return list(entries.values())
 
 

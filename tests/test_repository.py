@@ -74,3 +74,33 @@ def test_model_dir_for(tmp_path: Path) -> None:
     for bad in ("", "/", "../x", "a/../../b"):
         with pytest.raises(ConfigError):
             model_dir_for(tmp_path, bad)
+
+
+def test_ovms_entry_fields(tmp_path: Path) -> None:
+    """graph_path and subconfig (relative to base_path), shared base_path, mediapipe_config_list, cloud paths."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "subconfig.json").write_text('{"model_config_list": []}')
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "model_config_list": [{"config": {"name": "a", "base_path": "m"}},
+                              {"config": {"name": "b", "base_path": "m", "graph_path": "graph_b.pbtxt"}}],
+        "mediapipe_config_list": [{"name": "c", "base_path": "m", "graph_path": "g/c.pbtxt",
+                                   "subconfig": "subconfig.json"},
+                                  {"name": "d", "base_path": "m", "subconfig": "missing.json"},
+                                  {"name": "s3", "base_path": "s3://bucket/models/m"},
+                                  {"name": "gs", "base_path": "gs://bucket/m"},
+                                  {"name": "az", "base_path": "az://container/m"}],
+    }))
+    entries = {e.name: e for e in read_config(config)}
+    m = (tmp_path / "m").resolve()
+    assert entries["a"] == ModelEntry("a", m)
+    assert entries["b"].graph_file == m / "graph_b.pbtxt" and entries["b"].error is None
+    assert entries["c"].graph_file == m / "g" / "c.pbtxt" and entries["c"].error is None
+    assert entries["d"].error == f"model 'd': subconfig {m / 'missing.json'} not found"
+    for name, scheme in (("s3", "s3"), ("gs", "gs"), ("az", "az")):
+        error = entries[name].error or ""
+        assert error.startswith(f"model '{name}': base_path {scheme}://") and f"is in {scheme} storage" in error
+        assert "copy the model folder to local disk" in error
+    config.write_text(json.dumps({"model_config_list": [{"config": {"name": "x", "graph_path": 3}}]}))
+    with pytest.raises(ConfigError, match="'x': graph_path must be a non-empty string"):
+        read_config(config)

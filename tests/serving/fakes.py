@@ -41,6 +41,7 @@ from ovembed.serving.http.app import create_app
 CLS, SEP, PAD = 101, 102, 0
 VOCAB = 30522
 CREATED = 1_700_000_000
+TEST_HOST = "testserver"  # the Host header starlette's TestClient sends
 TIMINGS = Timings(tokenization=0.002, queue=0.003, inference=0.004)
 
 
@@ -198,6 +199,8 @@ class FakeRegistry:
 
 def make_app(registry: FakeRegistry, *, environ: dict[str, str] | None = None,
              **overrides: Any) -> Starlette:
-    """The real app over ``registry``; env API_KEY is ignored unless ``environ`` says so."""
+    """The real app over ``registry``; env API_KEY is ignored unless ``environ`` says so.
+    Answers to starlette's TestClient (``Host: testserver``) besides the localhost names."""
+    overrides.setdefault("allowed_hosts", f"{TEST_HOST},localhost,127.0.0.1")
     cfg = ServeConfig(config_path=Path("unused/config.json"), **overrides)
     return create_app(cfg, registry, environ=environ or {})

@@ -39,7 +39,7 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         (repo / "config.json").write_text(json.dumps(config), encoding="utf-8")
         app = create_app(ServeConfig(config_path=repo / "config.json", file_system_poll_wait_seconds=0),
                          environ={})
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url="http://localhost") as test_client:
         deadline = time.monotonic() + 120
         while test_client.get("/v2/health/ready").status_code != 200:
             assert time.monotonic() < deadline, "the registry did not get ready"

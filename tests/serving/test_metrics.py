@@ -94,7 +94,7 @@ def test_metrics_are_open_and_unauthorized_requests_are_counted(tmp_path: Path) 
 
 def test_no_metrics_means_404_and_nothing_counted() -> None:
     app = make_app(FakeRegistry(FakeServable("fake")), metrics_enable=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert app.state.metrics is None
         resp = client.get("/metrics")
         assert resp.status_code == 404

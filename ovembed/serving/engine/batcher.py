@@ -5,9 +5,12 @@ Two layers, so the policy can be tested without OpenVINO or an event loop:
 - :class:`BatchPolicy` (pure): given the queued items, the time and how many infer requests
   are free, pick the next batch or say when to look again. Batches are bounded by a token
   budget (padded length x batch size, TEI's ``--max-batch-tokens``) and a size, hold similar
-  lengths (little padding), always include the oldest item (no starvation), and are split
-  across idle infer requests so every stream gets work.
-- :class:`Batcher` (asyncio plumbing): a bounded queue per model (full -> ``Overloaded``),
+  lengths (little padding), always include the item at the head of the queue, and are split
+  across idle infer requests so every stream gets work. The queue is in fair order
+  (:mod:`ovembed.serving.engine.fair_queue`): requests take turns by tokens, so a small query
+  behind a bulk request waits about one batch, not the whole bulk request.
+- :class:`Batcher` (asyncio plumbing): a bounded queue per model (full -> ``Overloaded`` with
+  a ``retry_after`` estimated from the recent throughput),
   event-driven scheduling (no background task: submissions and completions run the policy),
   numpy padding, results scattered back to each request's rows, cancellation drops work
   not yet started. An optional :class:`BatchObserver` hears about every batch (metrics).
@@ -19,13 +22,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ovembed.errors import ModelNotReady, Overloaded
+from ovembed.serving.engine.fair_queue import FairQueue
 from ovembed.serving.engine.interface import BatchObserver, Engine
 from ovembed.serving.engine.tokenizer import TokenIds
 
@@ -57,7 +60,8 @@ class Item:
     index: int  # row in the job
     length: int  # tokens, special tokens included
     arrival: float  # clock time it was queued
-    seq: int  # global arrival order (ties, fairness)
+    seq: int  # global arrival order (ties)
+    tag: float = 0.0  # fair-queueing start tag (FairQueue.push): the service order
 
     @property
     def dropped(self) -> bool:
@@ -75,7 +79,7 @@ class BatchPolicy:
     """Which queued items form the next batch, and when.
 
     - No free infer request: wait. Idle engine: dispatch at once (zero wait).
-    - Busy engine with a free request: dispatch when the batch is full, else when its oldest
+    - Busy engine with a free request: dispatch when the batch is full, else when its head
       item has waited ``max_wait`` seconds.
     - The budget of one batch is ``max_batch_tokens``, shrunk to share the queued tokens across
       all infer requests (never below ``min_split_tokens``), so a single large request
@@ -86,7 +90,7 @@ class BatchPolicy:
     max_batch_size: int = 64
     max_wait: float = 0.002
     min_split_tokens: int = 512
-    window: int = 256  # queued items considered per decision (oldest first)
+    window: int = 256  # queued items considered per decision (from the head, in service order)
     # Widths are padded to a multiple of this: it bounds the number of distinct shapes, and
     # OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
     pad_multiple: int = 8
@@ -122,9 +126,10 @@ class BatchPolicy:
         return padded * (len(batch) + 1) > budget
 
     def form(self, window: Sequence[Item], budget: int) -> list[Item]:
-        """Grow a batch around the oldest item through the length-sorted window, each step
+        """Grow a batch around the head item (the queue's first, in fair order: see
+        :mod:`~ovembed.serving.engine.fair_queue`) through the length-sorted window, each step
         taking the neighbour that adds the least padding, while padded tokens fit ``budget``.
-        The oldest item always goes, even alone over budget."""
+        The head item always goes, even alone over budget."""
         oldest = window[0]
         cands = sorted(window, key=lambda it: (it.length, it.seq))
         p = cands.index(oldest)
@@ -182,7 +187,7 @@ class Batcher:
         self.pad_id = pad_id
         self.max_width = max_width  # never pad past the model's maximum length
         self.name = name
-        self._queue: deque[Item] = deque()
+        self._queue: FairQueue[Item] = FairQueue()
         self._queued = 0  # live (not cancelled) items in the queue
         self._in_flight = 0
         self._seq = 0
@@ -192,6 +197,7 @@ class Batcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._item_seconds = 0.0  # moving average of engine seconds per document (Retry-After)
 
     @property
     def queued(self) -> int:
@@ -212,15 +218,14 @@ class Batcher:
         n = len(docs)
         if self._queued + n > self.max_queue:
             raise Overloaded(f"The model '{self.name}' is overloaded ({self._queued} inputs "
-                             f"queued, limit {self.max_queue}); retry later")
+                             f"queued, limit {self.max_queue}); retry later", retry_after=self.retry_after())
         loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
         job = Job(docs, self.engine.dimensions, loop.create_future(), now)
         if n == 0:
             return BatchResult(job.out, 0.0, 0.0)
-        for i, doc in enumerate(docs):
-            self._queue.append(Item(job, i, len(doc), now, self._seq))
-            self._seq += 1
+        self._queue.push([Item(job, i, len(doc), now, self._seq + i) for i, doc in enumerate(docs)])
+        self._seq += n
         self._queued += n
         self._idle.clear()
         self._schedule()
@@ -239,7 +244,7 @@ class Batcher:
         self._queued -= job.undispatched
         job.undispatched = 0
         if self._queued == 0:  # compact: drop every dead item at once
-            self._queue = deque(it for it in self._queue if not it.dropped)
+            self._queue.compact()
         self._check_idle()
 
     # -- scheduling ---------------------------------------------------------------------
@@ -247,8 +252,7 @@ class Batcher:
     def _schedule(self) -> None:
         assert self._loop is not None
         while True:
-            while self._queue and self._queue[0].dropped:
-                self._queue.popleft()
+            self._queue.drop_dead_head()
             free = self.engine.slots - self._in_flight
             decision = self.policy.decide(self._queue, self._loop.time(), self._in_flight, free)
             if decision.batch is None:
@@ -272,15 +276,12 @@ class Batcher:
         self._schedule()
 
     def _remove(self, batch: list[Item]) -> None:
-        chosen = {id(it) for it in batch}
-        head: list[Item] = []
-        while len(chosen) > 0 and self._queue:
-            it = self._queue.popleft()
-            if id(it) in chosen:
-                chosen.discard(id(it))
-            elif not it.dropped:
-                head.append(it)
-        self._queue.extendleft(reversed(head))
+        self._queue.remove(batch)
+
+    def retry_after(self) -> int:
+        """Whole seconds until the queue has drained at the recent pace (1..60)."""
+        seconds = self._queued * self._item_seconds / max(1, self.engine.slots)
+        return min(60, max(1, math.ceil(seconds)))
 
     def _dispatch(self, batch: list[Item]) -> None:
         assert self._loop is not None
@@ -334,6 +335,9 @@ class Batcher:
         self._in_flight -= 1
         now = self._loop.time()
         failed = isinstance(result, BaseException)
+        if not failed and batch:
+            per_item = seconds / len(batch)
+            self._item_seconds = per_item if self._item_seconds == 0 else 0.8 * self._item_seconds + 0.2 * per_item
         if self.observer is not None:
             self.observer.batch_finished(len(batch), seconds, failed)
         for it in batch:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
-from ovembed.graphs import GraphOptions, RerankGraphOptions, read_graph
+from ovembed.graphs import GRAPH_FILENAME, GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import read_record
 from ovembed.serving.engine.chunking import PairChunker
@@ -209,13 +209,14 @@ def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
     return add_pooling(model, graph.pooling, graph.normalize_embeddings)
 
 
-def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig) -> LoadedModel:
-    """Read, compile and warm up the model in ``base_path`` (the folder with graph.pbtxt)."""
+def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
+               graph_file: str = GRAPH_FILENAME) -> LoadedModel:
+    """Read, compile and warm up the model in ``base_path`` (the folder with ``graph_file``)."""
     started = time.perf_counter()
     base_path = Path(base_path)
     if not base_path.is_dir():
         raise ConfigError(f"model folder {base_path} does not exist")
-    graph = read_graph(base_path)
+    graph = read_graph(base_path, graph_file)
     model_dir = graph.model_dir(base_path)
     xml = model_dir / MODEL_FILENAME
     if not xml.is_file():

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
-from ovembed.graphs import GRAPH_FILENAME, RerankGraphOptions, read_model_graph
+from ovembed.graphs import RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
@@ -239,11 +239,13 @@ class ModelRegistry:
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
         """The graph's calculator decides the task: RerankCalculatorOV or EmbeddingsCalculatorOV."""
-        if (Path(entry.base_path) / GRAPH_FILENAME).is_file():
-            graph = read_model_graph(entry.base_path)
+        if entry.error is not None:  # e.g. an s3:// base_path: this model fails, the others serve
+            raise ConfigError(entry.error)
+        if entry.graph_file.is_file():
+            graph = read_model_graph(entry.base_path, entry.graph_path)
             if isinstance(graph, RerankGraphOptions):
                 return load_rerank_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
-        return load_model(self.core, entry.name, entry.base_path, self.cfg)
+        return load_model(self.core, entry.name, entry.base_path, self.cfg, entry.graph_path)
 
     async def _unload(self, slot: _Slot, timeout: float | None = None) -> None:
         servable, loaded = slot.servable, slot.loaded

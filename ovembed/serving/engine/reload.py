@@ -78,13 +78,13 @@ def _files(folder: Path) -> Fingerprint:
     return tuple(out)
 
 
-def fingerprint(base_path: Path) -> Fingerprint:
+def fingerprint(base_path: Path, graph_file: str = GRAPH_FILENAME) -> Fingerprint:
     """What serving ``base_path`` depends on: graph.pbtxt's content and the model files.
 
     The folder's inode is part of it, so a folder replaced by a fresh export (rename into
     place) counts as changed even if every file looks the same.
     """
-    graph = Path(base_path) / GRAPH_FILENAME
+    graph = Path(base_path) / graph_file
     try:
         text = graph.read_bytes()
     except OSError:
@@ -119,13 +119,13 @@ class Reloader:
         """Take ``entries`` (default: the registry's) and their files as they are now as the
         baseline. File I/O: may run in a worker thread when ``entries`` is given."""
         entries = self.registry.entries() if entries is None else entries
-        self._applied = {e.name: (e.base_path, fingerprint(e.base_path)) for e in entries}
+        self._applied = {e.name: (e.base_path, fingerprint(e.base_path, e.graph_path)) for e in entries}
 
     def _wanted(self, fixed: Sequence[ModelEntry] | None) -> dict[str, tuple[ModelEntry, Fingerprint]]:
         """The models the files describe now (``fixed``: single-model mode's one folder);
         raises ``ConfigError`` for a bad config.json. Runs in a worker thread."""
         entries = read_config(self.cfg.config_path) if self.cfg.config_path is not None else fixed or []
-        return {e.name: (e, fingerprint(e.base_path)) for e in entries}
+        return {e.name: (e, fingerprint(e.base_path, e.graph_path)) for e in entries}
 
     async def reload(self) -> ReloadResult:
         """One pass: read the files, apply the differences, wait until new versions have loaded

@@ -40,6 +40,7 @@ from ovembed.serving.http.middleware import (
 from ovembed.serving.http.responses import error_response
 from ovembed.serving.http.routes import config, kserve, ollama, openai, rerank, tokenize
 from ovembed.serving.http.routes import metrics as metrics_routes
+from ovembed.serving.http.web_safety import WebSafetyMiddleware
 from ovembed.serving.metrics import Metrics
 
 
@@ -76,6 +77,7 @@ def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None) 
                             "x-queue-time", "x-tokenization-time"],
         ))
     stack.append(Middleware(RequestContextMiddleware, metrics=metrics))
+    stack.append(Middleware(WebSafetyMiddleware, cfg=cfg))  # Host, Origin, Content-Type/-Encoding
     if api_key is not None:
         stack.append(Middleware(AuthMiddleware, api_key=api_key))
     stack.append(Middleware(BodySizeLimitMiddleware, max_body_bytes=cfg.max_body_bytes))

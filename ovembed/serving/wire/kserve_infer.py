@@ -127,10 +127,13 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     """(JSON header, binary tensor data) of a request body."""
     if header_length is None:
         return body, b""
-    length = int(header_length) if header_length.strip().isdigit() else -1
+    text = header_length.strip()
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses (a 500 before)
+    length = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else -1
     if not 0 <= length <= len(body):
+        shown = header_length.encode("unicode_escape").decode("ascii")[:40]
         raise InvalidInput(f"Inference-Header-Content-Length must be an integer between 0 and the "
-                           f"body size ({len(body)}), got {header_length!r}")
+                           f"body size ({len(body)}), got {shown!r}")
     return body[:length], body[length:]
 
 

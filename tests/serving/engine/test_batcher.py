@@ -282,6 +282,51 @@ def test_stop_drains_then_refuses() -> None:
     run(main())
 
 
+def test_a_small_request_finishes_before_a_large_one_it_arrives_during() -> None:
+    async def main() -> None:
+        engine = FakeEngine(slots=1, auto=False)
+        batcher = Batcher(engine, BatchPolicy(max_batch_tokens=256, max_batch_size=64, max_wait=0.001),
+                          max_queue=10_000)
+        large = asyncio.ensure_future(batcher.submit([[5] * 30 for _ in range(512)]))  # noqa: RUF006 (awaited below)
+        await asyncio.sleep(0)
+        engine.release()  # first large batch done
+        await asyncio.sleep(0)
+        query = asyncio.create_task(batcher.submit([[1, 2, 3]]))
+        await asyncio.sleep(0)
+        rounds = 0
+        while not query.done():
+            engine.release()
+            await asyncio.sleep(0.002)
+            rounds += 1
+        assert not large.done() and rounds <= 3  # about one batch, not the ~60 left of the large
+        np.testing.assert_array_equal(query.result().embeddings, expected([[1, 2, 3]]))
+        while not large.done():
+            engine.release()
+            await asyncio.sleep(0.001)
+        np.testing.assert_array_equal((await large).embeddings, expected([[5] * 30] * 512))
+
+    run(main())
+
+
+def test_overloaded_says_when_to_retry() -> None:
+    async def main() -> None:
+        engine = FakeEngine(slots=1, auto=False)
+        batcher = Batcher(engine, BatchPolicy(max_batch_size=1), max_queue=4)
+        running = asyncio.create_task(batcher.submit([[1]]))  # in flight
+        await asyncio.sleep(0)
+        queued = asyncio.create_task(batcher.submit([[1]] * 4))  # fills the queue
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded) as err:
+            await batcher.submit([[1]])
+        assert err.value.retry_after is not None and 1 <= err.value.retry_after <= 60
+        while not queued.done():
+            engine.release()
+            await asyncio.sleep(0.001)
+        await running
+
+    run(main())
+
+
 def test_a_lone_document_is_not_padded_and_batches_are() -> None:
     async def main() -> None:
         engine = FakeEngine(slots=1, auto=False)

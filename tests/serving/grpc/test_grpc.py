@@ -339,7 +339,7 @@ def test_api_key(registry: FakeRegistry) -> None:
 def test_app_lifespan_serves_grpc_on_port(registry: FakeRegistry) -> None:
     port = free_port()
     app = make_app(registry, port=port, environ={"API_KEY": KEY})
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert app.state.grpc_port == port
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = make_stub(channel)
@@ -357,7 +357,7 @@ def test_app_lifespan_serves_grpc_on_port(registry: FakeRegistry) -> None:
 
 def test_grpc_off_by_default(registry: FakeRegistry) -> None:
     app = make_app(registry)
-    with TestClient(app):
+    with TestClient(app, base_url="http://localhost"):
         assert app.state.grpc_port is None
 
 

@@ -35,7 +35,7 @@ def test_lifespan_starts_and_stops_the_registry() -> None:
     registry = FakeRegistry(FakeServable("fake"))
     app = make_app(registry)
     assert not registry.started
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert registry.started and not registry.stopped
         assert app.state.registry is registry
         assert client.get("/v2/health/ready").status_code == 200
@@ -55,7 +55,7 @@ def test_lifespan_builds_the_engine_registry_when_none_is_given(
     cfg = ServeConfig(config_path=Path("x/config.json"))
     app = app_module.create_app(cfg, environ={})
     assert built == []  # nothing happens before the lifespan
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert built == [cfg]
         assert app.state.config is cfg
         assert app.state.auth_enabled is False
@@ -68,7 +68,7 @@ def test_cors_preflight_and_headers(tmp_path: Path) -> None:
     key.write_text("k\n")
     registry = FakeRegistry(FakeServable("fake"))
     app = make_app(registry, allowed_origins="http://ui.test", api_key_file=key)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         pre = client.options("/v3/embeddings", headers={
             "Origin": "http://ui.test", "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization,content-type"})

@@ -18,10 +18,12 @@ BODY = {"model": "fake", "input": "x"}
 def test_closed_by_default() -> None:
     with TestClient(make_app(FakeRegistry(FakeServable("fake")))) as client:
         pre = client.options("/v3/embeddings", headers=PREFLIGHT)
-        assert pre.status_code == 405  # no CORS layer: OPTIONS is just an unknown method
+        assert pre.status_code == 403  # no CORS layer, and a foreign Origin is refused (web_safety.py)
         assert "access-control-allow-origin" not in pre.headers
         simple = client.post("/v3/embeddings", json=BODY, headers={"Origin": UI})
-        assert simple.status_code == 200
+        assert simple.status_code == 403  # a browser's cross-site request (web_safety.py)
+        assert simple.json()["error"]["message"] == (
+            "Cross-origin request from 'http://ui.test' refused: start the server with --allowed_origins to allow it")
         assert not [h for h in simple.headers if h.startswith("access-control-")]
 
 
@@ -31,7 +33,7 @@ def test_allowed_origin_preflight_and_simple_request(tmp_path: Path) -> None:
     app = make_app(FakeRegistry(FakeServable("fake")), api_key_file=key,
                    allowed_origins=f"{UI}, http://other.test", allowed_methods="GET,POST",
                    allowed_headers="authorization,content-type")
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         pre = client.options("/v3/embeddings", headers=PREFLIGHT)
         assert pre.status_code == 200  # answered before auth: browsers never send keys in preflights
         assert pre.headers["access-control-allow-origin"] == UI
@@ -51,7 +53,7 @@ def test_allowed_origin_preflight_and_simple_request(tmp_path: Path) -> None:
 def test_other_origins_and_methods_are_refused() -> None:
     app = make_app(FakeRegistry(FakeServable("fake")), allowed_origins=UI, allowed_methods="POST",
                    allowed_headers="content-type")
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         evil = client.options("/v3/embeddings", headers={**PREFLIGHT, "Origin": "http://evil.test",
                                                          "Access-Control-Request-Headers": "content-type"})
         assert evil.status_code == 400
@@ -62,7 +64,7 @@ def test_other_origins_and_methods_are_refused() -> None:
         header = client.options("/v3/embeddings", headers=PREFLIGHT)  # authorization not allowed
         assert header.status_code == 400
         simple = client.post("/v3/embeddings", json=BODY, headers={"Origin": "http://evil.test"})
-        assert simple.status_code == 200  # CORS is enforced by browsers; the server only omits the grant
+        assert simple.status_code == 403  # not only the grant is omitted: the request is refused
         assert "access-control-allow-origin" not in simple.headers
 
 

@@ -221,7 +221,7 @@ def test_limits_and_encoding(client: TestClient) -> None:
     resp = client.post("/v2/models/minilm/infer", json=json_request(["a"] * 5))
     assert (resp.status_code, resp.json()) == (413, {"error": "Too many inputs: 5 in one request, the limit is 4"})
     resp = client.post("/v2/models/minilm/infer", content=b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
-    assert resp.status_code == 400
+    assert resp.status_code == 415
     assert resp.json()["error"] == "Content-Encoding 'gzip' is not supported: send the body uncompressed"
 
 

@@ -67,7 +67,7 @@ def assert_error(resp: Any, status: int, type_: str, param: str | None, message:
 
 # ----- input forms -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/v3/embeddings", "/v1/embeddings", "/v3/v1/embeddings"])
+@pytest.mark.parametrize("path", ["/v3/embeddings", "/v1/embeddings", "/v3/v1/embeddings", "/v1-openai/embeddings"])
 def test_single_string_on_every_alias(client: TestClient, path: str) -> None:
     resp = post(client, {"model": "fake", "input": "hello big world"}, path)
     assert resp.status_code == 200
@@ -352,7 +352,7 @@ def test_incoming_request_id_is_kept_unless_unsafe(client: TestClient) -> None:
 
 # ----- models ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("prefix", ["/v3", "/v1"])
+@pytest.mark.parametrize("prefix", ["/v3", "/v1", "/v3/v1", "/v1-openai"])
 def test_models_list_has_available_models(client: TestClient, prefix: str) -> None:
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
@@ -362,8 +362,8 @@ def test_models_list_has_available_models(client: TestClient, prefix: str) -> No
     ]
 
 
-@pytest.mark.parametrize("path", ["/v3/models/org/raw", "/v3/models/org%2Fraw",
-                                  "/v1/models/org%2Fraw"])
+@pytest.mark.parametrize("path", ["/v3/models/org/raw", "/v3/models/org%2Fraw", "/v1/models/org%2Fraw",
+                                  "/v3/v1/models/org/raw", "/v1-openai/models/org/raw"])
 def test_model_by_id_with_slash(client: TestClient, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 200
@@ -446,7 +446,7 @@ def test_client_disconnect_cancels_the_work_under_uvicorn() -> None:
             await asyncio.sleep(0.02)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         body = orjson.dumps({"model": "fake", "input": "x"})
-        writer.write(b"POST /v3/embeddings HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+        writer.write(b"POST /v3/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s"
                      % (len(body), body))
         await writer.drain()
         await asyncio.wait_for(servable.started.wait(), 5)

@@ -25,7 +25,7 @@ MAX_DOCS = 16
 @pytest.fixture(scope="module")
 def client(rerank_repo: Path) -> Iterator[TestClient]:
     cfg = ServeConfig(config_path=rerank_repo, file_system_poll_wait_seconds=0, max_inputs=MAX_DOCS)
-    with TestClient(create_app(cfg)) as c:
+    with TestClient(create_app(cfg), base_url="http://localhost") as c:
         deadline = time.monotonic() + 300
         while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)

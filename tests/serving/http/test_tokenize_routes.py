@@ -23,8 +23,9 @@ def client(servable: FakeServable) -> Iterator[TestClient]:
         yield test_client
 
 
-def test_string_gives_flat_list(client: TestClient, servable: FakeServable) -> None:
-    resp = client.post("/v3/tokenize", json={"model": "fake", "text": "hello world"})
+@pytest.mark.parametrize("path", ["/v3/tokenize", "/v1/tokenize", "/v3/v1/tokenize"])
+def test_string_gives_flat_list(client: TestClient, servable: FakeServable, path: str) -> None:
+    resp = client.post(path, json={"model": "fake", "text": "hello world"})
     assert resp.status_code == 200
     assert resp.json() == {"tokens": text_ids("hello world")}
     assert servable.tokenize_calls[-1] == {

@@ -36,10 +36,12 @@ async def get_model(request: Request) -> Response:
     return JSONResponse(openai.model_card(servable.info))
 
 
+# OVMS answers its OpenAI API under /v3, /v1 and /v3/v1; GPUStack's embeddings guide sends clients to /v1-openai.
+PREFIXES = ("/v3", "/v1", "/v3/v1", "/v1-openai")
+
+
 def routes() -> list[BaseRoute]:
-    embed_routes = [Route(path, embeddings, methods=["POST"])
-                    for path in ("/v3/embeddings", "/v1/embeddings", "/v3/v1/embeddings")]
-    model_list = [Route(f"{prefix}/models", list_models, methods=["GET"]) for prefix in ("/v3", "/v1")]
-    model = [Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"])
-             for prefix in ("/v3", "/v1")]
+    embed_routes = [Route(f"{prefix}/embeddings", embeddings, methods=["POST"]) for prefix in PREFIXES]
+    model_list = [Route(f"{prefix}/models", list_models, methods=["GET"]) for prefix in PREFIXES]
+    model = [Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]) for prefix in PREFIXES]
     return [*embed_routes, *model_list, *model]

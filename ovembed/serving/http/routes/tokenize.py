@@ -22,4 +22,5 @@ async def tokenize_texts(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/v3/tokenize", tokenize_texts, methods=["POST"])]
+    paths = ("/v3/tokenize", "/v1/tokenize", "/v3/v1/tokenize")  # OVMS matches any /v1/ or /v3/ prefix
+    return [Route(path, tokenize_texts, methods=["POST"]) for path in paths]
