@@ -210,6 +210,33 @@ class ExportConfig(_Checked):
 
 
 @dataclass(frozen=True)
+class ListConfig(_Checked):
+    """`ovembed list`: the models of a repository's config.json and their state on disk (OVMS --list_models)."""
+
+    model_repository_path: Path = option(Path("models"), "Model repository folder")
+    config_file_path: Path | None = option(None, "config.json (default: <model_repository_path>/config.json)")
+    json: bool = option(False, "Print JSON instead of a table")
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file_path or self.model_repository_path / "config.json"
+
+
+@dataclass(frozen=True)
+class RemoveConfig(_Checked):
+    """`ovembed remove`: drop a model from config.json (OVMS --remove_from_config); --delete_files too."""
+
+    model_name: str = option("", "Served name of the model to remove", required=True)
+    model_repository_path: Path = option(Path("models"), "Model repository folder")
+    config_file_path: Path | None = option(None, "config.json (default: <model_repository_path>/config.json)")
+    delete_files: bool = option(False, "Also delete the model's folder (only if inside the repository)")
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file_path or self.model_repository_path / "config.json"
+
+
+@dataclass(frozen=True)
 class CompareConfig(_Checked):
     """`ovembed compare`: exported IR vs the PyTorch reference on user texts."""
 

@@ -205,6 +205,14 @@ def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calib
                            reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg), log=log)
 
 
+def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dict[str, Any]]:
+    """text -> numpy model inputs with the source's HF tokenizer (data-aware weight compression)."""
+    from ovembed.export.tokenizer import load_hf_tokenizer
+
+    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
+    return lambda text: dict(tok([text], truncation=True, max_length=source.max_length, return_tensors="np"))
+
+
 def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
            prompts: PromptSet, work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
     """Everything that produces the model folder's content, inside ``work``."""
@@ -225,7 +233,8 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
     if calibration is not None:
         applied = _static_int8(cfg, source, pooling, calibration, xml, log)
     else:
-        applied = compress_and_save(xml, cfg.weight_format, params)
+        tokenize = _tokenize_for(cfg, source) if params.dataset is not None else None
+        applied = compress_and_save(xml, cfg.weight_format, params, tokenize)
     log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
     export_tokenizer(tok, work)
@@ -271,6 +280,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     """Export ``cfg.source_model`` into the repository; see the module docstring for guarantees."""
     start = time.perf_counter()
     params = parse_extra_params(cfg.extra_quantization_params)  # validate flags before any work
+    params.check(cfg.weight_format)
     calibration: Calibration | None = None
     if cfg.quantization is Quantization.STATIC:
         if cfg.task is not Task.EMBEDDINGS:
