@@ -50,6 +50,7 @@ class Raw:
     hint: str
     p50_ms: float  # single queries: one synchronous infer; batches: one batch in the queue
     tokens_per_s: float
+    run: str = "before"  # "before" or "after" the server's run
 
 
 def _token_ids(source: Path, documents: Sequence[str], max_length: int) -> list[list[int]]:
@@ -75,7 +76,7 @@ def _batch(docs: Sequence[list[int]], compiled: Any) -> dict[str, np.ndarray]:
 
 
 def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, list[list[int]]],
-               precision: str) -> list[Raw]:
+               precision: str, run: str) -> list[Raw]:
     """The same pooled graph ``ovembed serve`` compiles, driven directly."""
     import openvino as ov
 
@@ -113,41 +114,49 @@ def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, li
             wall = time.perf_counter() - t0
             sync_wall = sum(times)
             out.append(Raw(s.name, hint, 1000 * float(np.median(times)),
-                           tokens / min(wall, sync_wall)))
+                           tokens / min(wall, sync_wall), run))
         del compiled
     return out
 
 
-def _best(raws: Sequence[Raw], scenario: str) -> tuple[float, float]:
-    """(lowest p50 ms, highest tokens/s) over hints and over the runs before and after."""
-    mine = [r for r in raws if r.scenario == scenario]
+def _best(raws: Sequence[Raw], scenario: str, run: str) -> tuple[float, float]:
+    """(lowest p50 ms, highest tokens/s) over the hints, in the raw run before or after."""
+    mine = [r for r in raws if r.scenario == scenario and r.run == run]
     return min(r.p50_ms for r in mine), max(r.tokens_per_s for r in mine)
+
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    """One value, or 'low .. high' when the two raw runs disagree (a shared machine)."""
+    low, high = min(values), max(values)
+    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}} .. {high:{fmt}}"
 
 
 def _print_format(name: str, raws: list[Raw], rows: list[Row], info: dict[str, float]) -> dict[str, Any]:
     print(f"\n== {name} ==")
     print(f"{'scenario':<8} {'system':<34} {'p50 ms':>8} {'tokens/s':>10}")
     for r in raws:
-        print(f"{r.scenario:<8} {'raw engine, ' + r.hint:<34} {r.p50_ms:8.2f} {r.tokens_per_s:10.0f}")
+        label = f"raw engine ({r.run}), {r.hint}"
+        print(f"{r.scenario:<8} {label:<34} {r.p50_ms:8.2f} {r.tokens_per_s:10.0f}")
     summary: dict[str, Any] = {}
     for row in rows:
         print(f"{row.scenario:<8} {'ovembed serve (HTTP)':<34} {row.p50_ms:8.2f} {row.tokens_per_s:10.0f}")
-        p50, rate = _best(raws, row.scenario)
-        summary[row.scenario] = {"server_p50_ms": row.p50_ms, "raw_p50_ms": p50,
-                                 "server_tokens_per_s": row.tokens_per_s, "raw_tokens_per_s": rate}
+        best = [_best(raws, row.scenario, run) for run in ("before", "after")]
+        summary[row.scenario] = {"server_p50_ms": row.p50_ms, "server_tokens_per_s": row.tokens_per_s,
+                                 "raw_p50_ms": [b[0] for b in best], "raw_tokens_per_s": [b[1] for b in best]}
     if "short" in summary:
         s = summary["short"]
-        print(f"short: server p50 - raw p50 = {s['server_p50_ms'] - s['raw_p50_ms']:+.2f} ms "
-              "(issue target: <= +1.0 ms)")
+        gaps = [s["server_p50_ms"] - raw for raw in s["raw_p50_ms"]]
+        print(f"short: server p50 - raw p50 = {_span(gaps, '+.2f')} ms (target <= +1.0 ms)")
     if "bulk" in summary:
         b = summary["bulk"]
-        print(f"bulk: server / raw best tokens/s = {b['server_tokens_per_s'] / b['raw_tokens_per_s']:.0%} "
-              "(target >= 95%)")
+        ratios = [b["server_tokens_per_s"] / raw for raw in b["raw_tokens_per_s"]]
+        print(f"bulk: server / raw best tokens/s = {_span(ratios, '.0%')} (target >= 95%)")
         if "docs" in summary:
             d = summary["docs"]
+            ratios = [d["server_tokens_per_s"] / raw for raw in d["raw_tokens_per_s"]]
             print(f"docs (16 clients): server docs / server bulk tokens/s = "
                   f"{d['server_tokens_per_s'] / b['server_tokens_per_s']:.0%} (target >= 70%); "
-                  f"server / raw 16-batches = {d['server_tokens_per_s'] / d['raw_tokens_per_s']:.0%}")
+                  f"server / raw batches of 16 = {_span(ratios, '.0%')}")
     print("server: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in info.items()))
     return summary
 
@@ -180,12 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"exporting (or reusing) MiniLM {name} -> {repo}", flush=True)
         config = export_minilm(source, repo, log, FORMATS[name])
         precision = "fp32" if name == "fp32" else "int8"
-        raws = raw_engine(repo / MODEL_NAME, chosen, ids, precision)
+        raws = raw_engine(repo / MODEL_NAME, chosen, ids, precision, "before")
         with start_server(config, log, "--log_level", "WARNING", *args.serve_flags.split()) as server:
             info = {"rss_when_ready_mb": server.rss_bytes() / MB}
             rows = [run_server(server, s, inputs[s.name], lengths[s.name], shape, "float") for s in chosen]
             info["peak_rss_mb"] = server.peak_rss_bytes() / MB
-        raws += raw_engine(repo / MODEL_NAME, chosen, ids, precision)
+        raws += raw_engine(repo / MODEL_NAME, chosen, ids, precision, "after")
         summary = _print_format(name, raws, rows, info)
         results["formats"][name] = {"raw": [asdict(r) for r in raws], "server": summary, **info}
     if args.json:
