@@ -27,8 +27,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def export_minilm(source: Path, repository: Path, log: Path) -> Path:
-    """Export (or reuse) MiniLM at fp32 with truncation on; returns the repository's config.json.
+def export_minilm(source: Path, repository: Path, log: Path,
+                  weights: tuple[str, ...] = ("--weight-format", "fp32")) -> Path:
+    """Export (or reuse) MiniLM (fp32 unless ``weights`` gives other export flags) with truncation
+    on; returns the repository's config.json.
 
     Truncation is on so that ~500-token passages are cut to the model's 256 like
     sentence-transformers does, instead of being rejected.
@@ -37,7 +39,7 @@ def export_minilm(source: Path, repository: Path, log: Path) -> Path:
     if config.exists() and (repository / MODEL_NAME).is_dir():
         return config
     command = [sys.executable, "-m", "ovembed", "export", "--source_model", str(source),
-               "--model_name", MODEL_NAME, "--weight-format", "fp32", "--truncate",
+               "--model_name", MODEL_NAME, *weights, "--truncate",
                "--model_repository_path", str(repository)]
     with log.open("ab") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ovembed import __version__
-from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ServeConfig
+from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ListConfig, RemoveConfig, ServeConfig
 from ovembed.errors import ConfigError, OvembedError
 from ovembed.exitcodes import ExitCode
 
@@ -152,6 +152,23 @@ def _run_benchmark(cfg: BenchmarkConfig) -> int:
     return run(cfg)
 
 
+def _run_list(cfg: ListConfig) -> int:
+    import json
+
+    from ovembed.inventory import as_dicts, list_models, render_table
+
+    models = list_models(cfg.config_path)
+    print(json.dumps(as_dicts(models), indent=2) if cfg.json else render_table(models))
+    return ExitCode.OK
+
+
+def _run_remove(cfg: RemoveConfig) -> int:
+    from ovembed.inventory import remove
+
+    print(remove(cfg.config_path, cfg.model_repository_path, cfg.model_name, delete_files=cfg.delete_files))
+    return ExitCode.OK
+
+
 def _run_devices(_: None) -> int:
     import openvino as ov
 
@@ -167,6 +184,8 @@ _COMMANDS: dict[str, tuple[type | None, Callable[[Any], int], str]] = {
     "serve": (ServeConfig, _run_serve, "Serve a model repository (OpenAI, KServe, Ollama APIs)"),
     "benchmark": (BenchmarkConfig, _run_benchmark, "Load-test an OpenAI- or Ollama-compatible embeddings server"),
     "devices": (None, _run_devices, "List OpenVINO devices and what suits them"),
+    "list": (ListConfig, _run_list, "List a repository's models and their state on disk (OVMS --list_models)"),
+    "remove": (RemoveConfig, _run_remove, "Remove a model from config.json (OVMS --remove_from_config)"),
 }
 
 

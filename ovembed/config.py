@@ -183,6 +183,11 @@ class ExportConfig(_Checked):
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    prompt: list[str] = option(
+        [], "Add a prompt as name=text (repeatable), beside those in config_sentence_transformers.json",
+        flags=("--prompt",))
+    default_prompt_name: str | None = option(
+        None, "Prompt applied when a request names none (default: the model's default_prompt_name)")
     max_doc_length: int = option(16000, "rerank: documents are cut to this many tokens before chunking (OVMS flag)")
     max_allowed_chunks: int = option(
         10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
@@ -198,6 +203,33 @@ class ExportConfig(_Checked):
     @property
     def served_name(self) -> str:
         return self.model_name or self.source_model
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file_path or self.model_repository_path / "config.json"
+
+
+@dataclass(frozen=True)
+class ListConfig(_Checked):
+    """`ovembed list`: the models of a repository's config.json and their state on disk (OVMS --list_models)."""
+
+    model_repository_path: Path = option(Path("models"), "Model repository folder")
+    config_file_path: Path | None = option(None, "config.json (default: <model_repository_path>/config.json)")
+    json: bool = option(False, "Print JSON instead of a table")
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_file_path or self.model_repository_path / "config.json"
+
+
+@dataclass(frozen=True)
+class RemoveConfig(_Checked):
+    """`ovembed remove`: drop a model from config.json (OVMS --remove_from_config); --delete_files too."""
+
+    model_name: str = option("", "Served name of the model to remove", required=True)
+    model_repository_path: Path = option(Path("models"), "Model repository folder")
+    config_file_path: Path | None = option(None, "config.json (default: <model_repository_path>/config.json)")
+    delete_files: bool = option(False, "Also delete the model's folder (only if inside the repository)")
 
     @property
     def config_path(self) -> Path:
@@ -265,6 +297,9 @@ class ServeConfig(_Checked):
         "loopback, the localhost names and the bind address, against DNS rebinding; else any)")
     allowed_methods: str = option("GET,POST", "CORS allowed methods")
     allowed_headers: str = option("*", "CORS allowed headers")
+    default_prompt_name: str | None = option(
+        None, "Prompt applied when a request names none, for every model that has a prompt of that name")
+    cache_bytes: int = option(0, "Bytes of memory for an LRU cache of embedded inputs, shared by all models (0: off)")
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")

@@ -149,6 +149,17 @@ def build_qwen3(out: Path) -> Path:
     return out
 
 
+PROMPTS = {"query": "query: ", "passage": "passage: "}
+
+
+def build_bert_prompts(out: Path) -> Path:
+    """bert-mean plus e5-style prompts in config_sentence_transformers.json (default: query)."""
+    build_bert(out, "mean")
+    (out / "config_sentence_transformers.json").write_text(json.dumps({
+        "prompts": PROMPTS, "default_prompt_name": "query", "similarity_fn_name": "cosine"}))
+    return out
+
+
 def _pair_template(tok, single: str, pair: str, specials: list[str]) -> None:  # type: ignore[no-untyped-def]
     from tokenizers import processors
 
@@ -240,6 +251,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "xlmr": build_xlmr,
     "mpnet": build_mpnet,
     "qwen3": build_qwen3,
+    "bert-prompts": build_bert_prompts,
     "bert-rerank": build_bert_reranker,
     "xlmr-rerank": build_xlmr_reranker,
 }

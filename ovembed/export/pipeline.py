@@ -26,6 +26,7 @@ from ovembed.export.quantize import QuantizationParams, parse_extra_params
 from ovembed.export.source import SourceModel, inspect_source
 from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration, load_calibration
 from ovembed.graphs import GraphOptions, RerankGraphOptions, write_graph, write_rerank_graph
+from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import (
     RECORD_FILENAME,
     atomic_write_text,
@@ -91,6 +92,27 @@ def _choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling
         return source.pooling_detected
     log("pooling: CLS (default; the model has no 1_Pooling/config.json)")
     return Pooling.CLS
+
+
+def _choose_prompts(cfg: ExportConfig, source: SourceModel, log: Log) -> PromptSet:
+    """The model's own prompts, plus (or overridden by) ``--prompt``; the default from
+    ``--default_prompt_name``, else the model's."""
+    own, own_default = read_model_prompts(source.path)
+    added = parse_prompt_flags(list(cfg.prompt))
+    prompts = {**own, **added}
+    default = cfg.default_prompt_name if cfg.default_prompt_name is not None else own_default
+    if default is not None and default not in prompts:
+        raise ExportError(f"--default_prompt_name {default!r} is not one of the prompts "
+                          f"({', '.join(prompts) or 'none'}); add it with --prompt {default}=...")
+    if prompts:
+        log(f"prompts: {', '.join(prompts)}" + (f" (default {default})" if default else ""))
+    return PromptSet(prompts, default)
+
+
+def _own_prompt_names(source: SourceModel, prompts: PromptSet) -> list[str]:
+    """Names whose text is the model's own (verified with sentence-transformers' prompt_name)."""
+    own, _ = read_model_prompts(source.path)
+    return [name for name, text in prompts.prompts.items() if own.get(name) == text]
 
 
 def _graph_options(cfg: ExportConfig, pooling: Pooling) -> GraphOptions:
@@ -183,8 +205,16 @@ def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calib
                            reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg), log=log)
 
 
+def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dict[str, Any]]:
+    """text -> numpy model inputs with the source's HF tokenizer (data-aware weight compression)."""
+    from ovembed.export.tokenizer import load_hf_tokenizer
+
+    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
+    return lambda text: dict(tok([text], truncation=True, max_length=source.max_length, return_tensors="np"))
+
+
 def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
-           work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
+           prompts: PromptSet, work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
     """Everything that produces the model folder's content, inside ``work``."""
     from ovembed.export.convert import convert_to_ir
     from ovembed.export.quantize import compress_and_save
@@ -203,7 +233,8 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
     if calibration is not None:
         applied = _static_int8(cfg, source, pooling, calibration, xml, log)
     else:
-        applied = compress_and_save(xml, cfg.weight_format, params)
+        tokenize = _tokenize_for(cfg, source) if params.dataset is not None else None
+        applied = compress_and_save(xml, cfg.weight_format, params, tokenize)
     log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
     export_tokenizer(tok, work)
@@ -219,6 +250,8 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
         "max_length": source.max_length,
         "max_length_origin": source.max_length_origin,
         "dimensions": source.hidden_size,
+        "prompts": dict(prompts.prompts),
+        "default_prompt_name": prompts.default_name,
         "versions": versions(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -226,16 +259,18 @@ def _build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Qua
         threshold = _threshold(cfg)
         use_st = source.is_sentence_transformers and source.pooling_detected is pooling
         log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
-            f" {len(SENTENCES)} sentences")
+            f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
         result = compare(work, source.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
-                         threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st)
+                         threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
+                         prompts=prompts.prompts, own_prompts=_own_prompt_names(source, prompts))
         log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
         if result.tokenizer_mismatches:
             log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on {len(result.tokenizer_mismatches)}"
                 f" of {len(SENTENCES)} sentences (ovembed serves with tokenizer.json; OVMS uses the IR)")
         if not result.passed:
             raise ExportError("verification failed, nothing was written:\n" + result.summary())
-        record["verification"] = {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(SENTENCES),
+        record["verification"] = {"min_cosine": result.min_cosine, "threshold": threshold,
+                                  "texts": len(result.texts),
                                   "tokenizer_ir_mismatches": len(result.tokenizer_mismatches)}
     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
     return record
@@ -245,6 +280,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     """Export ``cfg.source_model`` into the repository; see the module docstring for guarantees."""
     start = time.perf_counter()
     params = parse_extra_params(cfg.extra_quantization_params)  # validate flags before any work
+    params.check(cfg.weight_format)
     calibration: Calibration | None = None
     if cfg.quantization is Quantization.STATIC:
         if cfg.task is not Task.EMBEDDINGS:
@@ -269,6 +305,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
         pooling = Pooling.CLS  # unused: a rerank head scores pairs
     else:
         pooling = _choose_pooling(cfg, source, log)
+    prompts = _choose_prompts(cfg, source, log) if cfg.task is Task.EMBEDDINGS else PromptSet()
     repo.mkdir(parents=True, exist_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_temp(target.parent, target.name, log)
@@ -283,7 +320,8 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                 raise ExportError(f"{target} holds a {record.get('task', 'embeddings')} model; "
                                   f"use --overwrite_models to replace it with a {cfg.task.value} export")
             if record and cfg.task is Task.EMBEDDINGS:
-                record.update(pooling=pooling.value, normalize=not cfg.skip_normalize)
+                record.update(pooling=pooling.value, normalize=not cfg.skip_normalize,
+                              prompts=dict(prompts.prompts), default_prompt_name=prompts.default_name)
                 atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
             elif record:
                 record.update(max_doc_length=cfg.max_doc_length)
@@ -301,7 +339,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                     record = build_rerank(cfg, source, params, work, log, versions())
                     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
                 else:
-                    record = _build(cfg, source, pooling, params, work, log, calibration)
+                    record = _build(cfg, source, pooling, params, prompts, work, log, calibration)
                 _write_task_graph(cfg, pooling, work)
                 verification = record.get("verification", {})
                 min_cos = verification.get("min_cosine")

@@ -5,7 +5,7 @@ plus the chosen pooling), on built-in sentences after export and on user texts w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,8 @@ SENTENCES: tuple[str, ...] = (
     " ".join(["This sentence is repeated to make a long input that exceeds the maximum length."] * 40),
     "user@example.com visited https://example.org/path?query=1#frag at 10:45",
 )
+
+PROMPT_SENTENCES = 6  # sentences verified under each prompt
 
 DEFAULT_MIN_COSINE = {
     WeightFormat.FP32: 0.9999,
@@ -98,8 +100,13 @@ def _pool_torch(hidden: Any, mask: Any, pooling: Pooling) -> Any:
 
 
 def reference_embeddings(source: Path, texts: list[str], *, pooling: Pooling, max_length: int,
-                         trust_remote_code: bool, use_sentence_transformers: bool) -> np.ndarray:
-    """PyTorch reference vectors (not normalised: cosine does not care)."""
+                         trust_remote_code: bool, use_sentence_transformers: bool,
+                         prompt: str = "", prompt_name: str | None = None) -> np.ndarray:
+    """PyTorch reference vectors (not normalised: cosine does not care).
+
+    ``prompt_name`` is one of the model's own prompts (sentence-transformers'
+    ``encode(prompt_name=...)``); ``prompt`` is literal text put in front of every input.
+    """
     import torch
 
     if use_sentence_transformers:
@@ -107,7 +114,10 @@ def reference_embeddings(source: Path, texts: list[str], *, pooling: Pooling, ma
 
         st = SentenceTransformer(str(source), device="cpu", trust_remote_code=trust_remote_code)
         st.max_seq_length = max_length
-        return np.asarray(st.encode(texts, convert_to_numpy=True, normalize_embeddings=False), dtype=np.float32)
+        extra: dict[str, Any] = {"prompt_name": prompt_name} if prompt_name else {"prompt": prompt}
+        return np.asarray(st.encode(texts, convert_to_numpy=True, normalize_embeddings=False, **extra),
+                          dtype=np.float32)
+    texts = [prompt + text for text in texts]
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
@@ -167,14 +177,31 @@ def tokenizer_mismatches(model_dir: Path, texts: list[str], trust_remote_code: b
 
 
 def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling, max_length: int,
-            threshold: float, trust_remote_code: bool, use_sentence_transformers: bool) -> Comparison:
+            threshold: float, trust_remote_code: bool, use_sentence_transformers: bool,
+            prompts: Mapping[str, str] | None = None, own_prompts: Collection[str] = ()) -> Comparison:
+    """IR vs reference on ``texts``, plus the first few of them under each of ``prompts``
+    (``own_prompts``: the names the source model itself defines)."""
     ref = reference_embeddings(source, texts, pooling=pooling, max_length=max_length,
                                trust_remote_code=trust_remote_code,
                                use_sentence_transformers=use_sentence_transformers)
     got = ir_embeddings(model_dir, texts, pooling=pooling, max_length=max_length,
                         trust_remote_code=trust_remote_code)
     mismatches = tokenizer_mismatches(model_dir, texts, trust_remote_code)
-    return Comparison(list(texts), cosine_rows(ref, got), threshold, mismatches)
+    labels, cosines = list(texts), [cosine_rows(ref, got)]
+    for name, text in (prompts or {}).items():
+        # The model's own prompts go through encode(prompt_name=...), so its configuration (not
+        # our copy of the text) is the reference; --prompt additions through encode(prompt=...).
+        own = name in (own_prompts or ())
+        sample = list(texts[:PROMPT_SENTENCES])
+        ref = reference_embeddings(source, sample, pooling=pooling, max_length=max_length,
+                                   trust_remote_code=trust_remote_code,
+                                   use_sentence_transformers=use_sentence_transformers,
+                                   prompt=text, prompt_name=name if own and use_sentence_transformers else None)
+        got = ir_embeddings(model_dir, [text + t for t in sample], pooling=pooling, max_length=max_length,
+                            trust_remote_code=trust_remote_code)
+        labels += [f"[prompt {name}] {t}" for t in sample]
+        cosines.append(cosine_rows(ref, got))
+    return Comparison(labels, np.concatenate(cosines), threshold, mismatches)
 
 
 def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Comparison | ScoreComparison:
@@ -182,6 +209,7 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Co
     from ovembed.export import require_export_stack
     from ovembed.export.source import inspect_source
     from ovembed.graphs import GraphOptions, read_model_graph
+    from ovembed.prompts import prompts_from_record, read_model_prompts
     from ovembed.repository import read_record
     from ovembed.serving.engine.pooling import resolve_pooling
 
@@ -203,6 +231,9 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Co
     use_st = source.is_sentence_transformers and source.pooling_detected is pooling
     log(f"comparing {model_dir} ({weight_format.value}, {pooling.value} pooling) with "
         f"{'sentence-transformers' if use_st else 'transformers'} reference {source.path}")
+    prompts = prompts_from_record(record).prompts
+    own, _ = read_model_prompts(source.path)
     return compare(model_dir, source.path, list(cfg.input) or list(SENTENCES), pooling=pooling,
                    max_length=max_length, threshold=DEFAULT_MIN_COSINE[weight_format],
-                   trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st)
+                   trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
+                   prompts=prompts, own_prompts=[n for n, t in prompts.items() if own.get(n) == t])

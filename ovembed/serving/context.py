@@ -50,11 +50,12 @@ def check_bearer(header: str | None, key: bytes, *, where: str) -> None:
 
 
 def _ms(seconds: float) -> str:
-    return str(round(seconds * 1000))
+    """Milliseconds with up to 3 decimals ("0.412", "3"): a short query's whole cost is ~1 ms."""
+    return f"{seconds * 1000:.3f}".rstrip("0").rstrip(".") or "0"
 
 
 def timing_values(timings: Timings, total_seconds: float) -> dict[str, str]:
-    """TEI's ``x-*-time`` values (HTTP headers, gRPC trailing metadata), in whole milliseconds."""
+    """TEI's ``x-*-time`` values (HTTP headers, gRPC trailing metadata), in milliseconds (fractional)."""
     return {
         "x-tokenization-time": _ms(timings.tokenization),
         "x-queue-time": _ms(timings.queue),

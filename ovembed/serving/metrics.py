@@ -21,13 +21,14 @@ import re
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from ovembed.errors import ModelNotFound
+from ovembed.serving.engine.cache import CacheStats
 from ovembed.serving.engine.interface import ModelState, Registry
 
 PREFIX = "ovembed"
@@ -75,7 +76,7 @@ class _RegistryCollector(Collector):
         self.registry: Registry | None = None
 
     def describe(self) -> list[Metric]:
-        return [self._states(), self._queue()]  # empty families: names and types only
+        return [self._states(), self._queue(), *self._cache(None)]  # empty families: names and types only
 
     def collect(self) -> Iterator[Metric]:
         states, queue = self._states(), self._queue()
@@ -92,6 +93,21 @@ class _RegistryCollector(Collector):
                 queue.add_metric([servable.info.name], float(servable.queue_depth))
         yield states
         yield queue
+        yield from self._cache(registry.cache_stats() if registry is not None else None)
+
+    @staticmethod
+    def _cache(stats: CacheStats | None) -> list[Metric]:
+        """The embedding cache (--cache_bytes): families without samples when it is off."""
+        hits = CounterMetricFamily(f"{PREFIX}_cache_hits", "Inputs answered from the embedding cache")
+        misses = CounterMetricFamily(f"{PREFIX}_cache_misses", "Inputs the embedding cache did not hold")
+        size = GaugeMetricFamily(f"{PREFIX}_cache_bytes", "Bytes held by the embedding cache")
+        entries = GaugeMetricFamily(f"{PREFIX}_cache_entries", "Inputs held by the embedding cache")
+        if stats is not None:
+            hits.add_metric([], stats.hits)
+            misses.add_metric([], stats.misses)
+            size.add_metric([], stats.bytes)
+            entries.add_metric([], stats.entries)
+        return [hits, misses, size, entries]
 
     @staticmethod
     def _states() -> GaugeMetricFamily:

@@ -291,3 +291,52 @@ def test_inference_service_uses_the_runtime() -> None:
     pvc = _one(K8S, "pvc.yaml", "PersistentVolumeClaim")["metadata"]["name"]
     assert model["storageUri"] == f"pvc://{pvc}/{isvc['metadata']['name']}"
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+
+
+# --- GPU overlay (deploy/kubernetes/gpu) -------------------------------------------------------
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    """Strategic merge as kustomize applies it to these manifests: maps merge, containers merge by name,
+    other lists are replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            if key == "containers":
+                by_name = {c["name"]: c for c in base.get(key, [])}
+                out[key] = [_merge(by_name.get(c["name"], {}), c) for c in value]
+            else:
+                out[key] = _merge(base.get(key), value) if key in base else value
+        return out
+    return copy.deepcopy(patch)
+
+
+def _gpu_deployment() -> dict[str, Any]:
+    (kustomization,) = _docs(K8S / "gpu" / "kustomization.yaml")
+    assert kustomization["resources"] == ["../"]
+    patches = [p["path"] for p in kustomization["patches"]]
+    assert patches == ["deployment-gpu.yaml"]
+    return _merge(_one(K8S, "deployment.yaml", "Deployment"), _one(K8S / "gpu", patches[0], "Deployment"))
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_gpu_overlay_is_valid(version: str) -> None:
+    kubernetes_validate.validate(_gpu_deployment(), version, strict=True)
+
+
+def test_gpu_overlay_requests_an_intel_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _gpu_deployment()
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    for part in ("requests", "limits"):
+        assert container["resources"][part]["gpu.intel.com/i915"] == "1"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"  # the rest is the base's
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["supplementalGroups"]
+    cfg = _serve_config(container["args"], monkeypatch)
+    assert cfg.target_device == "GPU" and str(cfg.config_path) == "/models/config.json"
+    base_args = _one(K8S, "deployment.yaml", "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert container["args"][:len(base_args)] == base_args  # only --target_device GPU added
+    (kustomization,) = _docs(K8S / "gpu" / "kustomization.yaml")
+    assert kustomization["images"] == [{"name": "ovembed", "newName": "ovembed-gpu", "newTag": "0.1.0"}]
+    text = (K8S / "gpu" / "deployment-gpu.yaml").read_text()
+    assert "gpu.intel.com/xe" in text  # the xe-driver resource name is documented

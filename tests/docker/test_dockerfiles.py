@@ -214,14 +214,25 @@ def test_runtime_stage_contract(dockerfile: Path, target: str) -> None:
 
 
 def test_gpu_image_has_intel_compute_runtime() -> None:
+    """OVMS's current GPU recipe: Intel's compute-runtime release packages (Level Zero driver named
+    libze-intel-gpu1, not intel-level-zero-gpu), the loaders from Ubuntu, a user in video and render."""
     stages = _stages(DOCKER / "Dockerfile.gpu")
     assert [s.base for s in stages] == ["${UBUNTU_IMAGE}", "${UBUNTU_IMAGE}"]
     assert ("ARG", "UBUNTU_IMAGE=ubuntu:24.04") in _stages_preamble(DOCKER / "Dockerfile.gpu")
     gpu = stages[-1]
-    packages = next(a for a in gpu.args("ARG") if a.startswith("GPU_PACKAGES="))
-    for pkg in ("intel-opencl-icd", "intel-level-zero-gpu", "libze1", "ocl-icd-libopencl1"):
-        assert pkg in packages.split("=", 1)[1].strip('"').split()
-    assert "apt-get install -y --no-install-recommends ${GPU_PACKAGES}" in " ".join(gpu.args("RUN"))
+    args = dict(a.split("=", 1) for a in gpu.args("ARG") if "=" in a)
+    debs = args["GPU_DEBS"].strip('"').replace("\\\n", " ").split()
+    names = {d.rsplit("/", 1)[1].split("_", 1)[0] for d in debs}
+    assert names == {"libze-intel-gpu1", "intel-opencl-icd", "libigdgmm12", "intel-ocloc", "intel-igc-core-2",
+                     "intel-igc-opencl-2"}
+    assert "intel-level-zero-gpu" not in " ".join([*debs, args["GPU_PACKAGES"]])
+    assert all(d.startswith(("${COMPUTE_RUNTIME}/", "${IGC}/")) for d in debs)
+    assert args["COMPUTE_RUNTIME"] == "https://github.com/intel/compute-runtime/releases/download/26.18.38308.1"
+    assert args["IGC"] == "https://github.com/intel/intel-graphics-compiler/releases/download/v2.34.4"
+    assert set(args["GPU_PACKAGES"].strip('"').split()) == {"libze1", "ocl-icd-libopencl1"}
+    runs = " ".join(gpu.args("RUN"))
+    assert 'apt-get install -y --no-install-recommends ${GPU_PACKAGES} "${debs[@]}"' in runs
+    assert "--groups video,render" in runs and "groupadd --system render" in runs
     assert "torch" not in _build_inputs({s.name: s for s in stages}, "gpu")
     text = (DOCKER / "Dockerfile.gpu").read_text()
     assert '--device /dev/dri --group-add="$(stat -c "%g" /dev/dri/render* | head -n 1)"' in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,10 +21,14 @@ from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
+from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
+from ovembed.serving.engine.cache import CacheStats
 from ovembed.serving.engine.interface import (
     DEFAULT_RERANK,
     BatchObserver,
+    ChunkSpan,
+    EmbedOptions,
     EmbedResult,
     Inputs,
     ModelInfo,
@@ -36,6 +41,7 @@ from ovembed.serving.engine.interface import (
     not_ready,
     wrong_task,
 )
+from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.http.app import create_app
 
 CLS, SEP, PAD = 101, 102, 0
@@ -49,14 +55,26 @@ def text_ids(text: str) -> list[int]:
     return [CLS, *(1000 + zlib.crc32(w.encode()) % 20000 for w in text.split()), SEP]
 
 
-def seen_ids(item: str | Sequence[int], max_length: int, truncate: bool) -> list[int]:
+def word_offsets(text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """The fake's ids without special tokens, with each word's character span."""
+    ids, offsets = [], []
+    for match in re.finditer(r"\S+", text):
+        ids.append(1000 + zlib.crc32(match.group().encode()) % 20000)
+        offsets.append(match.span())
+    return ids, offsets
+
+
+def seen_ids(item: str | Sequence[int], max_length: int, truncate: bool,
+             direction: str = "right") -> list[int]:
     """The ids the fake model embeds; raises InputTooLong like the real engine."""
     ids = text_ids(item) if isinstance(item, str) else list(item)
     if len(ids) <= max_length:
         return ids
     if not truncate:
         raise InputTooLong(len(ids), max_length)
-    return [*ids[: max_length - 1], SEP] if isinstance(item, str) else ids[:max_length]
+    if not isinstance(item, str):
+        return ids[-max_length:] if direction == "left" else ids[:max_length]
+    return [CLS, *ids[len(ids) - max_length + 1:]] if direction == "left" else [*ids[: max_length - 1], SEP]
 
 
 def expected_vector(ids: Sequence[int], dimensions: int, normalize: bool) -> np.ndarray:
@@ -71,12 +89,15 @@ class FakeServable:
     (what /metrics reports as queued)."""
 
     def __init__(self, name: str = "fake", *, dimensions: int = 16, max_length: int = 8,
-                 normalize: bool = True, truncate: bool = False, precision: str = "fp32") -> None:
+                 normalize: bool = True, truncate: bool = False, precision: str = "fp32",
+                 prompts: PromptSet | None = None) -> None:
         self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
                                pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
-                               device="CPU", precision=precision, created=CREATED)
+                               device="CPU", precision=precision, created=CREATED,
+                               prompts=prompts or PromptSet())
         self.calls: list[tuple[list[Any], bool | None]] = []
         self.tokenize_calls: list[dict[str, Any]] = []
+        self.options: list[EmbedOptions] = []
         self.overloaded = False
         self.fail_with: BaseException | None = None
         self.block: asyncio.Event | None = None
@@ -88,20 +109,35 @@ class FakeServable:
     def info(self) -> ModelInfo:
         return self._info
 
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
+                    options: EmbedOptions | None = None) -> EmbedResult:
+        opts = options or EmbedOptions()
         self.calls.append((list(inputs), truncate))
+        self.options.append(opts)
         if self.fail_with is not None:
             raise self.fail_with
         if self.overloaded:
             raise Overloaded("The model's queue is full, retry later")
         cut = self.info.truncate if truncate is None else truncate
+        texts = [opts.prompt + item if isinstance(item, str) else item for item in inputs]
         seen = []
-        for item in inputs:
-            bad = [i for i in item if not 0 <= i < VOCAB] if not isinstance(item, str) else []
-            if bad:  # the real tokenizer's words
-                raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
-                                   f"(0..{VOCAB - 1})", param="input")
-            seen.append(seen_ids(item, self.info.max_length, cut))
+        spans: list[ChunkSpan] | None = None
+        if opts.chunking is not None and texts and isinstance(texts[0], str):
+            spans = []
+            for i, text in enumerate(texts):
+                ids, offsets = word_offsets(text)  # type: ignore[arg-type]
+                for chunk in chunk_document(ids, offsets, prompt_chars=len(opts.prompt), prefix=[CLS],
+                                            suffix=[SEP], max_length=self.info.max_length,
+                                            options=opts.chunking):
+                    seen.append(chunk.ids)
+                    spans.append(ChunkSpan(i, chunk.start, chunk.end))
+        else:
+            for item in texts:
+                bad = [i for i in item if not 0 <= i < VOCAB] if not isinstance(item, str) else []
+                if bad:  # the real tokenizer's words
+                    raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
+                                       f"(0..{VOCAB - 1})", param="input")
+                seen.append(seen_ids(item, self.info.max_length, cut, opts.truncation_direction))
         self.started.set()
         if self.block is not None:
             try:
@@ -109,8 +145,15 @@ class FakeServable:
             except asyncio.CancelledError:
                 self.cancelled = True
                 raise
-        vectors = [expected_vector(ids, self.info.dimensions, self.info.normalize) for ids in seen]
-        return EmbedResult(np.stack(vectors), [len(ids) for ids in seen], TIMINGS)
+        vectors = np.stack([expected_vector(ids, self.info.dimensions, self.info.normalize) for ids in seen])
+        counts = [len(ids) for ids in seen]
+        if spans is None or opts.chunking is None or opts.chunking.combine == "none":
+            return EmbedResult(vectors, counts, TIMINGS, chunks=spans)
+        owner = np.array([c.input_index for c in spans])
+        weights = np.array(counts)
+        combined = np.stack([weighted_mean(vectors[owner == i], list(weights[owner == i]),
+                                           normalize=self.info.normalize) for i in range(len(texts))])
+        return EmbedResult(combined, [int(weights[owner == i].sum()) for i in range(len(texts))], TIMINGS)
 
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
@@ -141,6 +184,7 @@ class FakeRegistry:
     def __init__(self, *servables: FakeServable, loading: Sequence[str] = (),
                  failed: dict[str, str] | None = None) -> None:
         self.servables = {s.info.name: s for s in servables}
+        self.cache: CacheStats | None = None  # what cache_stats reports (metrics tests set it)
         self.states = {name: ModelStatus(ModelState.AVAILABLE) for name in self.servables}
         self.states.update({name: ModelStatus(ModelState.LOADING) for name in loading})
         for name, error in (failed or {}).items():
@@ -182,6 +226,10 @@ class FakeRegistry:
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         self.observers = factory  # the fake has no batcher: nothing reports
+
+    def cache_stats(self) -> CacheStats | None:
+        return self.cache
+
 
     @property
     def reloadable(self) -> bool:

@@ -222,3 +222,16 @@ def test_live_metrics_count_rest_grpc_and_batches(minilm_repo: Path, tmp_path: P
     assert value(samples, "ovembed_model_state", model="minilm", state="AVAILABLE") == 1
     assert value(samples, "ovembed_queue_depth", model="minilm") == 0
     assert "model minilm device CPU (" in log  # what `ovembed devices` says, per model
+
+
+def test_cache_metrics_come_from_the_registry() -> None:
+    from ovembed.serving.engine.cache import CacheStats
+
+    registry = FakeRegistry(FakeServable("m"))
+    with TestClient(make_app(registry)) as client:
+        off = scrape(client)
+        assert not any(name.startswith("ovembed_cache") for name, _ in off)
+        registry.cache = CacheStats(hits=7, misses=3, entries=2, bytes=1600, max_bytes=4096)
+        on = scrape(client)
+        assert value(on, "ovembed_cache_hits_total") == 7 and value(on, "ovembed_cache_misses_total") == 3
+        assert value(on, "ovembed_cache_bytes") == 1600 and value(on, "ovembed_cache_entries") == 2

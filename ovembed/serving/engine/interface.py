@@ -15,7 +15,10 @@ import numpy as np
 
 from ovembed.config import Pooling
 from ovembed.errors import InvalidInput, ModelNotReady
+from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
+from ovembed.serving.engine.cache import CacheStats
+from ovembed.serving.engine.passages import ChunkingOptions
 
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
@@ -55,6 +58,25 @@ class ModelInfo:
     precision: str  # e.g. "fp32", "int8"
     created: int  # unix time the model folder was written
     task: str = "embeddings"  # "embeddings" or "rerank" (ovembed.config.Task values)
+    prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How a request wants its texts embedded (token-id documents take none of these)."""
+
+    prompt: str = ""  # text put in front of every text input (already chosen by the use case)
+    truncation_direction: Literal["left", "right"] = "right"  # which end truncation cuts
+    chunking: ChunkingOptions | None = None  # split long texts instead of truncating/rejecting
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """Which input a result row belongs to and the characters of it that the row covers."""
+
+    input_index: int
+    start: int
+    end: int
 
 
 @dataclass
@@ -71,6 +93,8 @@ class EmbedResult:
     embeddings: np.ndarray  # float32 [n_inputs, dimensions], rows in input order
     token_counts: list[int]  # real tokens per input after truncation, special tokens included
     timings: Timings = field(default_factory=Timings)
+    # chunking "none": one row per chunk, described here (rows then outnumber the inputs)
+    chunks: list[ChunkSpan] | None = None
 
     @property
     def prompt_tokens(self) -> int:
@@ -121,10 +145,12 @@ class Servable(Protocol):
         """Documents waiting in the model's queue (not yet sent to the engine)."""
         ...
 
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
+                    options: EmbedOptions | None = None) -> EmbedResult:
         """Embed texts or token-id documents.
 
-        ``truncate=None`` uses the model's default. Raises ``InputTooLong`` (truncate false and
+        ``truncate=None`` uses the model's default; ``options`` adds a prompt, the truncation
+        direction and chunking (texts only). Raises ``InputTooLong`` (truncate false and
         an input longer than ``info.max_length``), ``InvalidInput`` (e.g. token id out of the
         vocabulary), ``Overloaded`` (queue full). Cancelling the awaiting task drops the work.
         """
@@ -190,6 +216,10 @@ class Registry(Protocol):
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """From now on, each model's batcher reports to ``factory(model_name)``."""
+        ...
+
+    def cache_stats(self) -> CacheStats | None:
+        """The embedding cache's counters (``--cache_bytes``), or None when there is none."""
         ...
 
     # -- live reload ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GRAPH_FILENAME, GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
+from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
 from ovembed.serving.engine.chunking import PairChunker
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
@@ -275,6 +276,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
         name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=created,
+        prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
     )
     _, why = inference_precision(graph, cfg, device, precision)
     log.info("model %s computes in %s (%s)", name, exec_precision or "the device's default", why)

@@ -22,6 +22,7 @@ from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.graphs import RerankGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
+from ovembed.serving.engine.cache import CacheStats, EmbeddingCache
 from ovembed.serving.engine.interface import BatchObserver, ModelState, ModelStatus, not_ready
 from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_reason
 from ovembed.serving.engine.rerank_model import load_rerank_model
@@ -68,6 +69,11 @@ class ModelRegistry:
         self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
         self._held: set[str] = set()  # models still being prepared (pull mode): not ready until released
+        # One byte budget for every model's repeated inputs; a reload drops the model's entries.
+        self.cache = EmbeddingCache(cfg.cache_bytes) if cfg.cache_bytes > 0 else None
+
+    def cache_stats(self) -> CacheStats | None:
+        return self.cache.stats() if self.cache is not None else None
 
     def observe_batches(self, factory: Callable[[str], BatchObserver]) -> None:
         """Give each model's batcher ``factory(model name)`` as its observer (metrics); call
@@ -234,7 +240,8 @@ class ModelRegistry:
                                            max_allowed_chunks=loaded.rerank.max_allowed_chunks,
                                            max_doc_length=loaded.rerank.max_doc_length)
         else:
-            slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher)
+            slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
+                                              version=version)
         slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
@@ -253,5 +260,7 @@ class ModelRegistry:
         slot.loaded = None
         if servable is not None:
             await servable.close(self.cfg.graceful_timeout if timeout is None else timeout)
+            if self.cache is not None:  # after close: its last requests may still have cached
+                self.cache.drop_scope(servable.scope)
         if loaded is not None:
             await asyncio.to_thread(loaded.engine.close)

@@ -20,6 +20,7 @@ from ovembed.serving.engine.batcher import Batcher
 from ovembed.serving.engine.chunking import Chunks, PairChunker
 from ovembed.serving.engine.interface import (
     DEFAULT_RERANK,
+    EmbedOptions,
     EmbedResult,
     Inputs,
     ModelInfo,
@@ -44,7 +45,8 @@ class RerankServable(EmbeddingServable):
         self.max_allowed_chunks = max_allowed_chunks
         self.max_doc_length = max_doc_length
 
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
+                    options: EmbedOptions | None = None) -> EmbedResult:
         raise wrong_task(self.info, "embeddings")
 
     def _chunk(self, query: str, documents: Sequence[str], options: RerankOptions) -> Chunks:

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ovembed.errors import InvalidInput
 from ovembed.serving.engine.batcher import Batcher
+from ovembed.serving.engine.cache import EmbeddingCache
 from ovembed.serving.engine.interface import (
     DEFAULT_RERANK,
+    ChunkSpan,
+    EmbedOptions,
     EmbedResult,
     Inputs,
     ModelInfo,
@@ -29,6 +34,7 @@ from ovembed.serving.engine.interface import (
     Timings,
     wrong_task,
 )
+from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.engine.tokenizer import ServingTokenizer, TokenIds
 
 log = logging.getLogger("ovembed.serving.engine")
@@ -36,13 +42,18 @@ log = logging.getLogger("ovembed.serving.engine")
 # Tokenizing more text than this runs in a worker thread so the event loop stays responsive
 # (tokenizers releases the GIL); below it the thread hop costs more than it saves.
 _INLINE_CHARS = 16_384
+_NO_OPTIONS = EmbedOptions()
+T = TypeVar("T")
 
 
 class EmbeddingServable:
     """One loaded model: ``embed`` and ``tokenize`` for the front ends."""
 
-    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher) -> None:
+    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher, *,
+                 cache: EmbeddingCache | None = None, version: int = 1) -> None:
         self._info = info
+        self._cache = cache  # shared by every model (--cache_bytes); None when off
+        self._scope = (info.name, version)
         self.tokenizer = tokenizer
         self.batcher = batcher
         self._active = 0  # embed calls in progress
@@ -52,6 +63,11 @@ class EmbeddingServable:
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    @property
+    def scope(self) -> tuple[str, int]:
+        """(name, version): this version's part of the cache."""
+        return self._scope
 
     @property
     def queue_depth(self) -> int:
@@ -83,11 +99,14 @@ class EmbeddingServable:
             if self._active == 0:
                 self._quiet.set()
 
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
-        """Texts get special tokens; token-id documents are used as given (token_type_ids 0).
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
+                    options: EmbedOptions | None = None) -> EmbedResult:
+        """Texts get the prompt and special tokens; token-id documents are used as given
+        (token_type_ids 0). ``options.chunking`` splits long texts (see :mod:`.passages`).
 
         Raises ``InputTooLong``, ``InvalidInput``, ``Overloaded``; cancelling drops the work.
         """
+        opts = options or _NO_OPTIONS
         if isinstance(inputs, str):
             inputs = [inputs]
         elif len(inputs) and isinstance(inputs[0], (int, np.integer)):
@@ -95,26 +114,84 @@ class EmbeddingServable:
         if len(inputs) == 0:
             return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
         cut = self._info.truncate if truncate is None else truncate
+        texts = isinstance(inputs[0], str)
         with self.in_progress():
             started = time.perf_counter()
-            docs = await self._encode(inputs, cut)
+            spans: list[ChunkSpan] | None = None
+            if texts and opts.chunking is not None:
+                docs, spans = await self._off_loop(inputs, self._chunk, inputs, opts)  # type: ignore[arg-type]
+            else:
+                docs = await self._encode(inputs, cut, opts)
             tokenized = time.perf_counter()
             if log.isEnabledFor(logging.DEBUG):  # carries the request id (server.RequestIdFilter)
                 log.debug("%s: %d input(s), %d tokens, tokenized in %.1f ms", self._info.name, len(docs),
                           sum(len(d) for d in docs), (tokenized - started) * 1e3)
-            result = await self.batcher.submit(docs)
-        timings = Timings(tokenization=tokenized - started, queue=result.queue_seconds,
-                          inference=result.inference_seconds)
-        return EmbedResult(result.embeddings, [len(d) for d in docs], timings)
+            rows, queue_s, infer_s = await self._infer(docs)
+        timings = Timings(tokenization=tokenized - started, queue=queue_s, inference=infer_s)
+        counts = [len(d) for d in docs]
+        if spans is None:
+            return EmbedResult(rows, counts, timings)
+        assert opts.chunking is not None
+        if opts.chunking.combine == "none":
+            return EmbedResult(rows, counts, timings, chunks=spans)
+        owner = np.array([c.input_index for c in spans])
+        combined = np.stack([weighted_mean(rows[owner == i], [n for n, o in zip(counts, owner, strict=True)
+                                                              if o == i], normalize=self._info.normalize)
+                             for i in range(len(inputs))])
+        totals = [int(sum(n for n, o in zip(counts, owner, strict=True) if o == i)) for i in range(len(inputs))]
+        return EmbedResult(combined, totals, timings)
 
-    async def _encode(self, inputs: Inputs, truncate: bool) -> list[TokenIds]:
+    async def _infer(self, docs: Sequence[TokenIds]) -> tuple[np.ndarray, float, float]:
+        """Rows for ``docs``: cached ones from the cache, the others from the batcher (then
+        cached). Returns (rows, queue seconds, inference seconds)."""
+        cache = self._cache
+        if cache is None:
+            result = await self.batcher.submit(docs)
+            return result.embeddings, result.queue_seconds, result.inference_seconds
+        keys = [cache.key(self._scope, self._info.task, d) for d in docs]
+        found = [cache.get(k) for k in keys]
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        rows = np.empty((len(docs), self._info.dimensions), dtype=np.float32)
+        queue_s = infer_s = 0.0
+        if missing:
+            result = await self.batcher.submit([docs[i] for i in missing])
+            queue_s, infer_s = result.queue_seconds, result.inference_seconds
+            for j, i in enumerate(missing):
+                rows[i] = result.embeddings[j]
+                cache.put(keys[i], result.embeddings[j], len(docs[i]))
+        for i, hit in enumerate(found):
+            if hit is not None:
+                rows[i] = hit[0]
+        return rows, queue_s, infer_s
+
+    async def _off_loop(self, texts: Sequence[str], fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread for large inputs (tokenizers releases the GIL)."""
+        if sum(len(t) for t in texts if isinstance(t, str)) > _INLINE_CHARS:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
+    def _chunk(self, texts: Sequence[str], opts: EmbedOptions) -> tuple[list[TokenIds], list[ChunkSpan]]:
+        assert opts.chunking is not None
+        prefix, suffix = self.tokenizer.affixes
+        docs: list[TokenIds] = []
+        spans: list[ChunkSpan] = []
+        encoded = self.tokenizer.encode_with_offsets([opts.prompt + t for t in texts])
+        for i, (ids, offsets) in enumerate(encoded):
+            for chunk in chunk_document(ids, offsets, prompt_chars=len(opts.prompt), prefix=prefix,
+                                        suffix=suffix, max_length=self._info.max_length,
+                                        options=opts.chunking):
+                docs.append(np.asarray(chunk.ids, dtype=np.int64))
+                spans.append(ChunkSpan(i, chunk.start, chunk.end))
+        return docs, spans
+
+    async def _encode(self, inputs: Inputs, truncate: bool, opts: EmbedOptions) -> list[TokenIds]:
         first = inputs[0]
         if isinstance(first, str):
             texts: Sequence[str] = inputs  # type: ignore[assignment]
-            if sum(len(t) for t in texts if isinstance(t, str)) > _INLINE_CHARS:
-                return await asyncio.to_thread(self.tokenizer.encode_texts, texts,
-                                               truncate=truncate)
-            return self.tokenizer.encode_texts(texts, truncate=truncate)
+            if opts.prompt:
+                texts = [opts.prompt + t if isinstance(t, str) else t for t in texts]
+            return await self._off_loop(texts, functools.partial(
+                self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction), texts)
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ the model's special tokens; token-id documents are taken as they are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class ServingTokenizer:
         self._truncating = Tokenizer.from_str(tokenizer_json)
         self._truncating.no_padding()
         self._truncating.enable_truncation(max_length)
+        self._truncating_left = Tokenizer.from_str(tokenizer_json)  # truncation_direction "left"
+        self._truncating_left.no_padding()
+        self._truncating_left.enable_truncation(max_length, direction="left")
         self.num_special_tokens = self._plain.num_special_tokens_to_add(False)
         self.vocab_size = vocab_size or self._plain.get_vocab_size(with_added_tokens=True)
         self.pad_id = self._find_pad_id(declared_pad, pad_token)
@@ -80,20 +84,41 @@ class ServingTokenizer:
 
     # -- embeddings ----------------------------------------------------------------------
 
-    def encode_texts(self, texts: Sequence[str], *, truncate: bool) -> list[TokenIds]:
+    def encode_texts(self, texts: Sequence[str], *, truncate: bool,
+                     direction: str = "right") -> list[TokenIds]:
         """Ids with special tokens, one tokenizer call for the whole batch.
 
-        ``truncate`` false: an input longer than ``max_length`` raises ``InputTooLong``.
+        ``truncate`` false: an input longer than ``max_length`` raises ``InputTooLong``; true:
+        tokens are cut at the end (``direction`` "right") or the start ("left"), special tokens
+        kept.
         """
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidInput(f"input[{i}] must be a string", param="input")
-        tok = self._truncating if truncate else self._plain
+        tok = (self._truncating_left if direction == "left" else self._truncating) if truncate else self._plain
         encodings = tok.encode_batch_fast(list(texts), add_special_tokens=True)
         ids: list[TokenIds] = [e.ids for e in encodings]
         if not truncate:
             self._check_lengths(ids)
         return ids
+
+    def encode_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """(ids, character offsets) per text, without special tokens and untruncated (chunking)."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInput(f"input[{i}] must be a string", param="input")
+        encodings = self._plain.encode_batch(list(texts), add_special_tokens=False)
+        return [(list(e.ids), [tuple(o) for o in e.offsets]) for e in encodings]  # type: ignore[misc]
+
+    @functools.cached_property
+    def affixes(self) -> tuple[list[int], list[int]]:
+        """The special tokens the model puts before and after a text (BERT: [CLS], [SEP])."""
+        plain = self._plain.encode("a", add_special_tokens=False).ids
+        full = self._plain.encode("a", add_special_tokens=True).ids
+        for i in range(len(full) - len(plain) + 1):
+            if full[i:i + len(plain)] == plain:
+                return list(full[:i]), list(full[i + len(plain):])
+        return list(full), []  # pragma: no cover - a post-processor that rewrites the text
 
     def encode_ids(self, docs: Sequence[Sequence[int]], *, truncate: bool) -> list[TokenIds]:
         """Validate pre-tokenized documents: no special tokens added, ids within the vocabulary."""

@@ -24,6 +24,7 @@ from ovembed.serving.wire import tei
 logger = logging.getLogger("ovembed.serving")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+COHERE_V2_PATHS = frozenset({"/v2/rerank", "/v2/embed"})  # Cohere's v2 SDK paths, not KServe
 
 
 class JSONResponse(Response):
@@ -39,7 +40,7 @@ def api_family(path: str) -> str:
     """``"ollama"``, ``"kserve"``, ``"tei"`` or ``"openai"``: decides the error envelope."""
     if path == "/rerank":
         return "tei"
-    if path == "/v2/rerank":  # Cohere's v2 SDK path, not KServe
+    if path in COHERE_V2_PATHS:
         return "openai"
     if path.startswith("/api/"):
         return "ollama"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from ovembed.errors import InvalidInput
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import Inputs, ModelInfo, Registry, Timings
+from ovembed.serving.engine.interface import ChunkSpan, EmbedOptions, Inputs, ModelInfo, Registry, Timings
+from ovembed.serving.engine.passages import ChunkingOptions
 from ovembed.serving.usecases import models
 
 
@@ -19,6 +21,13 @@ class EmbedRequest:
     truncate: bool | None = None  # None: the model's default
     dimensions: int | None = None  # Matryoshka: keep the first N (already >= 1)
     version: str | None = None  # None or "": the served version
+    # Prompts (texts only; at most one of the three): literal text, one of the model's prompt
+    # names, or a Cohere/vLLM input_type mapped onto them. None of them: the default prompt.
+    prompt: str | None = None
+    prompt_name: str | None = None
+    input_type: str | None = None
+    truncation_direction: Literal["left", "right"] = "right"
+    chunking: ChunkingOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class Embeddings:
     vectors: np.ndarray  # C-contiguous float32 [n_inputs, dimensions or info.dimensions]
     token_counts: list[int]
     timings: Timings = field(default_factory=Timings)
+    chunks: list[ChunkSpan] | None = None  # chunking "none": what each row covers
 
     @property
     def prompt_tokens(self) -> int:
@@ -42,9 +52,26 @@ async def embed(registry: Registry, ctx: RequestContext, req: EmbedRequest) -> E
     if len(req.inputs) == 0:  # nothing for the engine to do
         width = req.dimensions or info.dimensions
         return Embeddings(info, status.version, np.empty((0, width), dtype=np.float32), [])
-    result = await ctx.guard(servable.embed(req.inputs, truncate=req.truncate))
+    options = embed_options(info, req)
+    result = await ctx.guard(servable.embed(req.inputs, truncate=req.truncate, options=options))
     vectors = select_dimensions(result.embeddings, req.dimensions, normalize=info.normalize)
-    return Embeddings(info, status.version, vectors, result.token_counts, result.timings)
+    return Embeddings(info, status.version, vectors, result.token_counts, result.timings, result.chunks)
+
+
+def embed_options(info: ModelInfo, req: EmbedRequest) -> EmbedOptions:
+    """The prompt text, truncation direction and chunking the servable applies.
+
+    Prompts and chunking are for texts: token-id documents are what the model sees, so they
+    get no default prompt, and asking for a prompt or chunking with them is a 400.
+    """
+    texts = isinstance(req.inputs, str) or (len(req.inputs) > 0 and isinstance(req.inputs[0], str))
+    if not texts:
+        for name in ("prompt", "prompt_name", "input_type", "chunking"):
+            if getattr(req, name) is not None:
+                raise InvalidInput(f"'{name}' applies to text inputs, not to token ids", param=name)
+        return EmbedOptions(truncation_direction=req.truncation_direction)
+    prompt = info.prompts.choose(prompt=req.prompt, prompt_name=req.prompt_name, input_type=req.input_type)
+    return EmbedOptions(prompt=prompt, truncation_direction=req.truncation_direction, chunking=req.chunking)
 
 
 def check_dimensions(dimensions: int | None, info: ModelInfo) -> None:

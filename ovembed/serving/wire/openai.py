@@ -2,24 +2,28 @@
 
 ``POST /v3/embeddings`` accepts what the OpenAI API accepts: a string, a non-empty list of
 strings, a list of token ids (one document) or a list of non-empty lists of token ids.
-Unknown fields (and ``user``) are ignored; ``truncate`` is our extension.
+Unknown fields (and ``user``) are ignored. Extensions: ``truncate``, the retrieval fields of
+:mod:`ovembed.serving.wire.retrieval` (prompts, truncation direction, chunking) and the compact
+``encoding_format`` values of :mod:`ovembed.serving.wire.compact`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.interface import ChunkSpan, ModelInfo
 from ovembed.serving.wire import fields
+from ovembed.serving.wire.compact import COMPACT_TYPES, compact
+from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
 from ovembed.serving.wire.vectors import to_base64
 
-EncodingFormat = Literal["float", "base64"]
-ENCODING_FORMATS: tuple[EncodingFormat, ...] = ("float", "base64")
+EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary"]
+ENCODING_FORMATS: tuple[EncodingFormat, ...] = ("float", "base64", *COMPACT_TYPES)
 
 TextInputs: TypeAlias = tuple[str, ...]
 TokenInputs: TypeAlias = tuple[tuple[int, ...], ...]
@@ -37,6 +41,7 @@ class EmbeddingsRequest:
     encoding_format: EncodingFormat = "float"
     dimensions: int | None = None
     truncate: bool | None = None  # None: the model's default
+    retrieval: RetrievalFields = RetrievalFields()
 
 
 def parse_embeddings_request(body: fields.JsonObject, *, max_inputs: int) -> EmbeddingsRequest:
@@ -50,6 +55,7 @@ def parse_embeddings_request(body: fields.JsonObject, *, max_inputs: int) -> Emb
         encoding_format=encoding or "float",
         dimensions=fields.optional_int(body, "dimensions", minimum=1),
         truncate=fields.optional_bool(body, "truncate"),
+        retrieval=parse_retrieval_fields(body),
     )
 
 
@@ -106,27 +112,45 @@ def _token_document(item: object, index: int) -> tuple[int, ...]:
 
 
 def embeddings_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
-                        encoding_format: EncodingFormat) -> dict[str, Any]:
-    """The response body; ``embeddings`` rows are in input order (C-contiguous float32)."""
-    encode = to_base64 if encoding_format == "base64" else _as_is
+                        encoding_format: EncodingFormat,
+                        chunks: Sequence[ChunkSpan] | None = None) -> dict[str, Any]:
+    """The response body; ``embeddings`` rows are in input order (C-contiguous float32).
+
+    With ``chunks`` (chunking "none") there is one item per chunk: ``index`` is its input's,
+    and ``chunk`` says which chunk it is and which characters of the input it covers.
+    """
+    if encoding_format == "base64":
+        rows: Sequence[Any] = [to_base64(row) for row in embeddings]
+    elif encoding_format == "float":
+        rows = embeddings  # orjson serialises numpy arrays directly
+    else:
+        rows = compact(embeddings, encoding_format)
+    if chunks is None:
+        data = [{"object": "embedding", "embedding": row, "index": i} for i, row in enumerate(rows)]
+    else:
+        data = []
+        seen: dict[int, int] = {}
+        for row, span in zip(rows, chunks, strict=True):
+            n = seen[span.input_index] = seen.get(span.input_index, -1) + 1
+            data.append({"object": "embedding", "embedding": row, "index": span.input_index,
+                         "chunk": {"index": n, "start": span.start, "end": span.end}})
     return {
         "object": "list",
-        "data": [
-            {"object": "embedding", "embedding": encode(row), "index": i}
-            for i, row in enumerate(embeddings)
-        ],
+        "data": data,
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
 
 
-def _as_is(row: np.ndarray) -> np.ndarray:
-    return row  # orjson serialises numpy arrays directly
-
-
 def model_card(info: ModelInfo) -> dict[str, Any]:
-    """OpenAI's model card plus ``task`` (``"embeddings"`` or ``"rerank"``)."""
-    return {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task}
+    """OpenAI's model card plus ``task`` (``"embeddings"`` or ``"rerank"``) and what the model
+    supports: prompts, dimensions, input limit, output encodings (ovembed's extension fields)."""
+    card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
+            "dimensions": info.dimensions, "max_length": info.max_length}
+    if info.task == "embeddings":
+        card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
+                    encoding_formats=list(ENCODING_FORMATS))
+    return card
 
 
 def model_list(infos: Iterable[ModelInfo]) -> dict[str, Any]:

@@ -325,3 +325,22 @@ def test_overloaded_says_when_to_retry() -> None:
         await running
 
     run(main())
+
+
+def test_a_lone_document_is_not_padded_and_batches_are() -> None:
+    async def main() -> None:
+        engine = FakeEngine(slots=1, auto=False)
+        batcher = Batcher(engine, BatchPolicy(pad_multiple=8, max_wait=0.05), max_queue=100)
+        first = asyncio.create_task(batcher.submit([[5, 6, 7, 8, 9]]))
+        await asyncio.sleep(0)
+        rest = asyncio.create_task(batcher.submit([[1, 2, 3], [4] * 9]))
+        await asyncio.sleep(0)
+        engine.release()
+        await first
+        await asyncio.sleep(0.1)
+        engine.release()
+        res = await rest
+        assert [b.shape for b in engine.batches] == [(1, 5), (2, 16)]
+        np.testing.assert_array_equal(res.embeddings, expected([[1, 2, 3], [4] * 9]))
+
+    run(main())

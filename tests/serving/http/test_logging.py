@@ -16,7 +16,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from ovembed.serving.engine.interface import EmbedResult, Inputs
+from ovembed.serving.engine.interface import EmbedOptions, EmbedResult, Inputs
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.http import server
@@ -29,10 +29,11 @@ engine_log = logging.getLogger("ovembed.serving.engine")
 class LoggingServable(FakeServable):
     """Logs from its own task and from a worker thread, as the real engine may."""
 
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None) -> EmbedResult:
+    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
+                    options: EmbedOptions | None = None) -> EmbedResult:
         engine_log.warning("embedding in the request's task")
         await asyncio.to_thread(engine_log.warning, "tokenizing in a worker thread")
-        return await super().embed(inputs, truncate=truncate)
+        return await super().embed(inputs, truncate=truncate, options=options)
 
 
 @pytest.fixture

