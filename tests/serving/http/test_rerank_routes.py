@@ -271,3 +271,59 @@ def test_metrics_count_rerank_requests(client: TestClient) -> None:
     text = client.get("/metrics").text
     lines = [line for line in text.splitlines() if 'model="rerank/xlmr"' in line and not line.startswith("#")]
     assert any("/v3/rerank" in line for line in lines), lines[:5]
+
+
+def test_reload_adds_and_removes_a_rerank_model(rerank_repo: Path, tmp_path: Path) -> None:
+    import json
+
+    root = rerank_repo.parent
+    config = tmp_path / "config.json"
+
+    def write(names: list[str]) -> None:
+        entries = [{"config": {"name": n, "base_path": str(root / n)}} for n in names]
+        config.write_text(json.dumps({"model_config_list": entries}))
+
+    write(["embed/bert"])
+    cfg = ServeConfig(config_path=config, file_system_poll_wait_seconds=0)
+    with TestClient(create_app(cfg)) as c:
+        deadline = time.monotonic() + 300
+        while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        body = {"model": "rerank/bert", "query": QUERY, "documents": DOCS}
+        assert c.post("/v3/rerank", json=body).status_code == 404
+        write(["embed/bert", "rerank/bert"])
+        assert c.post("/v1/config/reload").status_code == 201
+        resp = c.post("/v3/rerank", json=body)
+        assert resp.status_code == 200 and len(resp.json()["results"]) == len(DOCS)
+        assert c.post("/rerank", json={"query": QUERY, "texts": DOCS}).status_code == 200  # the only reranker
+        write(["embed/bert"])
+        assert c.post("/v1/config/reload").status_code == 201
+        assert c.post("/v3/rerank", json=body).status_code == 404
+        assert c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json() == {
+            "error": "No rerank model is being served", "error_type": "validation"}
+
+
+def test_serves_an_ovms_written_rerank_folder(rerank_repo: Path, tmp_path: Path, cross_encoders) -> None:  # type: ignore[no-untyped-def]
+    """No ovembed_model.json, OVMS's export_model.py graph: the head comes from the model's own files."""
+    import shutil
+
+    folder = tmp_path / "ovms-bert"
+    shutil.copytree(rerank_repo.parent / "rerank" / "bert", folder)
+    (folder / "ovembed_model.json").unlink()
+    (folder / "graph.pbtxt").write_text(
+        "# OVMS_GRAPH_QUEUE_MAX_SIZE: AUTO\n"
+        'input_stream: "REQUEST_PAYLOAD:input"\noutput_stream: "RESPONSE_PAYLOAD:output"\n'
+        'node {\n  name: "RerankExecutor"\n  input_side_packet: "RERANK_NODE_RESOURCES:rerank_servable"\n'
+        '  calculator: "RerankCalculatorOV"\n  input_stream: "REQUEST_PAYLOAD:input"\n'
+        '  output_stream: "RESPONSE_PAYLOAD:output"\n  node_options: {\n'
+        '    [type.googleapis.com / mediapipe.RerankCalculatorOVOptions]: {\n'
+        '      models_path: "./",\n      plugin_config: \'{"NUM_STREAMS": "1" }\',\n      target_device: "CPU"\n'
+        "    }\n  }\n}\n")
+    cfg = ServeConfig(model_path=folder, model_name="ovms", file_system_poll_wait_seconds=0)
+    with TestClient(create_app(cfg)) as c:
+        deadline = time.monotonic() + 300
+        while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        body = c.post("/rerank", json={"query": QUERY, "texts": DOCS}).json()
+    ref = _reference(cross_encoders, "rerank/bert", DOCS)
+    assert max(abs(r["score"] - ref[r["index"]]) for r in body) < 1e-4
