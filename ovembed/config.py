@@ -248,6 +248,9 @@ class CompareConfig(_Checked):
     trust_remote_code: bool = option(False, "Allow running code shipped with the reference model")
 
 
+INFERENCE_PRECISIONS = ("auto", "f32", "bf16", "f16")
+
+
 @dataclass(frozen=True)
 class ServeConfig(_Checked):
     """`ovembed serve`: OVMS-compatible flags plus batching and limits."""
@@ -265,6 +268,15 @@ class ServeConfig(_Checked):
     target_device: str | None = option(None, "Override every model's target_device")
     max_inputs: int = option(2048, "Maximum inputs in one embeddings request")
     max_body_bytes: int = option(8 * 1024 * 1024, "Maximum request body size in bytes")
+    max_request_tokens: int = option(1 << 20, "Tokens in one embeddings or tokenize request (after tokenizing, "
+                                     "padding included) before it gets 413")
+    inference_precision: str = option(
+        "auto", "Precision the device computes in: f32 (batch-invariant vectors), bf16, f16, or auto (f32 for "
+        "fp32/fp16 models on CPU, else the device's default); overrides INFERENCE_PRECISION_HINT in graph.pbtxt")
+    max_connections: int = option(1000, "Concurrent HTTP connections and requests before new ones get 503 "
+                                  "(uvicorn's limit_concurrency)")
+    header_timeout: float = option(10.0, "Seconds a client has to send the request line and headers, from "
+                                   "connecting or from its previous response (0: no limit)")
     # 2048: throughput is flat from 2048 up on MiniLM, while activation memory grows with the
     # budget (peak RSS serving MiniLM fp32: 16384 -> 412 MB, 2048 -> 266 MB).
     max_batch_tokens: int = option(2048, "Token budget of one inference batch (padded length x batch size)")
@@ -303,9 +315,12 @@ class ServeConfig(_Checked):
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
         _require(0 <= self.port < 65536, f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {self.port}")
         _require(self.port != self.rest_port, f"--port (gRPC) and --rest_port must differ, both are {self.port}")
-        for name in ("max_inputs", "max_body_bytes", "max_batch_tokens", "max_batch_size", "max_queue"):
+        for name in ("max_inputs", "max_body_bytes", "max_batch_tokens", "max_batch_size", "max_queue",
+                     "max_connections", "max_request_tokens"):
             _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds"):
+        _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
+                 f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
+        for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")
 

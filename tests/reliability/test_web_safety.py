@@ -120,3 +120,20 @@ def test_control_characters_are_escaped_in_text_logs() -> None:
     text = server.TextFormatter().format(record)
     assert "\n" not in text and "\x1b" not in text
     assert 'GET "/v2/models/a\\nFAKE 200 OK\\x1b[31m/ready" 404' in text
+
+
+def test_tokenize_ceilings() -> None:
+    with client(max_request_tokens=40) as c:  # the fake model's maximum length is 8
+        huge = c.post("/v3/tokenize", json={"model": "fake", "text": "hi", "max_length": 1 << 40,
+                                            "pad_to_max_length": True})
+        assert huge.status_code == 400
+        assert huge.json()["error"]["message"] == (
+            "'max_length' 1099511627776 is larger than the model's maximum length 8: padding goes at most that far")
+        many = c.post("/v3/tokenize", json={"model": "fake", "text": ["hi"] * 6, "pad_to_max_length": True})
+        assert many.status_code == 413
+        assert many.json()["error"]["message"] == (
+            "Too many tokens: 48 in one request, the limit is 40 (--max_request_tokens)")
+        long = c.post("/v3/tokenize", json={"model": "fake", "text": " ".join(["w"] * 60)})
+        assert long.status_code == 413
+        ok = c.post("/v3/tokenize", json={"model": "fake", "text": "a b", "max_length": 4, "pad_to_max_length": True})
+        assert ok.status_code == 200 and len(ok.json()["tokens"]) == 4

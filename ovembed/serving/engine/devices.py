@@ -183,6 +183,16 @@ def _bf16_note(info: DeviceInfo) -> str | None:
             '"INFERENCE_PRECISION_HINT": "bf16" in plugin_config (ovembed keeps f32 for fp32 models otherwise)')
 
 
+def _compute_note(info: DeviceInfo) -> str:
+    """What ``--inference_precision auto`` picks on this device, and why."""
+    if not info.name.startswith("CPU"):
+        return "--inference_precision auto: the device's default (override with f32, bf16 or f16)"
+    default = "bf16" if info.bf16_accelerated else "f32"
+    return ("--inference_precision auto: fp32/fp16 models in f32 (a vector does not depend on its batch); "
+            f"int8/int4 models in the device's default, {default} on this CPU"
+            + (" (batch-dependent up to ~2e-3: pass f32 to avoid)" if default == "bf16" else ""))
+
+
 def devices_report(infos: list[DeviceInfo]) -> str:
     """What ``ovembed devices`` prints: each device, its capabilities and what suits it."""
     if not infos:
@@ -201,6 +211,7 @@ def devices_report(infos: list[DeviceInfo]) -> str:
         bf16 = _bf16_note(info)
         if bf16:
             lines.append(f"  bf16:          {bf16}")
+        lines.append(f"  compute:       {_compute_note(info)}")
         lines += [f"  suggested:     ovembed export {advice.export_flags}; "
                   f"PERFORMANCE_HINT {advice.performance_hint}",
                   f"                 ({advice.reason})"]

@@ -33,6 +33,7 @@ from ovembed.errors import ConfigError, OvembedError
 from ovembed.exitcodes import ExitCode
 from ovembed.serving.context import REQUEST_ID
 from ovembed.serving.http.app import begin_shutdown, build_registry, create_app
+from ovembed.serving.http.protocol import with_header_timeout
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -170,6 +171,8 @@ def run(cfg: ServeConfig) -> int:
         access_log=False,  # RequestContextMiddleware logs requests with their id
         server_header=False,
         timeout_graceful_shutdown=math.ceil(cfg.graceful_timeout),
+        http=with_header_timeout(cfg.header_timeout),  # slow-header clients are closed (protocol.py)
+        limit_concurrency=cfg.max_connections,
     ), app)
     logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
                 cfg.rest_port, "required" if app.state.auth_enabled else "off")

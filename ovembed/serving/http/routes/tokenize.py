@@ -14,10 +14,12 @@ from ovembed.serving.wire import tokenize as wire
 
 async def tokenize_texts(request: Request) -> Response:
     body = await deps.json_body(request)
-    req = wire.parse_tokenize_request(body, max_inputs=deps.config(request).max_inputs)
+    cfg = deps.config(request)
+    req = wire.parse_tokenize_request(body, max_inputs=cfg.max_inputs)
     ids = await tokenize(deps.registry(request), deps.context(request), TokenizeRequest(
         req.model, req.texts, max_length=req.max_length, pad_to_max_length=req.pad_to_max_length,
-        add_special_tokens=req.add_special_tokens, padding_side=req.padding_side))
+        add_special_tokens=req.add_special_tokens, padding_side=req.padding_side,
+        max_tokens=cfg.max_request_tokens))
     return JSONResponse(wire.tokenize_response(req, ids))
 
 
