@@ -65,7 +65,7 @@ async def serving(**options: Any) -> AsyncIterator[tuple[Starlette, httpx.AsyncC
     async with app.router.lifespan_context(app):
         assert await app.state.registry.wait_ready(120)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=120) as client:
             yield app, client
 
 
