@@ -255,3 +255,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-rerank": build_bert_reranker,
     "xlmr-rerank": build_xlmr_reranker,
 }
+
+
+# Random tiny weights amplify int8 error: on CPUs with VNNI/AMX OpenVINO also quantizes the
+# activations of int8 layers dynamically, which took the tiny XLM-R's max score difference from
+# 0.038 to 0.098 (Xeon with AMX); a real cross-encoder stays far below the 0.06 default.
+TINY_INT8_MAX_SCORE_DIFF = 0.15

@@ -121,7 +121,7 @@ def test_tokenize_and_raw_http(server: LiveServer) -> None:
     assert ids.status_code == 200
     assert ids.json()["usage"]["prompt_tokens"] == 2
     for header in ("x-tokenization-time", "x-queue-time", "x-inference-time", "x-total-time"):
-        assert ids.headers[header].isdigit()
+        assert float(ids.headers[header]) >= 0  # fractional milliseconds
     unauthorized = httpx.get(f"{server.base_url}/v3/models")
     assert unauthorized.status_code == 401
     assert unauthorized.json()["error"]["type"] == "authentication_error"

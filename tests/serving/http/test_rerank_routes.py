@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from ovembed.config import ServeConfig
 from ovembed.serving.http.app import create_app
+from tests.tiny_models import TINY_INT8_MAX_SCORE_DIFF
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 QUERY = "what is the capital of france"
@@ -44,8 +45,7 @@ def _reference(cross_encoders, model: str, docs: list[str]) -> np.ndarray:  # ty
     return np.asarray(cross_encoders[model].predict([(QUERY, d) for d in docs], show_progress_bar=False))
 
 
-@pytest.mark.xfail(strict=False, reason="order-dependent: fails after the rest of tests/serving/http")
-@pytest.mark.parametrize(("model", "tolerance"), [("rerank/bert", 1e-4), ("rerank/xlmr", 0.06)])
+@pytest.mark.parametrize(("model", "tolerance"), [("rerank/bert", 1e-4), ("rerank/xlmr", TINY_INT8_MAX_SCORE_DIFF)])
 def test_scores_and_order_equal_cross_encoder(client: TestClient, cross_encoders, model: str,  # type: ignore[no-untyped-def]
                                               tolerance: float) -> None:
     resp = client.post("/v3/rerank", json={"model": model, "query": QUERY, "documents": DOCS})
@@ -65,7 +65,7 @@ def test_scores_and_order_equal_cross_encoder(client: TestClient, cross_encoders
     tok = cross_encoders[model].tokenizer
     assert tokens == sum(len(tok(QUERY, d)["input_ids"]) for d in DOCS)
     for header in ("x-tokenization-time", "x-queue-time", "x-inference-time", "x-total-time"):
-        assert resp.headers[header].isdigit()
+        assert float(resp.headers[header]) >= 0  # fractional milliseconds
 
 
 @pytest.mark.parametrize("path", ["/v3/rerank", "/v1/rerank", "/v2/rerank", "/v3/v1/rerank", "/v3/v2/rerank"])
@@ -91,7 +91,6 @@ def test_rank_fields_rank_on_the_named_fields(client: TestClient) -> None:
     assert by_fields["results"] == as_text["results"]
 
 
-@pytest.mark.xfail(strict=False, reason="order-dependent: fails after the rest of tests/serving/http")
 def test_long_document_scores_its_best_chunk(client: TestClient, rerank_repo: Path, rerank_sources) -> None:  # type: ignore[no-untyped-def]
     """The relevant sentence sits past the first window. The reference, the PyTorch model run on
     every chunk, shows the chunk holding it scores far above the first window (which is all a
@@ -275,7 +274,6 @@ def test_metrics_count_rerank_requests(client: TestClient) -> None:
     assert any("/v3/rerank" in line for line in lines), lines[:5]
 
 
-@pytest.mark.xfail(strict=False, reason="order-dependent: fails after the rest of tests/serving/http")
 def test_reload_adds_and_removes_a_rerank_model(rerank_repo: Path, tmp_path: Path) -> None:
     import json
 
@@ -306,7 +304,6 @@ def test_reload_adds_and_removes_a_rerank_model(rerank_repo: Path, tmp_path: Pat
             "error": "No rerank model is being served", "error_type": "validation"}
 
 
-@pytest.mark.xfail(strict=False, reason="order-dependent: fails after the rest of tests/serving/http")
 def test_serves_an_ovms_written_rerank_folder(rerank_repo: Path, tmp_path: Path, cross_encoders) -> None:  # type: ignore[no-untyped-def]
     """No ovembed_model.json, OVMS's export_model.py graph: the head comes from the model's own files."""
     import shutil
