@@ -19,7 +19,7 @@ class ModelSummary:
     name: str
     path: str
     state: str  # "ok" or what is wrong on disk
-    task: str | None = None  # embeddings | rerank
+    task: str | None = None  # embeddings | rerank | sparse
     pooling: str | None = None
     weight_format: str | None = None
     dimensions: int | None = None

@@ -222,7 +222,7 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
     if isinstance(options, SparseGraphOptions):
         from ovembed.export.verify_sparse import compare_sparse_folder
 
-        return compare_sparse_folder(cfg, record, log)
+        return compare_sparse_folder(cfg, record, SENTENCES, log)
     if not isinstance(options, GraphOptions):  # a RerankCalculatorOV graph
         from ovembed.export.verify_rerank import compare_rerank_folder
 

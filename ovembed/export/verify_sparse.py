@@ -143,11 +143,11 @@ def compare_sparse(model_dir: Path, source: Path, texts: Sequence[str], *, max_l
     return SparseComparison(list(texts), ref, got, max_diff, min_agreement)
 
 
-def compare_sparse_folder(cfg: CompareConfig, record: dict[str, object],
+def compare_sparse_folder(cfg: CompareConfig, record: dict[str, object], default_texts: Sequence[str],
                           log: Callable[[str], None] = print) -> SparseComparison:
-    """`ovembed compare` on a sparse folder: the IR and head against the PyTorch masked LM."""
+    """`ovembed compare` on a sparse folder: the IR and head against the PyTorch masked LM, on
+    ``cfg.input`` or else ``default_texts``."""
     from ovembed.export.source import inspect_source
-    from ovembed.export.verify import SENTENCES
 
     model_dir = Path(cfg.model_path)
     source_name = cfg.source_model or record.get("source_path") or record.get("source_model")
@@ -156,7 +156,7 @@ def compare_sparse_folder(cfg: CompareConfig, record: dict[str, object],
     source = inspect_source(str(source_name))
     max_length = int(record.get("max_length") or source.max_length)  # type: ignore[call-overload]
     weight_format = WeightFormat(record.get("weight_format", "fp32"))
-    texts = list(cfg.input) or list(SENTENCES)
+    texts = list(cfg.input) or list(default_texts)
     log(f"comparing {model_dir} ({weight_format.value}, sparse) with the transformers masked-LM reference "
         f"{source.path}, {len(texts)} texts")
     return compare_sparse(model_dir, source.path, texts, max_length=max_length,
