@@ -27,7 +27,8 @@ def test_round_trip(tmp_path: Path) -> None:
     options = SparseGraphOptions(models_path="./", target_device="GPU", plugin_config={"NUM_STREAMS": "2"},
                                  truncate=True, top_k=128, threshold=0.25)
     text = render_sparse_graph(options)
-    assert "SparseEmbeddingsCalculatorOV" in text and "type.googleapis.com/mediapipe.SparseEmbeddingsCalculatorOVOptions" in text
+    assert "SparseEmbeddingsCalculatorOV" in text
+    assert "type.googleapis.com/mediapipe.SparseEmbeddingsCalculatorOVOptions" in text
     assert text.startswith("# OVMS_GRAPH_QUEUE_MAX_SIZE: AUTO\n")
     write_sparse_graph(tmp_path, options)
     assert read_model_graph(tmp_path) == options

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
+from ovembed.heads.sparse import prune
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
 from ovembed.serving.engine.cache import CacheStats
@@ -45,7 +46,6 @@ from ovembed.serving.engine.interface import (
     not_ready,
     wrong_task,
 )
-from ovembed.heads.sparse import prune
 from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.http.app import create_app
 
