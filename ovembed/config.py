@@ -184,6 +184,9 @@ class ExportConfig(_Checked):
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    reference_model: str | None = option(
+        None, "OpenVINO IR sources: PyTorch model (Hub id or folder) to verify the IR against (default: the "
+        "source's own *.safetensors/pytorch_model.bin if it has them, else no verification)")
     prompt: list[str] = option(
         [], "Add a prompt as name=text (repeatable), beside those in config_sentence_transformers.json",
         flags=("--prompt",))
