@@ -399,7 +399,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                     from ovembed.export.rerank import build_rerank
 
                     _quiet_libraries()
-                    record = build_rerank(cfg, source, params, work, log, versions())
+                    record = {**build_rerank(cfg, source, params, work, log, versions()), **_hub_record(source)}
                     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
                 elif from_ir:
                     record, weight_format = _build_from_ir(cfg, source, pooling, prompts, work, log)
