@@ -317,6 +317,19 @@ class ServeConfig(_Checked):
     weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
     pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
     revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
+    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, or rerank (OVMS's rerank_ov works too)")
+    hf_token: str | None = option(None, "With --source_model: Hub token (default: HF_TOKEN or the token file)")
+    extra_quantization_params: str | None = option(
+        None, "With --source_model: optimum-cli style weight-compression options, as ovembed export takes them")
+    skip_normalize: bool = option(False, "With --source_model: do not L2-normalise the embeddings")
+    truncate: bool = option(False, "With --source_model: truncate long inputs instead of rejecting them")
+    num_streams: int = option(1, "With --source_model: NUM_STREAMS written into the graph's plugin_config")
+    max_doc_length: int = option(16000, "With --source_model --task rerank: documents are cut to this many tokens")
+    max_allowed_chunks: int = option(10000, "With --source_model --task rerank: most (query, chunk) pairs per request")
+    overwrite_models: bool = option(False, "With --source_model: export again even if the model is in the repository")
+    trust_remote_code: bool = option(False, "With --source_model: allow code shipped with the model")
+    reference_model: str | None = option(
+        None, "With --source_model of OpenVINO IR: PyTorch model to verify it against (see ovembed export)")
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
@@ -327,6 +340,9 @@ class ServeConfig(_Checked):
             _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
+        _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
+        _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
+        _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")

@@ -432,7 +432,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                     from ovembed.export.rerank import build_rerank
 
                     _quiet_libraries()
-                    record = build_rerank(cfg, source, params, work, log, versions())
+                    record = {**build_rerank(cfg, source, params, work, log, versions()), **_hub_record(source)}
                     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
                 elif cfg.task is Task.SPARSE:
                     from ovembed.export.sparse import build_sparse
