@@ -42,6 +42,7 @@ class Task(str, enum.Enum):
 
     EMBEDDINGS = "embeddings"
     RERANK = "rerank"
+    SPARSE = "sparse"  # SPLADE-style masked LM (ovembed only: OVMS has no sparse task)
 
     def __str__(self) -> str:
         return self.value
@@ -152,8 +153,8 @@ def _require(ok: bool, message: str) -> None:
 class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
-    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
-                        "a cross-encoder with one logit)")
+    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov), rerank (rerank_ov, "
+                        "a cross-encoder with one logit) or sparse (a SPLADE-style masked LM; ovembed only)")
     source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
                                required=True)
     revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
@@ -197,6 +198,9 @@ class ExportConfig(_Checked):
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
         "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+    max_value_diff: float | None = option(
+        None, "sparse verification: largest allowed weight difference to the reference, relative to the largest "
+        "weight (default per weight format: fp32 1e-4, fp16 0.02, int8 0.15, int4 0.4)")
 
     def _check(self) -> None:
         _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")

@@ -26,7 +26,14 @@ from ovembed.export.ir_source import TOKENIZER_IRS, is_ir_folder, require_ir_sta
 from ovembed.export.quantize import QuantizationParams, parse_extra_params
 from ovembed.export.source import SourceModel, inspect_source
 from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration, load_calibration
-from ovembed.graphs import GraphOptions, RerankGraphOptions, write_graph, write_rerank_graph
+from ovembed.graphs import (
+    GraphOptions,
+    RerankGraphOptions,
+    SparseGraphOptions,
+    write_graph,
+    write_rerank_graph,
+    write_sparse_graph,
+)
 from ovembed.hf_files import read_json_object
 from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import (
@@ -57,11 +64,13 @@ class ExportResult:
     task: Task = Task.EMBEDDINGS
     max_score_diff: float | None = None  # rerank verification
     rank_agreement: float | None = None
+    max_value_diff: float | None = None  # sparse verification
+    topk_agreement: float | None = None
 
     def summary(self) -> str:
         what = "kept existing model files, refreshed graph.pbtxt and config.json" if self.reused else "exported"
         ir = self.sizes.get(IR_BIN)
-        shape = "rerank" if self.task is Task.RERANK else f"pooling {self.pooling.value}"
+        shape = self.task.value if self.task is not Task.EMBEDDINGS else f"pooling {self.pooling.value}"
         parts = [f"{self.name}: {what} in {self.seconds:.1f}s -> {self.model_dir}",
                  f"  {shape}, weights {self.weight_format.value}, max length {self.max_length}"]
         if ir is not None:
@@ -71,6 +80,9 @@ class ExportResult:
         if self.max_score_diff is not None:
             parts.append(f"  vs CrossEncoder reference: max score difference {self.max_score_diff:.6f}, "
                          f"rank agreement {self.rank_agreement:.3f}")
+        if self.max_value_diff is not None:
+            parts.append(f"  vs PyTorch masked-LM reference: max relative weight difference {self.max_value_diff:.6f}, "
+                         f"top-k agreement {self.topk_agreement:.3f}")
         parts.append(f"  config: {self.config_path}")
         return "\n".join(parts)
 
@@ -133,9 +145,19 @@ def _rerank_graph_options(cfg: ExportConfig) -> RerankGraphOptions:
                               target_device=cfg.target_device, plugin_config=plugin)
 
 
+def _sparse_graph_options(cfg: ExportConfig) -> SparseGraphOptions:
+    plugin: dict[str, Any] = {"NUM_STREAMS": str(cfg.num_streams)}
+    if cfg.ov_cache_dir is not None:
+        plugin["CACHE_DIR"] = str(cfg.ov_cache_dir)
+    return SparseGraphOptions(models_path="./", target_device=cfg.target_device, plugin_config=plugin,
+                              truncate=cfg.truncate)
+
+
 def _write_task_graph(cfg: ExportConfig, pooling: Pooling, folder: Path) -> None:
     if cfg.task is Task.RERANK:
         write_rerank_graph(folder, _rerank_graph_options(cfg))
+    elif cfg.task is Task.SPARSE:
+        write_sparse_graph(folder, _sparse_graph_options(cfg))
     else:
         write_graph(folder, _graph_options(cfg, pooling))
 
@@ -386,6 +408,9 @@ def _check_ir_options(cfg: ExportConfig) -> None:
                           "published); export from the PyTorch model to compress it yourself")
     if cfg.quantization is Quantization.STATIC:
         raise ExportError("--quantization static does not apply to an OpenVINO IR source (it is used as published)")
+    if cfg.task is Task.SPARSE:
+        raise ExportError("--task sparse from an OpenVINO IR source is not supported yet; export the "
+                          "masked language model from its PyTorch model")
 
 
 def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
@@ -424,9 +449,14 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
 
         check_cross_encoder(source)
         pooling = Pooling.CLS  # unused: a rerank head scores pairs
+    elif cfg.task is Task.SPARSE:
+        from ovembed.export.sparse import check_masked_lm
+
+        check_masked_lm(source)
+        pooling = Pooling.CLS  # unused: the sparse head max-pools over tokens
     else:
         pooling = _choose_pooling(cfg, source, log)
-    prompts = _choose_prompts(cfg, source, log) if cfg.task is Task.EMBEDDINGS else PromptSet()
+    prompts = _choose_prompts(cfg, source, log) if cfg.task is not Task.RERANK else PromptSet()
     repo.mkdir(parents=True, exist_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_temp(target.parent, target.name, log)
@@ -445,6 +475,9 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                 record.update(pooling=pooling.value, normalize=not cfg.skip_normalize,
                               prompts=dict(prompts.prompts), default_prompt_name=prompts.default_name)
                 atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+            elif record and cfg.task is Task.SPARSE:
+                record.update(prompts=dict(prompts.prompts), default_prompt_name=prompts.default_name)
+                atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
             elif record:
                 record.update(max_doc_length=cfg.max_doc_length)
                 atomic_write_text(target / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
@@ -461,6 +494,12 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
 
                     _quiet_libraries()
                     record = {**build_rerank(cfg, source, params, work, log, versions()), **_hub_record(source)}
+                    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+                elif cfg.task is Task.SPARSE:
+                    from ovembed.export.sparse import build_sparse
+
+                    _quiet_libraries()
+                    record = build_sparse(cfg, source, params, prompts, work, log, versions())
                     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
                 elif from_ir:
                     record, weight_format = _build_from_ir(cfg, source, pooling, prompts, work, log)
@@ -482,7 +521,9 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     return ExportResult(name, target, Path(cfg.config_path), pooling, weight_format, max_length, reused,
                         time.perf_counter() - start, min_cos, sizes, task=cfg.task,
                         max_score_diff=verification.get("max_score_diff"),
-                        rank_agreement=verification.get("rank_agreement"))
+                        rank_agreement=verification.get("rank_agreement"),
+                        max_value_diff=verification.get("max_value_diff"),
+                        topk_agreement=verification.get("topk_agreement"))
 
 
 def _remove_empty_parents(folder: Path, stop: Path) -> None:

@@ -165,7 +165,7 @@ def test_rerank_ir_is_used_as_is_and_verified_against_its_cross_encoder(
     original = export_model(ExportConfig(source_model=str(source), model_name="orig", model_repository_path=repo,
                                          task=Task.RERANK, weight_format=WeightFormat.FP32))
     published = _as_published(original.model_dir, tmp_path / "rerank-ov")
-    with pytest.raises(ExportError, match="is a cross-encoder .*--task rerank"):
+    with pytest.raises(ExportError, match=r"is a cross-encoder .*--task rerank"):
         export_model(ExportConfig(source_model=str(published), model_name="wrong", model_repository_path=repo))
     result = export_model(ExportConfig(source_model=str(published), model_name="ir", model_repository_path=repo,
                                        task=Task.RERANK, reference_model=str(source), max_doc_length=300))
