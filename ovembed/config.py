@@ -323,7 +323,8 @@ class ServeConfig(_Checked):
     weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
     pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
     revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
-    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, or rerank (OVMS's rerank_ov works too)")
+    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, rerank (OVMS's rerank_ov works too) "
+                        "or sparse")
     hf_token: str | None = option(None, "With --source_model: Hub token (default: HF_TOKEN or the token file)")
     extra_quantization_params: str | None = option(
         None, "With --source_model: optimum-cli style weight-compression options, as ovembed export takes them")

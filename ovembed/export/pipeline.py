@@ -442,8 +442,9 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
         require_export_stack()
     if source.hub is not None:
         at = f" at {source.hub.commit}" if source.hub.commit else ""
+        kind = "OpenVINO IR, " if source.hub.is_openvino_ir else ""
         log(f"source: {source.hub.repo_id}{at} from the Hugging Face Hub "
-            f"({len(source.hub.files)} files in {source.path})")
+            f"({kind}{len(source.hub.files)} files in {source.path})")
     if cfg.task is Task.RERANK:
         from ovembed.export.rerank import check_cross_encoder
 

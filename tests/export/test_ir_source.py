@@ -95,6 +95,7 @@ def test_hub_ir_repository_is_used_as_is_without_torch(exported: Path, tmp_path:
     assert "using the OpenVINO IR as published: no conversion, weights int8, tokenizer IR from the source" \
         in done.stdout
     assert "not verified: the source holds no PyTorch weights" in done.stdout
+    assert "from the Hugging Face Hub (OpenVINO IR, " in done.stdout
     assert {"openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "tokenizer.json",
             "1_Pooling/config.json"} <= downloaded
     assert "onnx/model.onnx" not in downloaded
