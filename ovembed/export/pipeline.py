@@ -150,7 +150,7 @@ def _sparse_graph_options(cfg: ExportConfig) -> SparseGraphOptions:
     if cfg.ov_cache_dir is not None:
         plugin["CACHE_DIR"] = str(cfg.ov_cache_dir)
     return SparseGraphOptions(models_path="./", target_device=cfg.target_device, plugin_config=plugin,
-                              truncate=cfg.truncate)
+                              truncate=cfg.truncate, top_k=cfg.sparse_top_k or None, threshold=cfg.sparse_threshold)
 
 
 def _write_task_graph(cfg: ExportConfig, pooling: Pooling, folder: Path) -> None:

@@ -165,8 +165,10 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=list(DENSE_FORMATS), chunking=list(COMBINE_MODES))
     elif info.task == "sparse":  # dimensions: the vocabulary size (indices are token ids)
+        pruning = info.pruning or DEFAULT_SPARSE
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
-                    encoding_formats=["sparse"])
+                    encoding_formats=["sparse"],
+                    pruning={"top_k": pruning.top_k, "threshold": pruning.threshold or 0.0})
     return card
 
 
