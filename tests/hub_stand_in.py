@@ -7,7 +7,8 @@ It answers the routes ``snapshot_download`` uses (huggingface_hub 1.x, plain HTT
   ``Content-Length``) and content.
 
 Unknown repositories answer 404 with ``X-Error-Code: RepoNotFound``, gated ones 401 with ``GatedRepo``
-unless the request carries ``Authorization: Bearer <token>`` (``HubStandIn.token``), unknown revisions 404 with ``RevisionNotFound``, as the Hub does. Point ``HF_ENDPOINT`` at ``base_url``.
+unless the request carries ``Authorization: Bearer <token>`` (``HubStandIn.token``), unknown revisions
+404 with ``RevisionNotFound``, as the Hub does. Point ``HF_ENDPOINT`` at ``base_url``.
 
     with hub_stand_in({"org/tiny": tiny_folder}) as hub:
         env = {"HF_ENDPOINT": hub.base_url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
