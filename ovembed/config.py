@@ -42,6 +42,7 @@ class Task(str, enum.Enum):
 
     EMBEDDINGS = "embeddings"
     RERANK = "rerank"
+    SPARSE = "sparse"  # SPLADE-style masked LM (ovembed only: OVMS has no sparse task)
 
     def __str__(self) -> str:
         return self.value
@@ -162,8 +163,8 @@ def _require(ok: bool, message: str) -> None:
 class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
-    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
-                        "a cross-encoder with one logit)")
+    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov), rerank (rerank_ov, "
+                        "a cross-encoder with one logit) or sparse (a SPLADE-style masked LM; ovembed only)")
     source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
                                required=True)
     revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
@@ -193,6 +194,9 @@ class ExportConfig(_Checked):
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    reference_model: str | None = option(
+        None, "OpenVINO IR sources: PyTorch model (Hub id or folder) to verify the IR against (default: the "
+        "source's own *.safetensors/pytorch_model.bin if it has them, else no verification)")
     prompt: list[str] = option(
         [], "Add a prompt as name=text (repeatable), beside those in config_sentence_transformers.json",
         flags=("--prompt",))
@@ -204,6 +208,9 @@ class ExportConfig(_Checked):
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
         "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+    max_value_diff: float | None = option(
+        None, "sparse verification: largest allowed weight difference to the reference, relative to the largest "
+        "weight (default per weight format: fp32 1e-4, fp16 0.02, int8 0.15, int4 0.4)")
 
     def _check(self) -> None:
         _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
@@ -320,6 +327,19 @@ class ServeConfig(_Checked):
     weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
     pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
     revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
+    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, or rerank (OVMS's rerank_ov works too)")
+    hf_token: str | None = option(None, "With --source_model: Hub token (default: HF_TOKEN or the token file)")
+    extra_quantization_params: str | None = option(
+        None, "With --source_model: optimum-cli style weight-compression options, as ovembed export takes them")
+    skip_normalize: bool = option(False, "With --source_model: do not L2-normalise the embeddings")
+    truncate: bool = option(False, "With --source_model: truncate long inputs instead of rejecting them")
+    num_streams: int = option(1, "With --source_model: NUM_STREAMS written into the graph's plugin_config")
+    max_doc_length: int = option(16000, "With --source_model --task rerank: documents are cut to this many tokens")
+    max_allowed_chunks: int = option(10000, "With --source_model --task rerank: most (query, chunk) pairs per request")
+    overwrite_models: bool = option(False, "With --source_model: export again even if the model is in the repository")
+    trust_remote_code: bool = option(False, "With --source_model: allow code shipped with the model")
+    reference_model: str | None = option(
+        None, "With --source_model of OpenVINO IR: PyTorch model to verify it against (see ovembed export)")
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
@@ -330,6 +350,9 @@ class ServeConfig(_Checked):
             _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
+        _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
+        _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
+        _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")

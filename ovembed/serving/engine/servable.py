@@ -24,6 +24,7 @@ from ovembed.serving.engine.batcher import Batcher
 from ovembed.serving.engine.cache import EmbeddingCache
 from ovembed.serving.engine.interface import (
     DEFAULT_RERANK,
+    DEFAULT_SPARSE,
     ChunkSpan,
     EmbedOptions,
     EmbedResult,
@@ -31,6 +32,8 @@ from ovembed.serving.engine.interface import (
     ModelInfo,
     RerankOptions,
     RerankResult,
+    SparseOptions,
+    SparseResult,
     Timings,
     wrong_task,
 )
@@ -199,6 +202,11 @@ class EmbeddingServable:
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
         raise wrong_task(self._info, "rerank")
+
+    async def embed_sparse(self, inputs: Inputs, *, truncate: bool | None = None,
+                           options: EmbedOptions | None = None,
+                           pruning: SparseOptions = DEFAULT_SPARSE) -> SparseResult:
+        raise wrong_task(self._info, "sparse")
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

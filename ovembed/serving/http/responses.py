@@ -3,7 +3,7 @@
 Error bodies follow the API family of the path: OpenAI's envelope
 ``{"error": {"message", "type", "param", "code"}}`` by default, ``{"error": "<message>"}`` for
 Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec);
-TEI's ``{"error", "error_type"}`` for its ``/rerank``.
+TEI's ``{"error", "error_type"}`` for its ``/rerank`` and ``/embed_sparse``.
 Status, type and code come from :func:`ovembed.errors.describe`; the message from
 :func:`ovembed.errors.public_message`, so internal details never reach a client.
 """
@@ -27,6 +27,7 @@ logger = logging.getLogger("ovembed.serving")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 COHERE_V2_PATHS = frozenset({"/v2/rerank", "/v2/embed"})  # Cohere's v2 SDK paths, not KServe
+TEI_PATHS = frozenset({"/rerank", "/embed_sparse"})  # TEI's own routes: TEI's error body
 
 
 # Responses with more numbers than this (vector floats, token ids) are built and serialised in a
@@ -62,7 +63,7 @@ class JSONResponse(Response):
 
 def api_family(path: str) -> str:
     """``"ollama"``, ``"kserve"``, ``"tei"`` or ``"openai"``: decides the error envelope."""
-    if path == "/rerank":
+    if path in TEI_PATHS:
         return "tei"
     if path in COHERE_V2_PATHS:
         return "openai"

@@ -11,7 +11,9 @@ from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
+from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
 from ovembed.serving.wire import openai
+from ovembed.serving.wire import sparse as sparse_wire
 
 
 async def embeddings(request: Request) -> Response:
@@ -19,6 +21,12 @@ async def embeddings(request: Request) -> Response:
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
     ctx = deps.context(request)
     extra = req.retrieval
+    if req.encoding_format == "sparse":
+        sparse = await embed_sparse(deps.registry(request), ctx, SparseRequest(
+            req.model, req.input, truncate=req.truncate, prompt=extra.prompt, prompt_name=extra.prompt_name,
+            input_type=extra.input_type, truncation_direction=extra.truncation_direction, pruning=req.pruning,
+            chunking=extra.chunking))
+        return JSONResponse(sparse_wire.openai_response(sparse), headers=timing_values(sparse.timings, ctx.elapsed()))
     result = await embed(deps.registry(request), ctx, EmbedRequest(
         req.model, req.input, truncate=req.truncate, dimensions=req.dimensions,
         prompt=extra.prompt, prompt_name=extra.prompt_name, input_type=extra.input_type,
