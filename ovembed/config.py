@@ -208,6 +208,10 @@ class ExportConfig(_Checked):
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
         "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+    sparse_top_k: int = option(
+        0, "sparse: default pruning written into graph.pbtxt: keep the N heaviest weights (0: all)")
+    sparse_threshold: float = option(
+        0.0, "sparse: default pruning written into graph.pbtxt: keep weights above this (0: every non-zero one)")
     max_value_diff: float | None = option(
         None, "sparse verification: largest allowed weight difference to the reference, relative to the largest "
         "weight (default per weight format: fp32 1e-4, fp16 0.02, int8 0.15, int4 0.4)")
@@ -216,6 +220,8 @@ class ExportConfig(_Checked):
         _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
         _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
         _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
+        _require(self.sparse_top_k >= 0, "--sparse_top_k must be 0 (keep all) or more")
+        _require(self.sparse_threshold >= 0, "--sparse_threshold must be at least 0")
 
     @property
     def served_name(self) -> str:
@@ -327,7 +333,8 @@ class ServeConfig(_Checked):
     weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
     pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
     revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
-    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, or rerank (OVMS's rerank_ov works too)")
+    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, rerank (OVMS's rerank_ov works too) "
+                        "or sparse")
     hf_token: str | None = option(None, "With --source_model: Hub token (default: HF_TOKEN or the token file)")
     extra_quantization_params: str | None = option(
         None, "With --source_model: optimum-cli style weight-compression options, as ovembed export takes them")

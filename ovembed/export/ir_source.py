@@ -75,6 +75,23 @@ def ir_weight_format(xml: Path) -> WeightFormat:
     return WeightFormat.FP32
 
 
+def check_ir_outputs(xml: Path, *, rerank: bool) -> None:
+    """Refuse an IR whose outputs are not what the task serves: hidden states (or one pooled vector) for
+    embeddings, one logit per pair for rerank."""
+    import openvino as ov
+
+    model = ov.Core().read_model(xml)
+    outputs = [(", ".join(sorted(o.get_names())) or "?", o.get_partial_shape()) for o in model.outputs]
+    ranks = [shape.rank.get_length() if shape.rank.is_static else -1 for _, shape in outputs]
+    found = "; ".join(f"{names} {shape}" for names, shape in outputs)
+    if rerank:
+        last = outputs[0][1][-1] if ranks == [2] else None
+        if last is None or (last.is_static and last.get_length() != 1):
+            raise ExportError(f"--task rerank needs an IR with one output of one logit per pair; {xml} has: {found}")
+    elif 3 not in ranks and ranks != [2]:
+        raise ExportError(f"{xml} outputs neither hidden states (last_hidden_state) nor one embedding: {found}")
+
+
 def copy_ir(source: Path, work: Path) -> list[str]:
     """Copy the IR, the tokenizer IRs present and the small metadata files into ``work``; the names
     of the tokenizer IR files copied."""

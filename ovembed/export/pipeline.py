@@ -34,6 +34,7 @@ from ovembed.graphs import (
     write_rerank_graph,
     write_sparse_graph,
 )
+from ovembed.hf_files import read_json_object
 from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import (
     RECORD_FILENAME,
@@ -149,7 +150,7 @@ def _sparse_graph_options(cfg: ExportConfig) -> SparseGraphOptions:
     if cfg.ov_cache_dir is not None:
         plugin["CACHE_DIR"] = str(cfg.ov_cache_dir)
     return SparseGraphOptions(models_path="./", target_device=cfg.target_device, plugin_config=plugin,
-                              truncate=cfg.truncate)
+                              truncate=cfg.truncate, top_k=cfg.sparse_top_k or None, threshold=cfg.sparse_threshold)
 
 
 def _write_task_graph(cfg: ExportConfig, pooling: Pooling, folder: Path) -> None:
@@ -314,6 +315,11 @@ def _build_from_ir(cfg: ExportConfig, source: SourceModel, pooling: Pooling, pro
     """An OpenVINO IR source used as it is (see :mod:`ovembed.export.ir_source`), inside ``work``."""
     from ovembed.export import ir_source
 
+    architectures = read_json_object(source.path / "config.json").get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        raise ExportError(f"{cfg.source_model} is a cross-encoder (sequence classification): export it with "
+                          "--task rerank")
+    ir_source.check_ir_outputs(source.path / IR_XML, rerank=False)
     copied = ir_source.copy_ir(source.path, work)
     origin = ir_source.prepare_tokenizer(source.path, work, max_length=source.max_length,
                                          trust_remote_code=cfg.trust_remote_code)
@@ -339,6 +345,62 @@ def _build_from_ir(cfg: ExportConfig, source: SourceModel, pooling: Pooling, pro
     return record, weight_format
 
 
+def _build_rerank_from_ir(cfg: ExportConfig, source: SourceModel, work: Path,
+                          log: Log) -> tuple[dict[str, Any], WeightFormat]:
+    """A cross-encoder published as OpenVINO IR, used as it is; verified against a CrossEncoder reference
+    when there is one (its own weights or ``--reference_model``)."""
+    from ovembed.export import ir_source
+    from ovembed.export.rerank import declared_activation, head_for
+    from ovembed.export.tokenizer import load_hf_tokenizer
+
+    ir_source.check_ir_outputs(source.path / IR_XML, rerank=True)
+    copied = ir_source.copy_ir(source.path, work)
+    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
+    head = head_for(tok, declared_activation(source.path))
+    origin = ir_source.prepare_tokenizer(source.path, work, max_length=source.max_length,
+                                         trust_remote_code=cfg.trust_remote_code, add_special_tokens=False)
+    weight_format = ir_source.ir_weight_format(work / IR_XML)
+    ir_source.describe_ir_use(weight_format, cfg.weight_format, origin, log)
+    fields = ir_source.ir_record_fields(origin, copied)
+    record: dict[str, Any] = {
+        "task": "rerank", "source_model": cfg.source_model, "source_path": str(source.path), **_hub_record(source),
+        "model_type": source.model_type, "rerank_head": head.describe(), "max_doc_length": cfg.max_doc_length,
+        "weight_format": weight_format.value, "max_length": source.max_length,
+        "max_length_origin": source.max_length_origin, "versions": versions(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
+    reference = None if cfg.skip_verify else ir_source.resolve_reference(
+        cfg.reference_model, source.path, revision=None, token=cfg.hf_token, quiet=cfg.quiet)
+    if reference is not None:
+        require_export_stack()
+        _quiet_libraries()
+        from ovembed.export.verify_rerank import (
+            DEFAULT_MAX_SCORE_DIFF,
+            DEFAULT_MIN_RANK_AGREEMENT,
+            builtin_pairs,
+            compare_scores,
+        )
+
+        max_diff = cfg.max_score_diff if cfg.max_score_diff is not None else DEFAULT_MAX_SCORE_DIFF[weight_format]
+        min_agree = DEFAULT_MIN_RANK_AGREEMENT[weight_format]
+        pairs = builtin_pairs()
+        log(f"verifying against sentence_transformers.CrossEncoder, {len(pairs)} (query, document) pairs")
+        result = compare_scores(work, reference, pairs, head=head, max_length=source.max_length, max_diff=max_diff,
+                                min_agreement=min_agree, trust_remote_code=cfg.trust_remote_code)
+        log(f"  max score difference {result.max_diff:.6f} (threshold {max_diff}), "
+            f"rank agreement {result.rank_agreement:.3f} (threshold {min_agree})")
+        if not result.passed:
+            raise ExportError("verification failed, nothing was written:\n" + result.summary())
+        record["verification"] = {"max_score_diff": result.max_diff, "threshold": max_diff,
+                                  "rank_agreement": result.rank_agreement, "min_rank_agreement": min_agree,
+                                  "pairs": len(pairs)}
+        record["reference_model"] = cfg.reference_model or cfg.source_model
+    elif not cfg.skip_verify:
+        log("not verified: the source holds no PyTorch weights; pass --reference_model ORG/NAME to compare "
+            "the IR with its CrossEncoder")
+    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+    return record, weight_format
+
+
 def _check_ir_options(cfg: ExportConfig) -> None:
     """Options that change how a model is converted or compressed do not apply to an IR used as it is."""
     if cfg.extra_quantization_params:
@@ -346,9 +408,6 @@ def _check_ir_options(cfg: ExportConfig) -> None:
                           "published); export from the PyTorch model to compress it yourself")
     if cfg.quantization is Quantization.STATIC:
         raise ExportError("--quantization static does not apply to an OpenVINO IR source (it is used as published)")
-    if cfg.task is Task.RERANK:
-        raise ExportError("--task rerank from an OpenVINO IR source is not supported yet; export the "
-                          "cross-encoder from its PyTorch model")
     if cfg.task is Task.SPARSE:
         raise ExportError("--task sparse from an OpenVINO IR source is not supported yet; export the "
                           "masked language model from its PyTorch model")
@@ -378,13 +437,14 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     if from_ir:
         _check_ir_options(cfg)
         has_tokenizers = (source.path / TOKENIZER_IRS[0]).is_file() and (source.path / "tokenizer.json").is_file()
-        require_ir_stack(need_tokenizer_conversion=not has_tokenizers)
+        require_ir_stack(need_tokenizer_conversion=not has_tokenizers or cfg.task is Task.RERANK)
     else:
         require_export_stack()
     if source.hub is not None:
         at = f" at {source.hub.commit}" if source.hub.commit else ""
+        kind = "OpenVINO IR, " if source.hub.is_openvino_ir else ""
         log(f"source: {source.hub.repo_id}{at} from the Hugging Face Hub "
-            f"({len(source.hub.files)} files in {source.path})")
+            f"({kind}{len(source.hub.files)} files in {source.path})")
     if cfg.task is Task.RERANK:
         from ovembed.export.rerank import check_cross_encoder
 
@@ -428,7 +488,9 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
             work = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP_MARK}", dir=target.parent))
             make_readable_dir(work)
             try:
-                if cfg.task is Task.RERANK:
+                if cfg.task is Task.RERANK and from_ir:
+                    record, weight_format = _build_rerank_from_ir(cfg, source, work, log)
+                elif cfg.task is Task.RERANK:
                     from ovembed.export.rerank import build_rerank
 
                     _quiet_libraries()

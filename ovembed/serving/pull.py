@@ -69,7 +69,7 @@ def export_command(cfg: ServeConfig) -> list[str]:
     command += ["--task", cfg.task.value, "--num_streams", str(cfg.num_streams)]
     if cfg.task is Task.RERANK:
         command += ["--max_doc_length", str(cfg.max_doc_length), "--max_allowed_chunks", str(cfg.max_allowed_chunks)]
-    elif cfg.pooling is not None:
+    elif cfg.pooling is not None and cfg.task is Task.EMBEDDINGS:
         command += ["--pooling", cfg.pooling.value]
     for flag, value in (("--revision", cfg.revision), ("--target_device", cfg.target_device),
                         ("--extra_quantization_params", cfg.extra_quantization_params),

@@ -52,7 +52,7 @@ def _as_published(exported: Path, out: Path, *, tokenizer_ir: bool = True) -> Pa
     if not tokenizer_ir:
         for name in ("openvino_tokenizer.xml", "openvino_tokenizer.bin"):
             (out / name).unlink()
-    assert is_ir_folder(out) and (out / "1_Pooling" / "config.json").is_file()
+    assert is_ir_folder(out)
     return out
 
 
@@ -80,6 +80,7 @@ async def _served(config: Path, names: list[str]) -> dict[str, np.ndarray]:
 
 def test_hub_ir_repository_is_used_as_is_without_torch(exported: Path, tmp_path: Path) -> None:
     published = _as_published(exported, tmp_path / "tiny-ov")
+    assert (published / "1_Pooling" / "config.json").is_file()
     (published / "onnx").mkdir()
     (published / "onnx" / "model.onnx").write_bytes(b"not needed")
     repo = tmp_path / "models"
@@ -94,6 +95,7 @@ def test_hub_ir_repository_is_used_as_is_without_torch(exported: Path, tmp_path:
     assert "using the OpenVINO IR as published: no conversion, weights int8, tokenizer IR from the source" \
         in done.stdout
     assert "not verified: the source holds no PyTorch weights" in done.stdout
+    assert "from the Hugging Face Hub (OpenVINO IR, " in done.stdout
     assert {"openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "tokenizer.json",
             "1_Pooling/config.json"} <= downloaded
     assert "onnx/model.onnx" not in downloaded
@@ -136,3 +138,59 @@ def test_ir_source_refuses_compression_options(exported: Path, tmp_path: Path) -
 
 def test_ir_weight_format(exported: Path) -> None:
     assert ir_weight_format(exported / "openvino_model.xml") is WeightFormat.INT8
+
+
+async def _scores(config: Path, names: list[str], query: str, docs: list[str]) -> dict[str, list[float]]:
+    from ovembed.serving.http.app import create_app
+
+    app = create_app(ServeConfig(config_path=config), environ={})
+    out = {}
+    async with app.router.lifespan_context(app):
+        assert await app.state.registry.wait_ready(120)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=120) as client:
+            for name in names:
+                resp = await client.post("/v3/rerank", json={"model": name, "query": query, "documents": docs})
+                assert resp.status_code == 200, resp.text
+                by_index = {r["index"]: r["relevance_score"] for r in resp.json()["results"]}
+                out[name] = [by_index[i] for i in range(len(docs))]
+    return out
+
+
+def test_rerank_ir_is_used_as_is_and_verified_against_its_cross_encoder(
+        rerank_sources: dict[str, Path], tmp_path: Path) -> None:
+    from ovembed.config import Task
+
+    source = rerank_sources["bert-rerank"]
+    repo = tmp_path / "models"
+    original = export_model(ExportConfig(source_model=str(source), model_name="orig", model_repository_path=repo,
+                                         task=Task.RERANK, weight_format=WeightFormat.FP32))
+    published = _as_published(original.model_dir, tmp_path / "rerank-ov")
+    with pytest.raises(ExportError, match=r"is a cross-encoder .*--task rerank"):
+        export_model(ExportConfig(source_model=str(published), model_name="wrong", model_repository_path=repo))
+    result = export_model(ExportConfig(source_model=str(published), model_name="ir", model_repository_path=repo,
+                                       task=Task.RERANK, reference_model=str(source), max_doc_length=300))
+    record = json.loads((result.model_dir / "ovembed_model.json").read_text())
+    assert record["task"] == "rerank" and record["source_format"] == "openvino_ir"
+    assert record["rerank_head"] == json.loads((original.model_dir / "ovembed_model.json").read_text())["rerank_head"]
+    assert record["max_doc_length"] == 300 and record["weight_format"] == "fp32"
+    assert record["verification"]["max_score_diff"] < 1e-4 and result.max_score_diff is not None
+    docs = ["Paris is the capital of France.", "Berlin is in Germany.", "a cat on a mat"]
+    scores = asyncio.run(_scores(repo / "config.json", ["ir", "orig"], "capital of France?", docs))
+    assert scores["ir"] == scores["orig"]
+
+
+def test_ir_without_hidden_states_is_refused(exported: Path, tmp_path: Path) -> None:
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    published = _as_published(exported, tmp_path / "odd-ov")
+    ids = ops.parameter([-1, -1], ov.Type.i64, name="input_ids")
+    axis = ops.constant(np.array([1], dtype=np.int64))
+    score = ops.reduce_sum(ops.convert(ids, ov.Type.f32), axis, keep_dims=False)  # [batch]: no vector at all
+    odd = ov.Model([ops.result(score)], [ids], "odd")
+    odd.outputs[0].get_tensor().set_names({"logits"})
+    ov.save_model(odd, published / "openvino_model.xml")
+    with pytest.raises(ExportError, match="outputs neither hidden states"):
+        export_model(ExportConfig(source_model=str(published), model_repository_path=tmp_path / "models"))
+    assert not (tmp_path / "models" / str(published).lstrip("/")).exists()

@@ -77,6 +77,12 @@ def test_export_options_pass_through_to_the_export(tmp_path: Path) -> None:
     assert export.pooling is Pooling.LAST and export.skip_normalize and export.truncate
     assert export.reference_model == "org/e-pt" and export.task is Task.EMBEDDINGS
 
+    sparse = build_config(ServeConfig, build_parser().parse_args([
+        "serve", "--source_model", "org/s", "--task", "sparse", "--pooling", "LAST",
+        "--model_repository_path", str(tmp_path / "models")]))
+    export = _as_export_config(export_command(pull_config(sparse)))
+    assert export.task is Task.SPARSE and export.pooling is None  # pooling is for embeddings models
+
 
 def _env(tmp_path: Path, endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OVEMBED_", "TRANSFORMERS_", "API_KEY"))}

@@ -100,3 +100,25 @@ def test_models_metrics_and_task_mixups(client: TestClient) -> None:
     assert resp.status_code == 200
     metrics = client.get("/metrics").text
     assert 'endpoint="/embed_sparse"' in metrics and 'model="sparse/bert"' in metrics
+
+
+def test_graph_defaults_prune_and_show_in_the_card(sparse_repo: Path, tmp_path: Path, reference: np.ndarray) -> None:
+    """graph.pbtxt's top_k / threshold (export's --sparse_top_k / --sparse_threshold) apply when a
+    request names none; a request's own fields win."""
+    import shutil
+
+    from ovembed.graphs import SparseGraphOptions, write_sparse_graph
+
+    folder = tmp_path / "splade"
+    shutil.copytree(sparse_repo.parent / "sparse" / "bert", folder)
+    write_sparse_graph(folder, SparseGraphOptions(top_k=7, threshold=0.01))
+    cfg = ServeConfig(model_path=folder, model_name="splade", file_system_poll_wait_seconds=0)
+    with TestClient(create_app(cfg), base_url="http://localhost") as c:
+        deadline = time.monotonic() + 120
+        while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        card = c.get("/v3/models/splade").json()
+        assert card["pruning"] == {"top_k": 7, "threshold": pytest.approx(0.01)}
+        pairs = c.post("/embed_sparse", json={"inputs": TEXTS[0]}).json()[0]
+        assert [p["index"] for p in pairs] == sorted(np.argsort(-reference[0], kind="stable")[:7].tolist())
+        assert len(c.post("/embed_sparse", json={"inputs": TEXTS[0], "top_k": 20}).json()[0]) == 20

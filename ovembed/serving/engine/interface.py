@@ -45,6 +45,15 @@ def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
 
 
 @dataclass(frozen=True)
+class SparseOptions:
+    """Pruning of sparse vectors: the ``top_k`` heaviest weights above ``threshold``; None: the model's
+    default (graph.pbtxt; out of the box every non-zero weight, as TEI)."""
+
+    top_k: int | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a loaded model is; shown by /v2/models/{name}, /v3/models and the logs."""
 
@@ -59,6 +68,7 @@ class ModelInfo:
     created: int  # unix time the model folder was written
     task: str = "embeddings"  # "embeddings", "rerank" or "sparse" (ovembed.config.Task values)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
+    pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
 
 
 @dataclass(frozen=True)
@@ -114,15 +124,6 @@ class RerankResult:
     @property
     def prompt_tokens(self) -> int:
         return sum(self.token_counts)
-
-
-@dataclass(frozen=True)
-class SparseOptions:
-    """Pruning of sparse vectors: the ``top_k`` heaviest weights above ``threshold``; None: the model's
-    default (graph.pbtxt; out of the box every non-zero weight, as TEI)."""
-
-    top_k: int | None = None
-    threshold: float | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from ovembed.errors import InvalidInput
+from ovembed.errors import InvalidInput, PayloadTooLarge
 
 Combine = Literal["mean", "none"]
 COMBINE_MODES: tuple[Combine, ...] = ("mean", "none")
@@ -29,6 +29,7 @@ class ChunkingOptions:
     size: int | None = None
     overlap: int = 0
     combine: Combine = "mean"
+    max_chunks: int | None = None  # most chunks one input may need; more is a 413
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,13 @@ def chunk_document(ids: Sequence[int], offsets: Sequence[tuple[int, int]], *, pr
                            param="chunking")
     prompt_ids = list(ids[:n_prompt])
     content, where = list(ids[n_prompt:]), offsets[n_prompt:]
+    windows = spans(len(content), size, options.overlap)
+    if options.max_chunks is not None and len(windows) > options.max_chunks:
+        raise PayloadTooLarge(f"an input needs {len(windows)} chunks of {size} tokens (overlap {options.overlap}), "
+                              f"more than 'chunking.max_chunks' ({options.max_chunks}): send a shorter text, "
+                              "larger chunks or a higher max_chunks", param="chunking")
     chunks = []
-    for s, e in spans(len(content), size, options.overlap):
+    for s, e in windows:
         start = where[s][0] - prompt_chars if e > s else 0
         end = where[e - 1][1] - prompt_chars if e > s else 0
         chunks.append(Chunk([*prefix, *prompt_ids, *content[s:e], *suffix], max(start, 0), max(end, 0)))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovembed.config import ServeConfig
+from ovembed.config import ServeConfig, Task
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.graphs import RerankGraphOptions, SparseGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
@@ -29,7 +29,7 @@ from ovembed.serving.engine.rerank_model import load_rerank_model
 from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
 from ovembed.serving.engine.sparse import SparseServable
-from ovembed.serving.engine.sparse_model import LoadedSparseModel, batch_token_budget, load_sparse_model
+from ovembed.serving.engine.sparse_model import batch_token_budget, load_sparse_model
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -233,7 +233,8 @@ class ModelRegistry:
             slot.status = ModelStatus(ModelState.UNAVAILABLE, _describe(exc), version)
             return
         policy = self.policy
-        if isinstance(loaded, LoadedSparseModel):  # bound the [batch, seq, vocab] logits the head reduces
+        sparse = loaded.info.task == Task.SPARSE.value
+        if sparse:  # bound the [batch, seq, vocab] logits the head reduces
             policy = replace(policy, max_batch_tokens=batch_token_budget(policy.max_batch_tokens,
                                                                          loaded.info.dimensions))
         batcher = Batcher(loaded.engine, policy, max_queue=self.cfg.max_queue,
@@ -245,10 +246,8 @@ class ModelRegistry:
             slot.servable = RerankServable(loaded.info, loaded.tokenizer, loaded.rerank.chunker, batcher,
                                            max_allowed_chunks=loaded.rerank.max_allowed_chunks,
                                            max_doc_length=loaded.rerank.max_doc_length)
-        elif isinstance(loaded, LoadedSparseModel):
-            slot.servable = SparseServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache, version=version,
-                                           default_top_k=loaded.default_top_k,
-                                           default_threshold=loaded.default_threshold)
+        elif sparse:
+            slot.servable = SparseServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache, version=version)
         else:
             slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
                                               version=version)

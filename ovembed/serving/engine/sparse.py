@@ -38,11 +38,11 @@ class SparseServable(EmbeddingServable):
     """One loaded sparse model; lifecycle (close, in-progress counting) as for embeddings."""
 
     def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher, *,
-                 default_top_k: int | None = None, default_threshold: float = 0.0,
                  cache: EmbeddingCache | None = None, version: int = 1) -> None:
         super().__init__(info, tokenizer, batcher, cache=cache, version=version)
-        self.default_top_k = default_top_k
-        self.default_threshold = default_threshold
+        defaults = info.pruning or DEFAULT_SPARSE  # the graph's top_k / threshold
+        self.default_top_k = defaults.top_k
+        self.default_threshold = defaults.threshold or 0.0
 
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
                     options: EmbedOptions | None = None) -> EmbedResult:

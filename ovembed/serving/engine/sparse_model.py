@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,7 @@ from ovembed.hf_files import read_json_object
 from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
-from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.interface import ModelInfo, SparseOptions
 from ovembed.serving.engine.openvino import (
     MODEL_FILENAME,
     LoadedModel,
@@ -48,19 +47,13 @@ log = logging.getLogger("ovembed.serving")
 LOGITS_BUDGET_BYTES = 256 * 2**20
 
 
-@dataclass
-class LoadedSparseModel(LoadedModel):
-    default_top_k: int | None = None
-    default_threshold: float = 0.0
-
-
 def batch_token_budget(max_batch_tokens: int, vocab: int) -> int:
     """The sparse model's token budget: ``--max_batch_tokens``, bounded by :data:`LOGITS_BUDGET_BYTES`."""
     return max(1, min(max_batch_tokens, LOGITS_BUDGET_BYTES // (4 * max(vocab, 1))))
 
 
 def load_sparse_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
-                      graph: SparseGraphOptions) -> LoadedSparseModel:
+                      graph: SparseGraphOptions) -> LoadedModel:
     """Read, compile and warm up a sparse model; blocking (call it in a worker thread)."""
     started = time.perf_counter()
     model_dir = graph.model_dir(base_path)
@@ -100,7 +93,8 @@ def load_sparse_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
     info = ModelInfo(name=name, dimensions=engine.dimensions, max_length=max_length, pooling=Pooling.CLS,
                      normalize=False, truncate=graph.truncate, device=device, precision=precision,
                      created=created, task=Task.SPARSE.value,
-                     prompts=prompts_from_record(record).with_default(cfg.default_prompt_name))
+                     prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
+                     pruning=SparseOptions(top_k=graph.top_k, threshold=graph.threshold))
     dev = device_info(core, primary_device(core, device))
     exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")
     log.info("sparse model %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
@@ -110,5 +104,4 @@ def load_sparse_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
              max_length, batch_token_budget(cfg.max_batch_tokens, engine.dimensions), graph.top_k or "all",
              graph.threshold, time.perf_counter() - started, released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
-    return LoadedSparseModel(info, engine, tokenizer, default_top_k=graph.top_k,
-                             default_threshold=graph.threshold)
+    return LoadedModel(info, engine, tokenizer)

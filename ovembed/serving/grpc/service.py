@@ -39,6 +39,7 @@ from ovembed.serving.wire.kserve_infer import (
     split_bytes_tensor,
     texts_from_tensor,
 )
+from ovembed.serving.wire.retrieval import parse_retrieval_parameters
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
@@ -177,7 +178,8 @@ class InferenceServicer:
         models.status(self._registry, ctx, name, request.model_version)  # NOT_FOUND before INVALID_ARGUMENT
         req = parse_infer_request(request, max_inputs=self._max_inputs)  # INVALID_ARGUMENT
         result = await embed(self._registry, ctx, EmbedRequest(name, req.texts, truncate=req.truncate,
-                                                               version=request.model_version))
+                                                               version=request.model_version,
+                                                               **req.retrieval.request_fields()))
         response = pb.ModelInferResponse(model_name=result.info.name, model_version=str(result.version),
                                          id=request.id)
         response.outputs.add(name=kserve.OUTPUT_NAME, datatype=kserve.OUTPUT_DATATYPE,
@@ -220,7 +222,18 @@ def parse_infer_request(request: pb.ModelInferRequest, *, max_inputs: int) -> In
     texts = texts_from_tensor(tensor.name, tensor.datatype, list(tensor.shape), elements,
                               max_inputs=max_inputs)
     check_outputs(output.name for output in request.outputs)
-    return InferRequest(texts=texts, id=request.id, truncate=_bool_param(request.parameters, "truncate"))
+    return InferRequest(texts=texts, id=request.id, truncate=_bool_param(request.parameters, "truncate"),
+                        retrieval=parse_retrieval_parameters(_plain_params(request.parameters)))
+
+
+def _plain_params(params: Mapping[str, Any]) -> dict[str, object]:
+    """InferParameter oneofs as plain values (bool, int, str), for the shared parameter reader."""
+    out: dict[str, object] = {}
+    for key, param in params.items():
+        which = param.WhichOneof("parameter_choice")
+        if which is not None:
+            out[key] = getattr(param, which)
+    return out
 
 
 def _bool_param(params: Mapping[str, Any], key: str) -> bool | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ovembed.errors import InvalidInput
 from ovembed.serving.engine.interface import DEFAULT_SPARSE, ChunkSpan, ModelInfo, SparseOptions
+from ovembed.serving.engine.passages import COMBINE_MODES
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
@@ -156,15 +157,18 @@ def embeddings_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
 
 def model_card(info: ModelInfo) -> dict[str, Any]:
     """OpenAI's model card plus ``task`` (``"embeddings"``, ``"rerank"`` or ``"sparse"``) and what the model
-    supports: prompts, dimensions, input limit, output encodings (ovembed's extension fields)."""
+    supports: prompts, dimensions, input limit, output encodings, chunking's combine modes (ovembed's
+    extension fields)."""
     card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
             "dimensions": info.dimensions, "max_length": info.max_length}
     if info.task == "embeddings":
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
-                    encoding_formats=list(DENSE_FORMATS))
+                    encoding_formats=list(DENSE_FORMATS), chunking=list(COMBINE_MODES))
     elif info.task == "sparse":  # dimensions: the vocabulary size (indices are token ids)
+        pruning = info.pruning or DEFAULT_SPARSE
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
-                    encoding_formats=["sparse"])
+                    encoding_formats=["sparse"],
+                    pruning={"top_k": pruning.top_k, "threshold": pruning.threshold or 0.0})
     return card
 
 

@@ -128,6 +128,21 @@ def test_grpc_infer_equals_v3_embeddings(grpc_client: grpcclient.InferenceServer
     assert (response.model_name, response.model_version, response.id) == (MODEL, "1", "grpc-1")
 
 
+def test_grpc_chunking_parameters_equal_v3_embeddings(server: Servers,
+                                                      grpc_client: grpcclient.InferenceServerClient) -> None:
+    """tritonclient's ``parameters`` reach the retrieval options: chunking as on /v3/embeddings."""
+    long = " ".join(TEXTS * 40)  # longer than MiniLM's 256 tokens
+    resp = httpx.post(f"{server.rest.base_url}/v3/embeddings", headers={"Authorization": f"Bearer {KEY}"},
+                      json={"model": MODEL, "input": [long], "input_type": "query",
+                            "chunking": {"size": 128, "overlap": 16}}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    text = grpcclient.InferInput("input", [1], "BYTES")
+    text.set_data_from_numpy(np.array([long.encode()], dtype=np.object_))
+    result = grpc_client.infer(MODEL, [text], headers=grpc_auth(),
+                               parameters={"input_type": "query", "chunk_size": 128, "chunk_overlap": 16})
+    np.testing.assert_allclose(result.as_numpy("embedding")[0], resp.json()["data"][0]["embedding"], atol=ATOL)
+
+
 def test_grpc_errors(grpc_client: grpcclient.InferenceServerClient) -> None:
     text = grpcclient.InferInput("input", [1], "BYTES")
     text.set_data_from_numpy(np.array([b"x"], dtype=np.object_))

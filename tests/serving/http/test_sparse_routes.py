@@ -153,6 +153,8 @@ def test_model_cards_say_task_and_output_types(client: TestClient) -> None:
     assert cards["splade"]["task"] == "sparse" and cards["splade"]["encoding_formats"] == ["sparse"]
     assert cards["splade"]["prompts"] == {"query": "query: "} and cards["splade"]["dimensions"] == 30522
     assert cards["dense"]["task"] == "embeddings" and "sparse" not in cards["dense"]["encoding_formats"]
+    assert cards["dense"]["chunking"] == ["mean", "none"] and "chunking" not in cards["splade"]
+    assert cards["splade"]["pruning"] == {"top_k": None, "threshold": 0.0} and "pruning" not in cards["dense"]
 
 
 def test_openai_sdk_through_extra_body(client: TestClient) -> None:

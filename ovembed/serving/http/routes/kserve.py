@@ -59,7 +59,8 @@ async def infer(request: Request) -> Response:
     req = kserve_infer.parse_rest_request(await deps.parse_json(header), binary,
                                           max_inputs=deps.config(request).max_inputs)
     result = await embed(registry, ctx,
-                         EmbedRequest(target.name, req.texts, truncate=req.truncate, version=target.version))
+                         EmbedRequest(target.name, req.texts, truncate=req.truncate, version=target.version,
+                                      **req.retrieval.request_fields()))
     headers = timing_values(result.timings, ctx.elapsed())
     if not req.binary_output:
         return await json_response(

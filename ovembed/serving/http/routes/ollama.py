@@ -37,12 +37,13 @@ async def embed_texts(request: Request) -> Response:
     fields.check_count(len(req.input), deps.config(request).max_inputs)
     registry, ctx = deps.registry(request), deps.context(request)
     result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), req.input,
-                                                      truncate=req.truncate, dimensions=req.dimensions))
+                                                      truncate=req.truncate, dimensions=req.dimensions,
+                                                      **req.retrieval.request_fields()))
     if not req.input:
         return JSONResponse(ollama.empty_embed_response(req.model))
     total_ns = int(ctx.elapsed() * 1e9)
     return await json_response(lambda: ollama.embed_response(req.model, result.vectors, result.prompt_tokens,
-                                                             total_ns), items=result.vectors.size)
+                                                             total_ns, result.chunks), items=result.vectors.size)
 
 
 async def legacy_embeddings(request: Request) -> Response:

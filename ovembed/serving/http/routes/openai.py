@@ -23,14 +23,10 @@ async def embeddings(request: Request) -> Response:
     extra = req.retrieval
     if req.encoding_format == "sparse":
         sparse = await embed_sparse(deps.registry(request), ctx, SparseRequest(
-            req.model, req.input, truncate=req.truncate, prompt=extra.prompt, prompt_name=extra.prompt_name,
-            input_type=extra.input_type, truncation_direction=extra.truncation_direction, pruning=req.pruning,
-            chunking=extra.chunking))
+            req.model, req.input, truncate=req.truncate, pruning=req.pruning, **extra.request_fields()))
         return JSONResponse(sparse_wire.openai_response(sparse), headers=timing_values(sparse.timings, ctx.elapsed()))
     result = await embed(deps.registry(request), ctx, EmbedRequest(
-        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions,
-        prompt=extra.prompt, prompt_name=extra.prompt_name, input_type=extra.input_type,
-        truncation_direction=extra.truncation_direction, chunking=extra.chunking))
+        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions, **extra.request_fields()))
     return await json_response(
         lambda: openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
                                            req.encoding_format, result.chunks),
