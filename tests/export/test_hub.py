@@ -119,6 +119,20 @@ def test_gated_says_hf_token(hub: HubStandIn, tmp_path: Path) -> None:
     _nothing_written(tmp_path)
 
 
+def test_gated_with_a_token(hub: HubStandIn, tmp_path: Path) -> None:
+    """--hf_token, and HF_TOKEN in the environment, open a gated repository."""
+    done = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated", "--hf_token", hub.token,
+                   "--skip_verify", "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    env = {**_env(tmp_path, hub.base_url), "HF_TOKEN": hub.token}
+    again = _export(tmp_path, env, "--source_model", "org/gated", "--model_name", "gated2", "--skip_verify",
+                    "--quiet", "--revision", hub.commit("org/gated"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    wrong = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated", "--model_name", "g3",
+                    "--hf_token", "hf_wrong", "--revision", "main")
+    assert "is gated" in _one_line_error(wrong)
+
+
 def test_unknown_revision(hub: HubStandIn, tmp_path: Path) -> None:
     line = _one_line_error(_export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/tiny",
                                    "--revision", "v9"))
