@@ -194,3 +194,43 @@ def test_ir_without_hidden_states_is_refused(exported: Path, tmp_path: Path) -> 
     with pytest.raises(ExportError, match="outputs neither hidden states"):
         export_model(ExportConfig(source_model=str(published), model_repository_path=tmp_path / "models"))
     assert not (tmp_path / "models" / str(published).lstrip("/")).exists()
+
+
+def test_serve_pulls_an_ir_repository(exported: Path, tmp_path: Path) -> None:
+    """`serve --source_model OpenVINO/tiny-ov`: the IR is used as is and serves the original's vectors."""
+    import time
+
+    from benchmarks.server_process import free_port
+
+    published = _as_published(exported, tmp_path / "tiny-ov")
+    repo = tmp_path / "models"
+    with hub_stand_in({"OpenVINO/tiny-ov": published}) as hub:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        command = [sys.executable, "-m", "ovembed", "serve", "--source_model", "OpenVINO/tiny-ov", "--model_name",
+                   "tiny", "--model_repository_path", str(repo), "--rest_port", str(port)]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, hub.base_url),
+                                    cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                try:
+                    if httpx.get(f"{base}/v2/health/ready", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.3)
+            resp = httpx.post(f"{base}/v3/embeddings", json={"model": "tiny", "input": TEXTS}, timeout=60)
+            assert resp.status_code == 200, resp.text
+            got = np.array([d["embedding"] for d in resp.json()["data"]], np.float32)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    assert "export: using the OpenVINO IR as published" in log.read_text()
+    config = tmp_path / "orig-config.json"
+    upsert_model(config, "orig", exported)
+    np.testing.assert_allclose(got, asyncio.run(_served(config, ["orig"]))["orig"], rtol=0, atol=1e-6)
