@@ -58,7 +58,7 @@ def server_metadata() -> dict[str, Any]:
 
 
 def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
-    """A rerank model lists no tensors: it is served by the rerank endpoints, not by infer."""
+    """A rerank or sparse model lists no tensors: it is served by its own endpoints, not by infer."""
     embeddings = info.task == "embeddings"
     return {
         "name": info.name,
