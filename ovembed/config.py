@@ -90,6 +90,16 @@ class EncodingFormat(str, enum.Enum):
         return self.value
 
 
+class Scenario(str, enum.Enum):
+    """`ovembed benchmark --scenario`: one kind of client, or bulk and interactive clients at once."""
+
+    UNIFORM = "uniform"
+    MIXED = "mixed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def option(default: Any, help: str, *, required: bool = False, metavar: str | None = None,
            positional: bool = False, flags: tuple[str, ...] = (), env: str | None = None) -> Any:
     """A dataclass field that is also a command-line flag and an environment variable.
@@ -382,8 +392,17 @@ class BenchmarkConfig(_Checked):
     seed: int = option(0, "Random seed for synthetic data and arrival times")
     warmup: int = option(1, "Unmeasured requests sent first; they also check the URL, model and key")
     timeout: float = option(600.0, "Seconds to wait for one response before counting it as failed")
+    scenario: Scenario = option(Scenario.UNIFORM, "uniform: --concurrency clients alike; mixed: one bulk client "
+                                "(--bulk_batch_size inputs per request) plus --concurrency interactive clients "
+                                "(--batch_size inputs) for --duration seconds: interactive p50/p99, bulk docs/s")
+    bulk_batch_size: int = option(1024, "--scenario mixed: inputs per bulk request")
+    duration: float = option(30.0, "--scenario mixed: seconds of sending")
 
     def _check(self) -> None:
+        _require(self.bulk_batch_size >= 1, f"--bulk_batch_size must be at least 1, got {self.bulk_batch_size}")
+        _require(self.duration > 0, f"--duration must be positive, got {self.duration}")
+        _require(self.scenario is Scenario.UNIFORM or self.task is Task.EMBEDDINGS,
+                 "--scenario mixed measures embeddings endpoints")
         _require(self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}")
         _require(self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}")
         _require(self.limit >= 1, f"--limit must be at least 1, got {self.limit}")

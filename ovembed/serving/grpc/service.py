@@ -6,6 +6,10 @@ so a request is accepted or refused the same way on both. What REST puts in head
 metadata here: ``authorization: Bearer <key>`` and ``x-request-id`` in; ``x-request-id`` and,
 for ModelInfer, the ``x-*-time`` timings out (trailing metadata).
 
+ModelReady answers ready=false for a model that is not configured (Triton's behaviour, so
+``tritonclient.grpc``'s ``is_model_ready`` returns False), and ModelConfig (Triton's extension)
+returns the model's configuration in Triton's shape.
+
 The probes (ServerLive, ServerReady, ModelReady) need no key, like ``/v2/health/*`` and
 ``/v2/models/<name>/ready``; every other RPC does when a key is configured.
 """
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from ovembed.errors import InvalidInput, describe, public_message
+from ovembed.errors import InvalidInput, ModelNotFound, describe, public_message
 from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
 from ovembed.serving.engine.interface import ModelState, Registry
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
@@ -103,7 +107,7 @@ def _log(method: str, peer: str, code: grpc.StatusCode, elapsed_ns: int, *, quie
 
 
 class InferenceServicer:
-    """The six KServe v2 RPCs. Registered with the generated
+    """The six KServe v2 RPCs and Triton's ModelConfig. Registered with the generated
     ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
 
     def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int,
@@ -128,7 +132,10 @@ class InferenceServicer:
     @_rpc(protected=False)
     async def ModelReady(self, request: pb.ModelReadyRequest, ctx: RequestContext
                          ) -> tuple[pb.ModelReadyResponse, Metadata]:
-        status = models.status(self._registry, ctx, request.name, request.version)  # unknown -> NOT_FOUND
+        try:
+            status = models.status(self._registry, ctx, request.name, request.version)
+        except ModelNotFound:  # Triton answers ready=false, and tritonclient's is_model_ready() returns False
+            return pb.ModelReadyResponse(ready=False), ()
         return pb.ModelReadyResponse(ready=status.state is ModelState.AVAILABLE), ()
 
     # --- metadata --------------------------------------------------------------------------
@@ -148,6 +155,19 @@ class InferenceServicer:
             name=meta["name"], versions=meta["versions"], platform=meta["platform"],
             inputs=[tensor(**t) for t in meta["inputs"]], outputs=[tensor(**t) for t in meta["outputs"]],
         ), ()
+
+    @_rpc()
+    async def ModelConfig(self, request: pb.ModelConfigRequest, ctx: RequestContext
+                          ) -> tuple[pb.ModelConfigResponse, Metadata]:
+        """Triton's extension: the model's configuration (``tritonclient.grpc.get_model_config``)."""
+        servable, _ = models.servable(self._registry, ctx, request.name, request.version)
+        config = kserve.model_config(servable.info)
+        return pb.ModelConfigResponse(config=pb.ModelConfig(
+            name=config["name"], platform=config["platform"], backend=config["backend"],
+            max_batch_size=config["max_batch_size"],
+            input=[pb.ModelInput(**t) for t in config["input"]],
+            output=[pb.ModelOutput(**t) for t in config["output"]],
+        )), ()
 
     # --- inference -------------------------------------------------------------------------
 

@@ -70,6 +70,25 @@ def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
     }
 
 
+def model_config(info: ModelInfo) -> dict[str, Any]:
+    """Triton's ModelConfig (``get_model_config``) for the fields that apply.
+
+    ``max_batch_size`` 0 is Triton's way to say the dims include the batch dimension, as in
+    :func:`model_metadata`: a ``[-1]`` string tensor in, ``[-1, dimensions]`` FP32 out. Rerank
+    models, which infer does not serve, list no tensors.
+    """
+    embeddings = info.task == "embeddings"
+    return {
+        "name": info.name,
+        "platform": PLATFORM,
+        "backend": "openvino",
+        "max_batch_size": 0,
+        "input": [{"name": INPUT_NAME, "data_type": "TYPE_STRING", "dims": [-1]}] if embeddings else [],
+        "output": [{"name": OUTPUT_NAME, "data_type": "TYPE_FP32", "dims": [-1, info.dimensions]}]
+        if embeddings else [],
+    }
+
+
 def _version_status(status: ModelStatus) -> dict[str, Any]:
     """A serving model may carry an error too: its last reload failed (the old version serves)."""
     failed = status.state is ModelState.UNAVAILABLE

@@ -94,6 +94,17 @@ def test_grpc_health_and_metadata(grpc_client: grpcclient.InferenceServerClient)
     assert grpc_client.is_server_ready()
     assert grpc_client.is_model_ready(MODEL)
     assert grpc_client.is_model_ready(MODEL, model_version="1")
+    assert grpc_client.is_model_ready("nope") is False  # Triton's answer, not an exception
+    assert grpc_client.is_model_ready(MODEL, model_version="7") is False
+    config = grpc_client.get_model_config(MODEL, headers=grpc_auth(), as_json=True)["config"]
+    assert (config["name"], config["platform"], config["backend"]) == (MODEL, "OpenVINO", "openvino")
+    assert config["input"] == [{"name": "input", "data_type": "TYPE_STRING", "dims": ["-1"]}]
+    assert config["output"] == [{"name": "embedding", "data_type": "TYPE_FP32", "dims": ["-1", str(DIM)]}]
+    typed = grpc_client.get_model_config(MODEL, headers=grpc_auth()).config  # tritonclient's own messages
+    assert typed.max_batch_size == 0 and list(typed.output[0].dims) == [-1, DIM]
+    with pytest.raises(InferenceServerException) as info:
+        grpc_client.get_model_config("nope", headers=grpc_auth())
+    assert info.value.status() == "StatusCode.NOT_FOUND"
     server_meta = grpc_client.get_server_metadata(headers=grpc_auth(), as_json=True)
     assert server_meta["name"] == "ovembed"
     meta = grpc_client.get_model_metadata(MODEL, headers=grpc_auth(), as_json=True)

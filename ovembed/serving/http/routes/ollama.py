@@ -10,7 +10,7 @@ from ovembed import __version__
 from ovembed.errors import InputTooLong, InvalidInput
 from ovembed.serving.context import RequestContext
 from ovembed.serving.engine.interface import Registry
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
 from ovembed.serving.wire import fields, ollama
@@ -42,8 +42,8 @@ async def embed_texts(request: Request) -> Response:
     if not req.input:
         return JSONResponse(ollama.empty_embed_response(req.model))
     total_ns = int(ctx.elapsed() * 1e9)
-    return JSONResponse(ollama.embed_response(req.model, result.vectors, result.prompt_tokens, total_ns,
-                                              result.chunks))
+    return await json_response(lambda: ollama.embed_response(req.model, result.vectors, result.prompt_tokens,
+                                                             total_ns, result.chunks), items=result.vectors.size)
 
 
 async def legacy_embeddings(request: Request) -> Response:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed.serving.context import timing_values
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
@@ -27,9 +27,10 @@ async def embeddings(request: Request) -> Response:
         return JSONResponse(sparse_wire.openai_response(sparse), headers=timing_values(sparse.timings, ctx.elapsed()))
     result = await embed(deps.registry(request), ctx, EmbedRequest(
         req.model, req.input, truncate=req.truncate, dimensions=req.dimensions, **extra.request_fields()))
-    content = openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
-                                         req.encoding_format, result.chunks)
-    return JSONResponse(content, headers=timing_values(result.timings, ctx.elapsed()))
+    return await json_response(
+        lambda: openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
+                                           req.encoding_format, result.chunks),
+        items=result.vectors.size, headers=timing_values(result.timings, ctx.elapsed()))
 
 
 async def list_models(request: Request) -> Response:
