@@ -42,6 +42,7 @@ class Task(str, enum.Enum):
 
     EMBEDDINGS = "embeddings"
     RERANK = "rerank"
+    SPARSE = "sparse"  # SPLADE-style masked LM (ovembed only: OVMS has no sparse task)
 
     def __str__(self) -> str:
         return self.value
@@ -84,6 +85,16 @@ class LogFormat(str, enum.Enum):
 class EncodingFormat(str, enum.Enum):
     FLOAT = "float"
     BASE64 = "base64"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Scenario(str, enum.Enum):
+    """`ovembed benchmark --scenario`: one kind of client, or bulk and interactive clients at once."""
+
+    UNIFORM = "uniform"
+    MIXED = "mixed"
 
     def __str__(self) -> str:
         return self.value
@@ -152,8 +163,8 @@ def _require(ok: bool, message: str) -> None:
 class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
-    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov) or rerank (rerank_ov, "
-                        "a cross-encoder with one logit)")
+    task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov), rerank (rerank_ov, "
+                        "a cross-encoder with one logit) or sparse (a SPLADE-style masked LM; ovembed only)")
     source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
                                required=True)
     revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
@@ -183,6 +194,9 @@ class ExportConfig(_Checked):
     min_cosine: float | None = option(
         None, "Verification threshold (default per weight format: fp32 0.9999, fp16 0.999, int8 0.995, int4 0.98)")
     skip_verify: bool = option(False, "Skip the comparison with the PyTorch reference")
+    reference_model: str | None = option(
+        None, "OpenVINO IR sources: PyTorch model (Hub id or folder) to verify the IR against (default: the "
+        "source's own *.safetensors/pytorch_model.bin if it has them, else no verification)")
     prompt: list[str] = option(
         [], "Add a prompt as name=text (repeatable), beside those in config_sentence_transformers.json",
         flags=("--prompt",))
@@ -194,11 +208,20 @@ class ExportConfig(_Checked):
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
         "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+    sparse_top_k: int = option(
+        0, "sparse: default pruning written into graph.pbtxt: keep the N heaviest weights (0: all)")
+    sparse_threshold: float = option(
+        0.0, "sparse: default pruning written into graph.pbtxt: keep weights above this (0: every non-zero one)")
+    max_value_diff: float | None = option(
+        None, "sparse verification: largest allowed weight difference to the reference, relative to the largest "
+        "weight (default per weight format: fp32 1e-4, fp16 0.02, int8 0.15, int4 0.4)")
 
     def _check(self) -> None:
         _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
         _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
         _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
+        _require(self.sparse_top_k >= 0, "--sparse_top_k must be 0 (keep all) or more")
+        _require(self.sparse_threshold >= 0, "--sparse_threshold must be at least 0")
 
     @property
     def served_name(self) -> str:
@@ -270,6 +293,8 @@ class ServeConfig(_Checked):
     max_body_bytes: int = option(8 * 1024 * 1024, "Maximum request body size in bytes")
     max_request_tokens: int = option(1 << 20, "Tokens in one embeddings or tokenize request (after tokenizing, "
                                      "padding included) before it gets 413")
+    max_chunks_per_input: int = option(1024, "Chunks one input of a chunking request may need before it gets 413 "
+                                       "(a request's chunking.max_chunks may lower it)")
     inference_precision: str = option(
         "auto", "Precision the device computes in: f32 (batch-invariant vectors), bf16, f16, or auto (f32 for "
         "fp32/fp16 models on CPU, else the device's default); overrides INFERENCE_PRECISION_HINT in graph.pbtxt")
@@ -311,16 +336,33 @@ class ServeConfig(_Checked):
     weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
     pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
     revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
+    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, rerank (OVMS's rerank_ov works too) "
+                        "or sparse")
+    hf_token: str | None = option(None, "With --source_model: Hub token (default: HF_TOKEN or the token file)")
+    extra_quantization_params: str | None = option(
+        None, "With --source_model: optimum-cli style weight-compression options, as ovembed export takes them")
+    skip_normalize: bool = option(False, "With --source_model: do not L2-normalise the embeddings")
+    truncate: bool = option(False, "With --source_model: truncate long inputs instead of rejecting them")
+    num_streams: int = option(1, "With --source_model: NUM_STREAMS written into the graph's plugin_config")
+    max_doc_length: int = option(16000, "With --source_model --task rerank: documents are cut to this many tokens")
+    max_allowed_chunks: int = option(10000, "With --source_model --task rerank: most (query, chunk) pairs per request")
+    overwrite_models: bool = option(False, "With --source_model: export again even if the model is in the repository")
+    trust_remote_code: bool = option(False, "With --source_model: allow code shipped with the model")
+    reference_model: str | None = option(
+        None, "With --source_model of OpenVINO IR: PyTorch model to verify it against (see ovembed export)")
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
         _require(0 <= self.port < 65536, f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {self.port}")
         _require(self.port != self.rest_port, f"--port (gRPC) and --rest_port must differ, both are {self.port}")
         for name in ("max_inputs", "max_body_bytes", "max_batch_tokens", "max_batch_size", "max_queue",
-                     "max_connections", "max_request_tokens"):
+                     "max_connections", "max_request_tokens", "max_chunks_per_input"):
             _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
+        _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
+        _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
+        _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")
@@ -351,8 +393,17 @@ class BenchmarkConfig(_Checked):
     seed: int = option(0, "Random seed for synthetic data and arrival times")
     warmup: int = option(1, "Unmeasured requests sent first; they also check the URL, model and key")
     timeout: float = option(600.0, "Seconds to wait for one response before counting it as failed")
+    scenario: Scenario = option(Scenario.UNIFORM, "uniform: --concurrency clients alike; mixed: one bulk client "
+                                "(--bulk_batch_size inputs per request) plus --concurrency interactive clients "
+                                "(--batch_size inputs) for --duration seconds: interactive p50/p99, bulk docs/s")
+    bulk_batch_size: int = option(1024, "--scenario mixed: inputs per bulk request")
+    duration: float = option(30.0, "--scenario mixed: seconds of sending")
 
     def _check(self) -> None:
+        _require(self.bulk_batch_size >= 1, f"--bulk_batch_size must be at least 1, got {self.bulk_batch_size}")
+        _require(self.duration > 0, f"--duration must be positive, got {self.duration}")
+        _require(self.scenario is Scenario.UNIFORM or self.task is Task.EMBEDDINGS,
+                 "--scenario mixed measures embeddings endpoints")
         _require(self.batch_size >= 1, f"--batch_size must be at least 1, got {self.batch_size}")
         _require(self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}")
         _require(self.limit >= 1, f"--limit must be at least 1, got {self.limit}")

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ovembed.errors import ConfigError
-from ovembed.graphs import GraphOptions, RerankGraphOptions, read_model_graph
+from ovembed.graphs import GraphOptions, RerankGraphOptions, SparseGraphOptions, read_model_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import RECORD_FILENAME, ModelEntry, read_config, remove_model
 from ovembed.serving.engine.pooling import resolve_pooling
@@ -19,7 +19,7 @@ class ModelSummary:
     name: str
     path: str
     state: str  # "ok" or what is wrong on disk
-    task: str | None = None  # embeddings | rerank
+    task: str | None = None  # embeddings | rerank | sparse
     pooling: str | None = None
     weight_format: str | None = None
     dimensions: int | None = None
@@ -49,7 +49,8 @@ def summarize(entry: ModelEntry) -> ModelSummary:
         return ModelSummary(entry.name, str(base), exc.message)
     state = "ok" if (model_dir / "openvino_model.xml").is_file() else f"{model_dir / 'openvino_model.xml'} missing"
     pooling = None
-    task = "rerank" if isinstance(graph, RerankGraphOptions) else "embeddings"
+    task = ("rerank" if isinstance(graph, RerankGraphOptions)
+            else "sparse" if isinstance(graph, SparseGraphOptions) else "embeddings")
     if isinstance(graph, GraphOptions):
         choice = resolve_pooling(graph.pooling, model_dir, record)
         pooling = choice.pooling.value + ("" if choice.origin == "graph.pbtxt" else f" ({choice.origin})")

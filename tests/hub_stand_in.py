@@ -6,8 +6,9 @@ It answers the routes ``snapshot_download`` uses (huggingface_hub 1.x, plain HTT
 - ``HEAD|GET /{repo_id}/resolve/{revision}/{filename}``: file metadata (``X-Repo-Commit``, ``ETag``,
   ``Content-Length``) and content.
 
-Unknown repositories answer 404 with ``X-Error-Code: RepoNotFound``, gated ones 401 with ``GatedRepo``,
-unknown revisions 404 with ``RevisionNotFound``, as the Hub does. Point ``HF_ENDPOINT`` at ``base_url``.
+Unknown repositories answer 404 with ``X-Error-Code: RepoNotFound``, gated ones 401 with ``GatedRepo``
+unless the request carries ``Authorization: Bearer <token>`` (``HubStandIn.token``), unknown revisions
+404 with ``RevisionNotFound``, as the Hub does. Point ``HF_ENDPOINT`` at ``base_url``.
 
     with hub_stand_in({"org/tiny": tiny_folder}) as hub:
         env = {"HF_ENDPOINT": hub.base_url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
@@ -46,6 +47,7 @@ class HubStandIn:
     gated: set[str] = field(default_factory=set)
     port: int = 0
     requests: list[str] = field(default_factory=list)  # "METHOD path" of every request served
+    token: str = "hf_stand_in_token"  # what opens the gated repositories
 
     @property
     def base_url(self) -> str:
@@ -59,11 +61,11 @@ class HubStandIn:
         prefix = f"GET /{repo_id}/resolve/"
         return {r[len(prefix):].split("/", 1)[1] for r in self.requests if r.startswith(prefix)}
 
-    def _refuse(self, repo_id: str, revision: str) -> Response | None:
+    def _refuse(self, repo_id: str, revision: str, request: Request) -> Response | None:
         if repo_id not in self.repos:
             return Response(status_code=404, headers={"X-Error-Code": "RepoNotFound",
                                                       "X-Error-Message": "Repository not found"})
-        if repo_id in self.gated:
+        if repo_id in self.gated and request.headers.get("authorization") != f"Bearer {self.token}":
             return Response(status_code=401, headers={"X-Error-Code": "GatedRepo",
                                                       "X-Error-Message": "Access to this model is restricted"})
         if revision not in ("main", self.commit(repo_id)):
@@ -74,7 +76,7 @@ class HubStandIn:
     async def _model_info(self, request: Request) -> Response:
         self.requests.append(f"{request.method} {request.url.path}")
         repo_id, _, revision = request.path_params["rest"].partition("/revision/")
-        refused = self._refuse(repo_id, revision or "main")
+        refused = self._refuse(repo_id, revision or "main", request)
         if refused is not None:
             return refused
         folder = self.repos[repo_id]
@@ -87,7 +89,7 @@ class HubStandIn:
         rest = request.path_params["rest"]
         repo_id, _, tail = rest.partition("/resolve/")
         revision, _, filename = tail.partition("/")
-        refused = self._refuse(repo_id, revision)
+        refused = self._refuse(repo_id, revision, request)
         if refused is not None:
             return refused
         path = self.repos[repo_id] / filename

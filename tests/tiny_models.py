@@ -245,6 +245,25 @@ def build_cross_encoder_from(encoder: Path, out: Path) -> Path:
     return out
 
 
+def build_bert_sparse(out: Path) -> Path:
+    """A SPLADE-style masked LM: BERT with an MLM head (tied embeddings), wide random weights so the
+    log(1 + relu(logits)) weights are spread and a few hundred vocabulary entries are non-zero."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = _train("wordpiece", specials)
+    _template(tok, "[CLS] $A:0 [SEP]", ["[CLS]", "[SEP]"])
+    hf_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                               sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+    torch.manual_seed(7)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=64, initializer_range=0.2, **TINY)
+    model = BertForMaskedLM(config)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-mean": lambda p: build_bert(p, "mean"),
     "bert-cls": lambda p: build_bert(p, "cls"),
@@ -254,6 +273,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-prompts": build_bert_prompts,
     "bert-rerank": build_bert_reranker,
     "xlmr-rerank": build_xlmr_reranker,
+    "bert-sparse": build_bert_sparse,
 }
 
 

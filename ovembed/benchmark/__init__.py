@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ovembed.config import BenchmarkConfig
+from ovembed.config import BenchmarkConfig, Scenario
 
 if TYPE_CHECKING:
     from ovembed.benchmark.client import LoadResult
@@ -43,6 +43,8 @@ def run(cfg: BenchmarkConfig) -> int:
     Errors that stop the run before any result (``OvembedError``) propagate for the CLI to
     print as one line.
     """
+    import orjson
+
     from ovembed.benchmark.dataset import load_documents
     from ovembed.benchmark.report import to_json, to_table
     from ovembed.benchmark.stats import summarize
@@ -50,6 +52,14 @@ def run(cfg: BenchmarkConfig) -> int:
 
     documents = load_documents(cfg.dataset, cfg.limit, words=cfg.synthetic_length,
                                seed=cfg.seed)
+    if cfg.scenario is Scenario.MIXED:
+        from ovembed.benchmark import mixed
+
+        result = asyncio.run(mixed.run_mixed(cfg, documents))
+        print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() if cfg.json
+              else mixed.to_table(result, cfg), file=sys.stdout)
+        failed = result.interactive_failures or result.bulk_failures
+        return ExitCode.FAILURE if failed else ExitCode.OK
     summary = summarize(measure(cfg, documents))
     print(to_json(summary, cfg) if cfg.json else to_table(summary, cfg), file=sys.stdout)
     return ExitCode.OK if summary.requests_ok == summary.requests else ExitCode.FAILURE

@@ -58,7 +58,7 @@ def declared_activation(root: Path) -> str:
     return name
 
 
-def _head_for(tok: Any, activation: str) -> RerankHead:
+def head_for(tok: Any, activation: str) -> RerankHead:
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         raise ExportError("--task rerank needs a fast (tokenizer.json) tokenizer")
@@ -93,7 +93,7 @@ def build_rerank(cfg: ExportConfig, source: SourceModel, params: QuantizationPar
     applied = compress_and_save(xml, cfg.weight_format, params)
     log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
-    head = _head_for(tok, declared_activation(source.path))
+    head = head_for(tok, declared_activation(source.path))
     export_tokenizer(tok, work, add_special_tokens=False)  # OVMS adds the pair's special tokens itself
     record: dict[str, Any] = {
         "task": "rerank",

@@ -17,6 +17,7 @@ from ovembed.errors import ExportError
 
 if TYPE_CHECKING:
     from ovembed.export.verify_rerank import ScoreComparison
+    from ovembed.export.verify_sparse import SparseComparison
 
 # Varied on purpose: short and long, punctuation, numbers, code, several languages and scripts.
 SENTENCES: tuple[str, ...] = (
@@ -204,11 +205,12 @@ def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling
     return Comparison(labels, np.concatenate(cosines), threshold, mismatches)
 
 
-def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Comparison | ScoreComparison:
+def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
+                   ) -> Comparison | ScoreComparison | SparseComparison:
     """`ovembed compare`: an exported folder against its (or a given) PyTorch reference."""
     from ovembed.export import require_export_stack
     from ovembed.export.source import inspect_source
-    from ovembed.graphs import GraphOptions, read_model_graph
+    from ovembed.graphs import GraphOptions, SparseGraphOptions, read_model_graph
     from ovembed.prompts import prompts_from_record, read_model_prompts
     from ovembed.repository import read_record
     from ovembed.serving.engine.pooling import resolve_pooling
@@ -217,6 +219,10 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print) -> Co
     model_dir = Path(cfg.model_path)
     options = read_model_graph(model_dir)
     record = read_record(model_dir)
+    if isinstance(options, SparseGraphOptions):
+        from ovembed.export.verify_sparse import compare_sparse_folder
+
+        return compare_sparse_folder(cfg, record, SENTENCES, log)
     if not isinstance(options, GraphOptions):  # a RerankCalculatorOV graph
         from ovembed.export.verify_rerank import compare_rerank_folder
 

@@ -4,7 +4,8 @@
 (:func:`parse_graph_text` -> which calculator + its typed options message) and renders one
 (:func:`render_graph_text`); :mod:`ovembed.graphs.embeddings` maps the EmbeddingsCalculatorOV options onto
 :class:`GraphOptions`, :mod:`ovembed.graphs.rerank` the RerankCalculatorOV options onto
-:class:`RerankGraphOptions`; :func:`read_model_graph` reads either.
+:class:`RerankGraphOptions`, :mod:`ovembed.graphs.sparse` ovembed's own SparseEmbeddingsCalculatorOV options
+onto :class:`SparseGraphOptions`; :func:`read_model_graph` reads any of them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ovembed.graphs.pbtxt import (
     CALCULATORS,
     EMBEDDINGS,
     RERANK,
+    SPARSE,
     Calculator,
     GraphNode,
     parse_graph_text,
@@ -32,16 +34,19 @@ from ovembed.graphs.pbtxt import (
     render_graph_text,
 )
 from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
+from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, sparse_options, write_sparse_graph
 
 __all__ = [
     "CALCULATORS",
     "EMBEDDINGS",
     "GRAPH_FILENAME",
     "RERANK",
+    "SPARSE",
     "Calculator",
     "GraphNode",
     "GraphOptions",
     "RerankGraphOptions",
+    "SparseGraphOptions",
     "parse_graph",
     "parse_graph_text",
     "read_graph",
@@ -50,17 +55,24 @@ __all__ = [
     "render_graph",
     "render_graph_text",
     "render_rerank_graph",
+    "render_sparse_graph",
     "write_graph",
     "write_rerank_graph",
+    "write_sparse_graph",
 ]
 
 
-def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME) -> GraphOptions | RerankGraphOptions:
-    """The options of whichever calculator the folder's graph runs (embeddings or rerank)."""
+def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
+                     ) -> GraphOptions | RerankGraphOptions | SparseGraphOptions:
+    """The options of whichever calculator the folder's graph runs (embeddings, rerank or sparse)."""
     path = Path(model_dir) / graph_file
     text = read_graph_text(path)
     try:
         node = parse_graph_text(text)
-        return rerank_options(node) if node.calculator is RERANK else parse_graph(text)
+        if node.calculator is RERANK:
+            return rerank_options(node)
+        if node.calculator is SPARSE:
+            return sparse_options(node)
+        return parse_graph(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None

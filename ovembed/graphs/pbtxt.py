@@ -27,6 +27,7 @@ from ovembed.graphs.proto import (
     embeddings_calculator_ov_2025_2_pb2,
     embeddings_calculator_ov_pb2,
     rerank_calculator_ov_pb2,
+    sparse_embeddings_calculator_ov_pb2,
 )
 
 # export_model.py's first line. OVMS reads it to size the graph pool; without it the pool is off.
@@ -59,7 +60,11 @@ EMBEDDINGS = Calculator("EmbeddingsCalculatorOV", "EmbeddingsExecutor",
                         embeddings_calculator_ov_pb2.EmbeddingsCalculatorOVOptions)
 RERANK = Calculator("RerankCalculatorOV", "RerankExecutor", "RERANK_NODE_RESOURCES:rerank_servable",
                     rerank_calculator_ov_pb2.RerankCalculatorOVOptions)
-CALCULATORS: dict[str, Calculator] = {c.name: c for c in (EMBEDDINGS, RERANK)}
+# ovembed's own (OVMS has no sparse calculator): graphs/proto/sparse/sparse_embeddings_calculator_ov.proto
+SPARSE = Calculator("SparseEmbeddingsCalculatorOV", "SparseEmbeddingsExecutor",
+                    "SPARSE_EMBEDDINGS_NODE_RESOURCES:sparse_embeddings_servable",
+                    sparse_embeddings_calculator_ov_pb2.SparseEmbeddingsCalculatorOVOptions)
+CALCULATORS: dict[str, Calculator] = {c.name: c for c in (EMBEDDINGS, RERANK, SPARSE)}
 
 # Older schemas, tried when a graph does not parse against the current one. Same full message names.
 _LEGACY_OPTIONS: dict[str, type[Message]] = {

@@ -100,11 +100,17 @@ class RequestContext:
         task = asyncio.ensure_future(work)
         watcher = asyncio.ensure_future(self.client_gone())
         try:
-            await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when the caller itself is cancelled (server shutdown)
-            for pending in (task, watcher):
-                pending.cancel()
-        if task.done() and not task.cancelled():
-            return task.result()
-        await asyncio.gather(task, return_exceptions=True)  # let the cancellation land
+            try:
+                await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the caller itself is cancelled (server shutdown)
+                for pending in (task, watcher):
+                    pending.cancel()
+            if task.done() and not task.cancelled():
+                return task.result()
+            await asyncio.gather(task, return_exceptions=True)  # let the cancellation land
+        finally:
+            # An error re-raised by task.result() carries this frame in its traceback, and the
+            # frame holds the task, which holds the error: a cycle that kept every rejected
+            # request's tokenized batch alive until a full gc pass. Drop the references.
+            del task, watcher
         raise ClientGone("The client closed the connection before the response was ready")

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovembed.config import ServeConfig
+from ovembed.config import ServeConfig, Task
 from ovembed.errors import ConfigError
 from ovembed.repository import atomic_write_text, read_config
 
@@ -47,8 +48,11 @@ def pull_config(cfg: ServeConfig) -> ServeConfig:
 
 
 def needs_export(cfg: ServeConfig) -> bool:
-    """Whether the served name is missing from config.json (or its folder has no graph.pbtxt)."""
+    """Whether the served name is missing from config.json (or its folder has no graph.pbtxt), or
+    ``--overwrite_models`` asks for a new export."""
     assert cfg.config_path is not None
+    if cfg.overwrite_models:
+        return True
     name = served_name(cfg)
     for entry in read_config(cfg.config_path):
         if entry.name == name:
@@ -62,19 +66,36 @@ def export_command(cfg: ServeConfig) -> list[str]:
     command = [sys.executable, "-m", "ovembed", "export", "--quiet", "--source_model", cfg.source_model,
                "--model_name", served_name(cfg), "--model_repository_path", str(cfg.model_repository_path),
                "--config_file_path", str(cfg.config_path), "--weight-format", cfg.weight_format.value]
-    if cfg.pooling is not None:
+    command += ["--task", cfg.task.value, "--num_streams", str(cfg.num_streams)]
+    if cfg.task is Task.RERANK:
+        command += ["--max_doc_length", str(cfg.max_doc_length), "--max_allowed_chunks", str(cfg.max_allowed_chunks)]
+    elif cfg.pooling is not None and cfg.task is Task.EMBEDDINGS:
         command += ["--pooling", cfg.pooling.value]
-    if cfg.revision is not None:
-        command += ["--revision", cfg.revision]
-    if cfg.target_device is not None:
-        command += ["--target_device", cfg.target_device]
+    for flag, value in (("--revision", cfg.revision), ("--target_device", cfg.target_device),
+                        ("--extra_quantization_params", cfg.extra_quantization_params),
+                        ("--reference_model", cfg.reference_model)):
+        if value is not None:
+            command.append(f"{flag}={value}")  # '=': a value may start with '--'
+    for flag, on in (("--skip_normalize", cfg.skip_normalize), ("--truncate", cfg.truncate),
+                     ("--overwrite_models", cfg.overwrite_models), ("--trust_remote_code", cfg.trust_remote_code)):
+        if on:
+            command.append(flag)
     return command
+
+
+def export_env(cfg: ServeConfig) -> dict[str, str]:
+    """The export's environment: the server's, with ``--hf_token`` as HF_TOKEN (not on its command line,
+    where any local user could read it)."""
+    env = dict(os.environ)
+    if cfg.hf_token is not None:
+        env["HF_TOKEN"] = cfg.hf_token
+    return env
 
 
 async def _run_export(cfg: ServeConfig) -> int:
     command = export_command(cfg)
     log.info("pull: exporting %s as %s into %s", cfg.source_model, served_name(cfg), cfg.model_repository_path)
-    proc = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL,
+    proc = await asyncio.create_subprocess_exec(*command, env=export_env(cfg), stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     try:

@@ -315,3 +315,34 @@ def test_percentile_matches_numpy() -> None:
     values = sorted(np.random.default_rng(0).exponential(size=101).tolist())
     for q in (50, 90, 99):
         assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_mixed_scenario_reports_interactive_latency_and_bulk_throughput(
+        fake: tuple[str, _State], capsys: pytest.CaptureFixture[str]) -> None:
+    base, state = fake
+    state.max_in_flight = 0
+    cfg = _cfg(base + "/v3/embeddings", scenario="mixed", bulk_batch_size=50, batch_size=1, concurrency=3,
+               duration=0.6)
+    code, out = _run_json(cfg, capsys)
+    assert code == 0
+    assert (out["interactive_clients"], out["interactive_batch_size"], out["bulk_batch_size"]) == (3, 1, 50)
+    assert out["interactive_failures"] == out["bulk_failures"] == 0
+    # every client sends back to back for 0.6 s against a fake that takes 20 ms a request
+    assert out["bulk_requests"] >= 5 and out["interactive_requests"] >= 3 * 5
+    lat = out["interactive_latency_ms"]
+    assert lat["p99"] >= lat["median"] >= 1000 * SLEEP_S
+    assert out["bulk_throughput_docs_per_s"] == pytest.approx(
+        50 * out["bulk_requests"] / out["duration_s"])
+    assert out["duration_s"] >= 0.6
+    assert state.max_in_flight == 4  # the bulk client and the three interactive ones at once
+    assert run(replace(cfg, json=False)) == 0
+    table = capsys.readouterr().out
+    for label in ("interactive latency ms", "p99", "bulk throughput", "docs/s", "1 bulk client x 50 docs"):
+        assert label in table
+
+
+def test_mixed_scenario_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="--bulk_batch_size"):
+        BenchmarkConfig(model="m", scenario="mixed", bulk_batch_size=0)
+    with pytest.raises(ConfigError, match="--duration"):
+        BenchmarkConfig(model="m", scenario="mixed", duration=0)

@@ -61,7 +61,7 @@ def _unit(vector: list[float]) -> np.ndarray:
 def test_every_demo_is_tested() -> None:
     demos = {p.name for p in DEMOS.iterdir() if p.suffix in (".py", ".sh")}
     assert demos == {"curl.sh", "openai_client.py", "ollama_client.py", "langchain_client.py",
-                     "semantic_search.py", "compare.sh"}
+                     "rerank_clients.py", "semantic_search.py", "compare.sh"}
     for script in ("curl.sh", "compare.sh"):
         assert os.access(DEMOS / script, os.X_OK), f"demos/{script} is not executable"
     assert len(list((DEMOS / "data").glob("*.txt"))) == 8
@@ -185,6 +185,47 @@ def test_langchain_client(server: LiveServer, minilm_repo: Path) -> None:
         match = re.search(r"^length-safe: a \d+-word text embedded in chunks of 240 tokens -> 384 dimensions, "
                           r"cosine (\S+) with its single sentence$", out, re.M)
         assert match and float(match.group(1)) > 0.7, out
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+@pytest.fixture(scope="module")
+def rerank_server(rerank_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("demos-rerank")
+    key_file = tmp / "api_key"
+    key_file.write_text(f"{KEY}\n")
+    with live_server(rerank_repo, tmp / "server.log", "--api_key_file", str(key_file)) as running:
+        yield running
+
+
+def test_rerank_clients(rerank_server: LiveServer) -> None:
+    """Every client installed ranks exactly as the raw ``/v3/rerank`` call (the tiny model's scores
+    mean nothing; that the clients parse them unchanged is the point)."""
+    pytest.importorskip("cohere")
+    import httpx
+
+    sys.path.insert(0, str(DEMOS))
+    try:
+        import rerank_clients as demo
+    finally:
+        sys.path.remove(str(DEMOS))
+    raw = httpx.post(f"{rerank_server.base_url}/v3/rerank", headers={"Authorization": f"Bearer {KEY}"},
+                     json={"model": "rerank/bert", "query": demo.QUERY, "documents": demo.DOCUMENTS, "top_n": 3})
+    expected = ", ".join(f"#{r['index']} {r['relevance_score']:.4f}" for r in raw.json()["results"])
+    env = clean_env(OVEMBED_URL=rerank_server.base_url, OVEMBED_MODEL="rerank/bert", API_KEY=KEY)
+    out = subprocess.run([sys.executable, str(DEMOS / "rerank_clients.py")], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    assert f"cohere: {expected}" in out.splitlines(), out
+    for name, package in (("langchain", "langchain_cohere"), ("llamaindex", "llama_index.postprocessor.cohere_rerank")):
+        if _installed(package):
+            assert f"{name}: {expected}" in out.splitlines(), out
+        else:
+            assert f"{name}: skipped" in out, out
 
 
 def test_semantic_search(server: LiveServer, tmp_path: Path) -> None:

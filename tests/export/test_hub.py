@@ -119,6 +119,20 @@ def test_gated_says_hf_token(hub: HubStandIn, tmp_path: Path) -> None:
     _nothing_written(tmp_path)
 
 
+def test_gated_with_a_token(hub: HubStandIn, tmp_path: Path) -> None:
+    """--hf_token, and HF_TOKEN in the environment, open a gated repository."""
+    done = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated", "--hf_token", hub.token,
+                   "--skip_verify", "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    env = {**_env(tmp_path, hub.base_url), "HF_TOKEN": hub.token}
+    again = _export(tmp_path, env, "--source_model", "org/gated", "--model_name", "gated2", "--skip_verify",
+                    "--quiet", "--revision", hub.commit("org/gated"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    wrong = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated", "--model_name", "g3",
+                    "--hf_token", "hf_wrong", "--revision", "main")
+    assert "is gated" in _one_line_error(wrong)
+
+
 def test_unknown_revision(hub: HubStandIn, tmp_path: Path) -> None:
     line = _one_line_error(_export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/tiny",
                                    "--revision", "v9"))
@@ -139,3 +153,28 @@ def test_no_network(tmp_path: Path) -> None:
     assert "model 'org/tiny' is not in the Hugging Face cache" in line
     assert f"the Hugging Face Hub ({closed}) cannot be reached" in line and str(tmp_path / "hf" / "hub") in line
     _nothing_written(tmp_path)
+
+
+def test_disk_full_while_downloading_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from ovembed.errors import ExportError
+    from ovembed.export.hub import fetch
+
+    def full(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    info = SimpleNamespace(sha="a" * 40, siblings=[SimpleNamespace(rfilename="config.json"),
+                                                    SimpleNamespace(rfilename="model.safetensors")])
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, revision=None: info)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", full)
+    with pytest.raises(ExportError) as caught:
+        fetch("org/big", quiet=True)
+    message = str(caught.value)
+    assert message.startswith("disk full while downloading 'org/big' into ") and "HF_HUB_CACHE" in message
+    assert "\n" not in message

@@ -21,11 +21,13 @@ from starlette.applications import Starlette
 
 from ovembed.config import Pooling, ServeConfig
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
+from ovembed.heads.sparse import prune
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
 from ovembed.serving.engine.cache import CacheStats
 from ovembed.serving.engine.interface import (
     DEFAULT_RERANK,
+    DEFAULT_SPARSE,
     BatchObserver,
     ChunkSpan,
     EmbedOptions,
@@ -37,6 +39,9 @@ from ovembed.serving.engine.interface import (
     RerankOptions,
     RerankResult,
     Servable,
+    SparseOptions,
+    SparseResult,
+    SparseVector,
     Timings,
     not_ready,
     wrong_task,
@@ -83,6 +88,14 @@ def expected_vector(ids: Sequence[int], dimensions: int, normalize: bool) -> np.
     return vec / np.linalg.norm(vec) if normalize else vec * np.float32(3.0)
 
 
+def expected_sparse(ids: Sequence[int], vocab: int = VOCAB) -> np.ndarray:
+    """The fake sparse model's weights: each id it saw weighs 0.5 per occurrence, plus 0.1 x position."""
+    row = np.zeros(vocab, dtype=np.float32)
+    for position, token in enumerate(ids):
+        row[token] += np.float32(0.5 + 0.1 * position)
+    return row
+
+
 class FakeServable:
     """One fake model. Knobs: ``overloaded``, ``fail_with`` (any exception), ``block`` (an
     event embed waits on, to test cancellation; ``cancelled`` records it), ``queue_depth``
@@ -90,11 +103,15 @@ class FakeServable:
 
     def __init__(self, name: str = "fake", *, dimensions: int = 16, max_length: int = 8,
                  normalize: bool = True, truncate: bool = False, precision: str = "fp32",
-                 prompts: PromptSet | None = None) -> None:
+                 prompts: PromptSet | None = None, task: str = "embeddings") -> None:
+        """``task="sparse"``: a sparse model (vocabulary-sized vectors, :func:`expected_sparse`)."""
+        if task == "sparse":
+            dimensions, normalize = VOCAB, False
         self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
                                pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
                                device="CPU", precision=precision, created=CREATED,
-                               prompts=prompts or PromptSet())
+                               prompts=prompts or PromptSet(), task=task)
+        self.pruning: list[SparseOptions] = []
         self.calls: list[tuple[list[Any], bool | None]] = []
         self.tokenize_calls: list[dict[str, Any]] = []
         self.options: list[EmbedOptions] = []
@@ -111,6 +128,33 @@ class FakeServable:
 
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
                     options: EmbedOptions | None = None) -> EmbedResult:
+        if self._info.task != "embeddings":
+            raise wrong_task(self._info, "embeddings")
+        return await self._embed(inputs, truncate, options)
+
+    async def embed_sparse(self, inputs: Inputs, *, truncate: bool | None = None,
+                           options: EmbedOptions | None = None,
+                           pruning: SparseOptions = DEFAULT_SPARSE) -> SparseResult:
+        if self._info.task != "sparse":
+            raise wrong_task(self._info, "sparse")
+        if options is not None and options.chunking is not None:
+            raise InvalidInput("chunking is for dense embeddings", param="chunking")
+        self.pruning.append(pruning)
+        cut = self.info.truncate if truncate is None else truncate
+        opts = options or EmbedOptions()
+        texts = [opts.prompt + item if isinstance(item, str) else item for item in inputs]
+        seen = [seen_ids(item, self.info.max_length, cut, opts.truncation_direction) for item in texts]
+        self.calls.append((list(inputs), truncate))
+        self.options.append(opts)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.overloaded:
+            raise Overloaded("The model's queue is full, retry later")
+        vectors = [SparseVector(*prune(expected_sparse(ids), top_k=pruning.top_k, threshold=pruning.threshold or 0.0))
+                   for ids in seen]
+        return SparseResult(vectors, [len(ids) for ids in seen], TIMINGS)
+
+    async def _embed(self, inputs: Inputs, truncate: bool | None, options: EmbedOptions | None) -> EmbedResult:
         opts = options or EmbedOptions()
         self.calls.append((list(inputs), truncate))
         self.options.append(opts)

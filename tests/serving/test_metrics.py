@@ -164,8 +164,8 @@ def test_grpc_requests_are_counted() -> None:
                 request.inputs.add(name="input", datatype="BYTES", shape=[1])
                 request.raw_input_contents.append(struct.pack("<I", 5) + b"hello")
                 await stub.ModelInfer(request)
-                with pytest.raises(grpc.aio.AioRpcError):
-                    await stub.ModelReady(pb.ModelReadyRequest(name="nope"))
+                with pytest.raises(grpc.aio.AioRpcError):  # (ModelReady answers ready=false instead)
+                    await stub.ModelMetadata(pb.ModelMetadataRequest(name="nope"))
         finally:
             await grpc_server.stop(server, grace=1)
 
@@ -173,7 +173,7 @@ def test_grpc_requests_are_counted() -> None:
     samples = parse(metrics.exposition().decode())
     infer = "/inference.GRPCInferenceService/ModelInfer"
     assert value(samples, "ovembed_requests_total", model="minilm", endpoint=infer, status="OK") == 1
-    assert value(samples, "ovembed_requests_total", model="", endpoint="/inference.GRPCInferenceService/ModelReady",
+    assert value(samples, "ovembed_requests_total", model="", endpoint="/inference.GRPCInferenceService/ModelMetadata",
                  status="NOT_FOUND") == 1
     assert value(samples, "ovembed_request_duration_seconds_count", endpoint=infer) == 1
 

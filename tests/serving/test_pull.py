@@ -14,14 +14,22 @@ import numpy as np
 import pytest
 
 from benchmarks.server_process import free_port
-from ovembed.config import Pooling, ServeConfig, WeightFormat
+from ovembed.cli import _join_flag_values, build_config, build_parser
+from ovembed.config import ExportConfig, Pooling, ServeConfig, Task, WeightFormat
 from ovembed.errors import ConfigError
-from ovembed.serving.pull import export_command, needs_export, pull_config
+from ovembed.serving.pull import export_command, export_env, needs_export, pull_config
 from tests.hub_stand_in import hub_stand_in
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Embeddings from a Hub id in one command."]
+
+
+def _as_export_config(command: list[str]) -> ExportConfig:
+    """The ExportConfig ``ovembed export`` builds from the pull's command line (so it is a valid one)."""
+    assert command[1:4] == ["-m", "ovembed", "export"]
+    args = build_parser().parse_args(command[3:])
+    return build_config(ExportConfig, args)  # type: ignore[no-any-return]
 
 
 def test_pull_config_and_export_command(tmp_path: Path) -> None:
@@ -31,13 +39,49 @@ def test_pull_config_and_export_command(tmp_path: Path) -> None:
     assert json.loads(cfg.config_path.read_text()) == {"model_config_list": []}
     assert needs_export(cfg)
     command = export_command(cfg)
-    assert command[1:5] == ["-m", "ovembed", "export", "--quiet"]
-    flags = dict(zip(command[5::2], command[6::2], strict=True))
-    assert flags["--source_model"] == "org/m" and flags["--model_name"] == "org/m"
-    assert flags["--weight-format"] == "fp16" and flags["--pooling"] == "MEAN" and flags["--revision"] == "v1"
-    assert flags["--config_file_path"] == str(cfg.config_path)
+    assert command[4] == "--quiet"
+    export = _as_export_config(command)
+    assert export.source_model == "org/m" and export.served_name == "org/m" and export.quiet
+    assert export.weight_format is WeightFormat.FP16 and export.pooling is Pooling.MEAN and export.revision == "v1"
+    assert export.config_path == cfg.config_path and export.task is Task.EMBEDDINGS
+    assert not (export.skip_normalize or export.truncate or export.overwrite_models or export.trust_remote_code)
+    assert export.extra_quantization_params is None and export.hf_token is None
+    assert export_env(cfg).get("HF_TOKEN") == os.environ.get("HF_TOKEN")
     with pytest.raises(ConfigError, match="drop --model_path"):
         pull_config(ServeConfig(source_model="org/m", model_path=tmp_path))
+
+
+def test_export_options_pass_through_to_the_export(tmp_path: Path) -> None:
+    """What OVMS pull mode takes reaches the export: task, compression, graph and rerank options."""
+    args = build_parser().parse_args(_join_flag_values([
+        "serve", "--source_model", "org/r", "--task", "rerank_ov", "--hf_token", "hf_secret", "--revision", "v2",
+        "--weight-format", "int4", "--extra_quantization_params", "--group-size 64 --ratio 0.8 --sym",
+        "--max_doc_length", "512", "--max_allowed_chunks", "8", "--num_streams", "2", "--trust_remote_code",
+        "--overwrite_models", "--model_repository_path", str(tmp_path / "models")]))
+    cfg = pull_config(build_config(ServeConfig, args))
+    assert cfg.task is Task.RERANK
+    command = export_command(cfg)
+    assert "hf_secret" not in " ".join(command)  # the token travels in the environment
+    assert export_env(cfg)["HF_TOKEN"] == "hf_secret"
+    export = _as_export_config(command)
+    assert export.task is Task.RERANK and export.revision == "v2" and export.weight_format is WeightFormat.INT4
+    assert export.extra_quantization_params == "--group-size 64 --ratio 0.8 --sym"
+    assert (export.max_doc_length, export.max_allowed_chunks, export.num_streams) == (512, 8, 2)
+    assert export.trust_remote_code and export.overwrite_models
+    assert needs_export(cfg)  # --overwrite_models exports again even when the model is there
+
+    embed = build_config(ServeConfig, build_parser().parse_args([
+        "serve", "--source_model", "org/e", "--pooling", "LAST", "--skip_normalize", "--truncate",
+        "--reference_model", "org/e-pt", "--model_repository_path", str(tmp_path / "models")]))
+    export = _as_export_config(export_command(pull_config(embed)))
+    assert export.pooling is Pooling.LAST and export.skip_normalize and export.truncate
+    assert export.reference_model == "org/e-pt" and export.task is Task.EMBEDDINGS
+
+    sparse = build_config(ServeConfig, build_parser().parse_args([
+        "serve", "--source_model", "org/s", "--task", "sparse", "--pooling", "LAST",
+        "--model_repository_path", str(tmp_path / "models")]))
+    export = _as_export_config(export_command(pull_config(sparse)))
+    assert export.task is Task.SPARSE and export.pooling is None  # pooling is for embeddings models
 
 
 def _env(tmp_path: Path, endpoint: str) -> dict[str, str]:
@@ -119,3 +163,68 @@ def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
             _stop(proc)
         assert "pull: exporting" not in log2.read_text()
         assert hub.requests == []
+
+
+def test_serve_a_reranker_from_a_hub_id(rerank_sources: dict[str, Path], tmp_path: Path) -> None:
+    """`serve --source_model org/tiny-rerank --task rerank`: exported as a cross-encoder, served on /v3/rerank."""
+    from sentence_transformers import CrossEncoder
+
+    source = rerank_sources["bert-rerank"]
+    query, docs = "capital of France?", ["Paris is the capital of France.", "Berlin is in Germany.", "a cat"]
+    reference = np.asarray(CrossEncoder(str(source), device="cpu").predict([(query, d) for d in docs],
+                                                                          show_progress_bar=False))
+    with hub_stand_in({"org/tiny-rerank": source}) as hub:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        command = [sys.executable, "-m", "ovembed", "serve", "--source_model", "org/tiny-rerank", "--task", "rerank",
+                   "--weight-format", "fp32", "--max_allowed_chunks", "16",
+                   "--model_repository_path", str(tmp_path / "models"), "--rest_port", str(port)]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, hub.base_url),
+                                    cwd=ROOT)
+        try:
+            _wait_ready(proc, base, log)
+            resp = httpx.post(f"{base}/v3/rerank", json={"model": "org/tiny-rerank", "query": query,
+                                                         "documents": docs}, timeout=60)
+            assert resp.status_code == 200, resp.text
+            got = {r["index"]: r["relevance_score"] for r in resp.json()["results"]}
+            assert sorted(got) == [0, 1, 2]
+            assert max(abs(got[i] - reference[i]) for i in got) < 1e-4
+            too_many = httpx.post(f"{base}/v3/rerank", json={"model": "org/tiny-rerank", "query": query,
+                                                             "documents": ["doc"] * 17}, timeout=60)
+            assert too_many.status_code == 400 and "16" in too_many.text  # --max_allowed_chunks reached the graph
+        finally:
+            _stop(proc)
+    record = json.loads((tmp_path / "models" / "org" / "tiny-rerank" / "ovembed_model.json").read_text())
+    assert record["task"] == "rerank" and record["source_commit"] == hub.commit("org/tiny-rerank")
+
+
+def test_a_failed_pull_is_one_log_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """Not found on the Hub: the export's one error line is logged, the server stays up and not ready."""
+    with hub_stand_in({}) as hub:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        command = [sys.executable, "-m", "ovembed", "serve", "--source_model", "org/missing",
+                   "--model_repository_path", str(tmp_path / "models"), "--rest_port", str(port)]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, hub.base_url),
+                                    cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 300
+            while "pull: exporting org/missing failed" not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+            assert httpx.get(f"{base}/v2/health/ready", timeout=10).status_code == 503
+            assert httpx.get(f"{base}/v2/health/live", timeout=10).status_code == 200
+        finally:
+            _stop(proc)
+    text = log.read_text()
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if "export: " in line]
+    assert len(errors) == 1 and "model 'org/missing' was not found on the Hugging Face Hub" in errors[0], text
+    models = tmp_path / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["config.json"]
+    assert json.loads((models / "config.json").read_text()) == {"model_config_list": []}

@@ -45,6 +45,15 @@ def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
 
 
 @dataclass(frozen=True)
+class SparseOptions:
+    """Pruning of sparse vectors: the ``top_k`` heaviest weights above ``threshold``; None: the model's
+    default (graph.pbtxt; out of the box every non-zero weight, as TEI)."""
+
+    top_k: int | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a loaded model is; shown by /v2/models/{name}, /v3/models and the logs."""
 
@@ -57,8 +66,9 @@ class ModelInfo:
     device: str  # e.g. "CPU"
     precision: str  # e.g. "fp32", "int8"
     created: int  # unix time the model folder was written
-    task: str = "embeddings"  # "embeddings" or "rerank" (ovembed.config.Task values)
+    task: str = "embeddings"  # "embeddings", "rerank" or "sparse" (ovembed.config.Task values)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
+    pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,25 @@ class RerankResult:
         return sum(self.token_counts)
 
 
+@dataclass(frozen=True)
+class SparseVector:
+    indices: np.ndarray  # int64, ascending vocabulary ids
+    values: np.ndarray  # float32 weights (> 0), one per index
+
+
+@dataclass
+class SparseResult:
+    vectors: list[SparseVector]  # one per input, in input order
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+DEFAULT_SPARSE = SparseOptions()
+
 TruncationDirection = Literal["right", "left"]
 
 
@@ -132,7 +161,8 @@ DEFAULT_RERANK = RerankOptions()
 
 
 class Servable(Protocol):
-    """One loaded model: embeddings (``embed``) or rerank (``rerank``), as ``info.task`` says.
+    """One loaded model: embeddings (``embed``), rerank (``rerank``) or sparse (``embed_sparse``), as
+    ``info.task`` says.
 
     Calling the other task's method raises ``InvalidInput`` naming the model's task.
     """
@@ -166,6 +196,12 @@ class Servable(Protocol):
         """
         ...
 
+    async def embed_sparse(self, inputs: Inputs, *, truncate: bool | None = None,
+                           options: EmbedOptions | None = None,
+                           pruning: SparseOptions = DEFAULT_SPARSE) -> SparseResult:
+        """One pruned vocabulary-weight vector per input (SPLADE); errors as for ``embed``."""
+        ...
+
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
@@ -175,9 +211,12 @@ class Servable(Protocol):
 
 def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
     """The error for asking a model for another task than its own."""
-    endpoint = "/v3/rerank" if info.task == "rerank" else "/v3/embeddings"
+    endpoint = _ENDPOINTS.get(info.task, "/v3/embeddings")
     return InvalidInput(f"The model '{info.name}' is {_article(info.task)} {info.task} model, "
                         f"not {_article(wanted)} {wanted} model (use {endpoint})", param="model")
+
+
+_ENDPOINTS = {"rerank": "/v3/rerank", "sparse": "/embed_sparse, or encoding_format 'sparse' on /v3/embeddings"}
 
 
 def _article(word: str) -> str:

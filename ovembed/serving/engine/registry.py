@@ -13,13 +13,13 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovembed.config import ServeConfig
+from ovembed.config import ServeConfig, Task
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
-from ovembed.graphs import RerankGraphOptions, read_model_graph
+from ovembed.graphs import RerankGraphOptions, SparseGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.engine.batcher import Batcher, BatchPolicy
 from ovembed.serving.engine.cache import CacheStats, EmbeddingCache
@@ -28,6 +28,8 @@ from ovembed.serving.engine.openvino import LoadedModel, load_model, openvino_re
 from ovembed.serving.engine.rerank_model import load_rerank_model
 from ovembed.serving.engine.reranker import RerankServable
 from ovembed.serving.engine.servable import EmbeddingServable
+from ovembed.serving.engine.sparse import SparseServable
+from ovembed.serving.engine.sparse_model import batch_token_budget, load_sparse_model
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -230,7 +232,12 @@ class ModelRegistry:
                 log.exception("model %s failed to load", name)
             slot.status = ModelStatus(ModelState.UNAVAILABLE, _describe(exc), version)
             return
-        batcher = Batcher(loaded.engine, self.policy, max_queue=self.cfg.max_queue,
+        policy = self.policy
+        sparse = loaded.info.task == Task.SPARSE.value
+        if sparse:  # bound the [batch, seq, vocab] logits the head reduces
+            policy = replace(policy, max_batch_tokens=batch_token_budget(policy.max_batch_tokens,
+                                                                         loaded.info.dimensions))
+        batcher = Batcher(loaded.engine, policy, max_queue=self.cfg.max_queue,
                           pad_id=loaded.tokenizer.pad_id, name=name,
                           max_width=loaded.info.max_length,
                           observer=self._observers(name) if self._observers is not None else None)
@@ -239,19 +246,24 @@ class ModelRegistry:
             slot.servable = RerankServable(loaded.info, loaded.tokenizer, loaded.rerank.chunker, batcher,
                                            max_allowed_chunks=loaded.rerank.max_allowed_chunks,
                                            max_doc_length=loaded.rerank.max_doc_length)
+        elif sparse:
+            slot.servable = SparseServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache, version=version)
         else:
             slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
-                                              version=version)
+                                              version=version, max_chunks=self.cfg.max_chunks_per_input)
         slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
-        """The graph's calculator decides the task: RerankCalculatorOV or EmbeddingsCalculatorOV."""
+        """The graph's calculator decides the task: RerankCalculatorOV, SparseEmbeddingsCalculatorOV
+        (ovembed's) or EmbeddingsCalculatorOV."""
         if entry.error is not None:  # e.g. an s3:// base_path: this model fails, the others serve
             raise ConfigError(entry.error)
         if entry.graph_file.is_file():
             graph = read_model_graph(entry.base_path, entry.graph_path)
             if isinstance(graph, RerankGraphOptions):
                 return load_rerank_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
+            if isinstance(graph, SparseGraphOptions):
+                return load_sparse_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
         return load_model(self.core, entry.name, entry.base_path, self.cfg, entry.graph_path)
 
     async def _unload(self, slot: _Slot, timeout: float | None = None) -> None:

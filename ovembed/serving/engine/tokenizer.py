@@ -18,6 +18,7 @@ from ovembed.errors import ConfigError, InputTooLong, InvalidInput
 from ovembed.hf_files import read_json_object
 
 TOKENIZER_FILENAME = "tokenizer.json"
+_ENCODE_SLICE = 256  # texts per tokenizer call (bounds the Encoding objects alive at once)
 
 # A document as the batcher receives it: a list of ids (texts) or an int64 array (token ids).
 TokenIds = Sequence[int] | np.ndarray
@@ -96,10 +97,17 @@ class ServingTokenizer:
             if not isinstance(text, str):
                 raise InvalidInput(f"input[{i}] must be a string", param="input")
         tok = (self._truncating_left if direction == "left" else self._truncating) if truncate else self._plain
-        encodings = tok.encode_batch_fast(list(texts), add_special_tokens=True)
-        ids: list[TokenIds] = [e.ids for e in encodings]
-        if not truncate:
-            self._check_lengths(ids)
+        ids: list[TokenIds] = []
+        # In slices: the Encoding objects (tokens, offsets, masks) are several times the size of
+        # the ids, so only one slice of them is alive at a time, and a too-long input is
+        # rejected before the rest is tokenized.
+        for start in range(0, len(texts), _ENCODE_SLICE):
+            encodings = tok.encode_batch_fast(list(texts[start:start + _ENCODE_SLICE]), add_special_tokens=True)
+            part = [e.ids for e in encodings]
+            del encodings
+            if not truncate:
+                self._check_lengths(part, offset=start)
+            ids.extend(part)
         return ids
 
     def encode_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
@@ -144,10 +152,10 @@ class ServingTokenizer:
             out.append(arr.astype(np.int64, copy=False))
         return out
 
-    def _check_lengths(self, ids: Sequence[TokenIds]) -> None:
+    def _check_lengths(self, ids: Sequence[TokenIds], offset: int = 0) -> None:
         for i, doc in enumerate(ids):
             if len(doc) > self.max_length:
-                raise InputTooLong(len(doc), self.max_length, index=i)
+                raise InputTooLong(len(doc), self.max_length, index=offset + i)
 
     # -- /v3/tokenize --------------------------------------------------------------------
 

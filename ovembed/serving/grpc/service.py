@@ -6,6 +6,10 @@ so a request is accepted or refused the same way on both. What REST puts in head
 metadata here: ``authorization: Bearer <key>`` and ``x-request-id`` in; ``x-request-id`` and,
 for ModelInfer, the ``x-*-time`` timings out (trailing metadata).
 
+ModelReady answers ready=false for a model that is not configured (Triton's behaviour, so
+``tritonclient.grpc``'s ``is_model_ready`` returns False), and ModelConfig (Triton's extension)
+returns the model's configuration in Triton's shape.
+
 The probes (ServerLive, ServerReady, ModelReady) need no key, like ``/v2/health/*`` and
 ``/v2/models/<name>/ready``; every other RPC does when a key is configured.
 """
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from ovembed.errors import InvalidInput, describe, public_message
+from ovembed.errors import InvalidInput, ModelNotFound, describe, public_message
 from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
 from ovembed.serving.engine.interface import ModelState, Registry
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
@@ -35,6 +39,7 @@ from ovembed.serving.wire.kserve_infer import (
     split_bytes_tensor,
     texts_from_tensor,
 )
+from ovembed.serving.wire.retrieval import parse_retrieval_parameters
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
@@ -102,7 +107,7 @@ def _log(method: str, peer: str, code: grpc.StatusCode, elapsed_ns: int, *, quie
 
 
 class InferenceServicer:
-    """The six KServe v2 RPCs. Registered with the generated
+    """The six KServe v2 RPCs and Triton's ModelConfig. Registered with the generated
     ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
 
     def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int,
@@ -127,7 +132,10 @@ class InferenceServicer:
     @_rpc(protected=False)
     async def ModelReady(self, request: pb.ModelReadyRequest, ctx: RequestContext
                          ) -> tuple[pb.ModelReadyResponse, Metadata]:
-        status = models.status(self._registry, ctx, request.name, request.version)  # unknown -> NOT_FOUND
+        try:
+            status = models.status(self._registry, ctx, request.name, request.version)
+        except ModelNotFound:  # Triton answers ready=false, and tritonclient's is_model_ready() returns False
+            return pb.ModelReadyResponse(ready=False), ()
         return pb.ModelReadyResponse(ready=status.state is ModelState.AVAILABLE), ()
 
     # --- metadata --------------------------------------------------------------------------
@@ -148,6 +156,19 @@ class InferenceServicer:
             inputs=[tensor(**t) for t in meta["inputs"]], outputs=[tensor(**t) for t in meta["outputs"]],
         ), ()
 
+    @_rpc()
+    async def ModelConfig(self, request: pb.ModelConfigRequest, ctx: RequestContext
+                          ) -> tuple[pb.ModelConfigResponse, Metadata]:
+        """Triton's extension: the model's configuration (``tritonclient.grpc.get_model_config``)."""
+        servable, _ = models.servable(self._registry, ctx, request.name, request.version)
+        config = kserve.model_config(servable.info)
+        return pb.ModelConfigResponse(config=pb.ModelConfig(
+            name=config["name"], platform=config["platform"], backend=config["backend"],
+            max_batch_size=config["max_batch_size"],
+            input=[pb.ModelInput(**t) for t in config["input"]],
+            output=[pb.ModelOutput(**t) for t in config["output"]],
+        )), ()
+
     # --- inference -------------------------------------------------------------------------
 
     @_rpc()
@@ -157,7 +178,8 @@ class InferenceServicer:
         models.status(self._registry, ctx, name, request.model_version)  # NOT_FOUND before INVALID_ARGUMENT
         req = parse_infer_request(request, max_inputs=self._max_inputs)  # INVALID_ARGUMENT
         result = await embed(self._registry, ctx, EmbedRequest(name, req.texts, truncate=req.truncate,
-                                                               version=request.model_version))
+                                                               version=request.model_version,
+                                                               **req.retrieval.request_fields()))
         response = pb.ModelInferResponse(model_name=result.info.name, model_version=str(result.version),
                                          id=request.id)
         response.outputs.add(name=kserve.OUTPUT_NAME, datatype=kserve.OUTPUT_DATATYPE,
@@ -200,7 +222,18 @@ def parse_infer_request(request: pb.ModelInferRequest, *, max_inputs: int) -> In
     texts = texts_from_tensor(tensor.name, tensor.datatype, list(tensor.shape), elements,
                               max_inputs=max_inputs)
     check_outputs(output.name for output in request.outputs)
-    return InferRequest(texts=texts, id=request.id, truncate=_bool_param(request.parameters, "truncate"))
+    return InferRequest(texts=texts, id=request.id, truncate=_bool_param(request.parameters, "truncate"),
+                        retrieval=parse_retrieval_parameters(_plain_params(request.parameters)))
+
+
+def _plain_params(params: Mapping[str, Any]) -> dict[str, object]:
+    """InferParameter oneofs as plain values (bool, int, str), for the shared parameter reader."""
+    out: dict[str, object] = {}
+    for key, param in params.items():
+        which = param.WhichOneof("parameter_choice")
+        if which is not None:
+            out[key] = getattr(param, which)
+    return out
 
 
 def _bool_param(params: Mapping[str, Any], key: str) -> bool | None:

@@ -3,14 +3,16 @@
 Error bodies follow the API family of the path: OpenAI's envelope
 ``{"error": {"message", "type", "param", "code"}}`` by default, ``{"error": "<message>"}`` for
 Ollama (``/api/...``, what its clients parse) and KServe v2 (``/v2...``, its REST spec);
-TEI's ``{"error", "error_type"}`` for its ``/rerank``.
+TEI's ``{"error", "error_type"}`` for its ``/rerank`` and ``/embed_sparse``.
 Status, type and code come from :func:`ovembed.errors.describe`; the message from
 :func:`ovembed.errors.public_message`, so internal details never reach a client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -25,6 +27,29 @@ logger = logging.getLogger("ovembed.serving")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 COHERE_V2_PATHS = frozenset({"/v2/rerank", "/v2/embed"})  # Cohere's v2 SDK paths, not KServe
+TEI_PATHS = frozenset({"/rerank", "/embed_sparse"})  # TEI's own routes: TEI's error body
+
+
+# Responses with more numbers than this (vector floats, token ids) are built and serialised in a
+# worker thread, so the event loop never does O(request) work: 2048 x 384 floats are ~16 MB of
+# JSON and ~60 ms of orjson, during which /v2/health/live would not answer. Below it the thread
+# hop (~50 us) costs more than it saves.
+OFF_LOOP_ITEMS = 65_536
+
+
+async def off_loop(fn: Callable[[], Any], *, items: int) -> Any:
+    """``fn()``, in a worker thread when it handles more than ``OFF_LOOP_ITEMS`` numbers."""
+    if items > OFF_LOOP_ITEMS:
+        return await asyncio.to_thread(fn)
+    return fn()
+
+
+async def json_response(build: Callable[[], Any], *, items: int, status_code: int = 200,
+                        headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response whose content ``build()`` makes; built and rendered off the event loop when
+    it holds more than ``OFF_LOOP_ITEMS`` numbers (see :func:`off_loop`)."""
+    body = await off_loop(lambda: orjson.dumps(build(), option=orjson.OPT_SERIALIZE_NUMPY), items=items)
+    return Response(body, status_code=status_code, headers=headers, media_type=JSONResponse.media_type)
 
 
 class JSONResponse(Response):
@@ -38,7 +63,7 @@ class JSONResponse(Response):
 
 def api_family(path: str) -> str:
     """``"ollama"``, ``"kserve"``, ``"tei"`` or ``"openai"``: decides the error envelope."""
-    if path == "/rerank":
+    if path in TEI_PATHS:
         return "tei"
     if path in COHERE_V2_PATHS:
         return "openai"

@@ -58,7 +58,7 @@ def server_metadata() -> dict[str, Any]:
 
 
 def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
-    """A rerank model lists no tensors: it is served by the rerank endpoints, not by infer."""
+    """A rerank or sparse model lists no tensors: it is served by its own endpoints, not by infer."""
     embeddings = info.task == "embeddings"
     return {
         "name": info.name,
@@ -66,6 +66,25 @@ def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
         "platform": PLATFORM,
         "inputs": [{"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1]}] if embeddings else [],
         "outputs": [{"name": OUTPUT_NAME, "datatype": OUTPUT_DATATYPE, "shape": [-1, info.dimensions]}]
+        if embeddings else [],
+    }
+
+
+def model_config(info: ModelInfo) -> dict[str, Any]:
+    """Triton's ModelConfig (``get_model_config``) for the fields that apply.
+
+    ``max_batch_size`` 0 is Triton's way to say the dims include the batch dimension, as in
+    :func:`model_metadata`: a ``[-1]`` string tensor in, ``[-1, dimensions]`` FP32 out. Rerank
+    models, which infer does not serve, list no tensors.
+    """
+    embeddings = info.task == "embeddings"
+    return {
+        "name": info.name,
+        "platform": PLATFORM,
+        "backend": "openvino",
+        "max_batch_size": 0,
+        "input": [{"name": INPUT_NAME, "data_type": "TYPE_STRING", "dims": [-1]}] if embeddings else [],
+        "output": [{"name": OUTPUT_NAME, "data_type": "TYPE_FP32", "dims": [-1, info.dimensions]}]
         if embeddings else [],
     }
 

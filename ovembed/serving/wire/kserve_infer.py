@@ -7,7 +7,10 @@ Both front ends validate through here, so REST (``POST /v2/models/<name>/infer``
   shape ``[N]`` (``[N, 1]`` is accepted too: Triton clients often add a trailing 1);
 - each element non-empty UTF-8 text; at most ``--max_inputs`` of them (413 / RESOURCE_EXHAUSTED);
 - requested outputs, if any, name ``embedding``;
-- the optional request parameter ``truncate`` (bool) overrides the model's default.
+- the optional request parameter ``truncate`` (bool) overrides the model's default; the retrieval
+  parameters (``prompt_name``, ``input_type``, ``prompt``, ``truncation_direction``, ``chunking``,
+  ``chunk_size``, ``chunk_overlap``, ``max_chunks``) are
+  :func:`ovembed.serving.wire.retrieval.parse_retrieval_parameters`'s.
 
 REST speaks KServe v2 JSON plus Triton's binary tensor data extension, which is what
 ``tritonclient.http`` sends by default: the JSON header is followed by raw tensor bytes, its
@@ -34,6 +37,7 @@ from ovembed.serving.wire.kserve import (
     OUTPUT_DATATYPE,
     OUTPUT_NAME,
 )
+from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_parameters
 
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -49,6 +53,7 @@ class InferRequest:
     texts: tuple[str, ...]
     id: str = ""  # echoed in the response
     truncate: bool | None = None  # None: the model's default
+    retrieval: RetrievalFields = RetrievalFields()  # prompts, truncation direction, chunking (parameters)
     binary_output: bool = False  # REST only: answer with the binary tensor data extension
 
 
@@ -156,7 +161,7 @@ def parse_rest_request(header: fields.JsonObject, binary: bytes, *, max_inputs: 
             choice = fields.optional_bool(_object(output, "parameters"), "binary_data")
             binary_output = binary_output if choice is None else choice
     return InferRequest(texts=texts, id=request_id or "", truncate=fields.optional_bool(params, "truncate"),
-                        binary_output=binary_output)
+                        binary_output=binary_output, retrieval=parse_retrieval_parameters(params))
 
 
 def _rest_input(tensor: fields.JsonObject, binary: bytes, *, max_inputs: int) -> tuple[str, ...]:

@@ -3,12 +3,18 @@
 Shapes follow Ollama's server so its clients (and the tools built on them) work unchanged:
 durations are nanoseconds, ``truncate`` defaults to true, ``keep_alive`` and ``options`` are
 accepted and ignored, an empty ``input`` answers with no embeddings (Ollama's "load" call).
+
+Extensions on ``/api/embed`` (fields Ollama ignores): ``prompt_name``, ``input_type``,
+``truncation_direction`` and ``chunking`` as on the OpenAI route (:mod:`ovembed.serving.wire.retrieval`;
+not ``prompt``, which is the input text of Ollama's legacy ``/api/embeddings``). With
+``chunking.combine: "none"`` the response has one embedding per chunk and ``chunks``:
+``[{"index": input, "chunk": n, "start", "end"}]`` (character offsets into the input).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ModelInfo
+from ovembed.serving.engine.interface import ChunkSpan, ModelInfo
 from ovembed.serving.wire import fields
+from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
 
 # Ollama's own message when truncation is off and an input does not fit.
 CONTEXT_LENGTH_ERROR = "input length exceeds maximum context length"
@@ -30,6 +37,7 @@ class EmbedRequest:
     input: tuple[str, ...]
     truncate: bool = True
     dimensions: int | None = None
+    retrieval: RetrievalFields = RetrievalFields()
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ def parse_embed_request(body: fields.JsonObject) -> EmbedRequest:
         truncate=True if truncate is None else truncate,
         # Ollama treats 0 as "not set".
         dimensions=fields.optional_int(body, "dimensions", minimum=0) or None,
+        retrieval=parse_retrieval_fields(body, prompt_text=False),
     )
 
 
@@ -70,14 +79,22 @@ def parse_legacy_request(body: fields.JsonObject) -> LegacyEmbeddingsRequest:
 
 
 def embed_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
-                   total_ns: int) -> dict[str, Any]:
-    return {
+                   total_ns: int, chunks: Sequence[ChunkSpan] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "model": model,
         "embeddings": embeddings,  # [n, dims] float32, serialised by orjson
         "total_duration": total_ns,
         "load_duration": 0,  # models are loaded before the server is ready
         "prompt_eval_count": prompt_tokens,
     }
+    if chunks is not None:
+        seen: dict[int, int] = {}
+        described = []
+        for span in chunks:
+            n = seen[span.input_index] = seen.get(span.input_index, -1) + 1
+            described.append({"index": span.input_index, "chunk": n, "start": span.start, "end": span.end})
+        body["chunks"] = described
+    return body
 
 
 def empty_embed_response(model: str) -> dict[str, Any]:

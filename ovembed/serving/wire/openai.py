@@ -3,8 +3,9 @@
 ``POST /v3/embeddings`` accepts what the OpenAI API accepts: a string, a non-empty list of
 strings, a list of token ids (one document) or a list of non-empty lists of token ids.
 Unknown fields (and ``user``) are ignored. Extensions: ``truncate``, the retrieval fields of
-:mod:`ovembed.serving.wire.retrieval` (prompts, truncation direction, chunking) and the compact
-``encoding_format`` values of :mod:`ovembed.serving.wire.compact`.
+:mod:`ovembed.serving.wire.retrieval` (prompts, truncation direction, chunking), the compact
+``encoding_format`` values of :mod:`ovembed.serving.wire.compact`, and ``"sparse"`` with ``top_k`` /
+``threshold`` for sparse models (:mod:`ovembed.serving.wire.sparse`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ChunkSpan, ModelInfo
+from ovembed.serving.engine.interface import DEFAULT_SPARSE, ChunkSpan, ModelInfo, SparseOptions
+from ovembed.serving.engine.passages import COMBINE_MODES
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
+from ovembed.serving.wire.sparse import parse_pruning
 from ovembed.serving.wire.vectors import to_base64
 
-EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary"]
-ENCODING_FORMATS: tuple[EncodingFormat, ...] = ("float", "base64", *COMPACT_TYPES)
+EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary", "sparse"]
+DENSE_FORMATS: tuple[EncodingFormat, ...] = ("float", "base64", *COMPACT_TYPES)
+ENCODING_FORMATS: tuple[EncodingFormat, ...] = (*DENSE_FORMATS, "sparse")  # sparse: for sparse models
 
 TextInputs: TypeAlias = tuple[str, ...]
 TokenInputs: TypeAlias = tuple[tuple[int, ...], ...]
@@ -42,6 +46,7 @@ class EmbeddingsRequest:
     dimensions: int | None = None
     truncate: bool | None = None  # None: the model's default
     retrieval: RetrievalFields = RetrievalFields()
+    pruning: SparseOptions = DEFAULT_SPARSE  # encoding_format "sparse" only
 
 
 def parse_embeddings_request(body: fields.JsonObject, *, max_inputs: int) -> EmbeddingsRequest:
@@ -49,13 +54,21 @@ def parse_embeddings_request(body: fields.JsonObject, *, max_inputs: int) -> Emb
     inputs = parse_input(body.get("input"))
     fields.check_count(len(inputs), max_inputs)
     encoding = fields.optional_choice(body, "encoding_format", ENCODING_FORMATS)
+    dimensions = fields.optional_int(body, "dimensions", minimum=1)
+    pruning = parse_pruning(body)
+    if encoding == "sparse" and dimensions is not None:
+        raise InvalidInput("'dimensions' does not apply to encoding_format 'sparse' (use 'top_k')", param="dimensions")
+    if encoding != "sparse" and pruning is not DEFAULT_SPARSE:
+        raise InvalidInput("'top_k' and 'threshold' apply to encoding_format 'sparse' only",
+                           param="top_k" if pruning.top_k is not None else "threshold")
     return EmbeddingsRequest(
         model=model,
         input=inputs,
         encoding_format=encoding or "float",
-        dimensions=fields.optional_int(body, "dimensions", minimum=1),
+        dimensions=dimensions,
         truncate=fields.optional_bool(body, "truncate"),
         retrieval=parse_retrieval_fields(body),
+        pruning=pruning,
     )
 
 
@@ -143,13 +156,19 @@ def embeddings_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
 
 
 def model_card(info: ModelInfo) -> dict[str, Any]:
-    """OpenAI's model card plus ``task`` (``"embeddings"`` or ``"rerank"``) and what the model
-    supports: prompts, dimensions, input limit, output encodings (ovembed's extension fields)."""
+    """OpenAI's model card plus ``task`` (``"embeddings"``, ``"rerank"`` or ``"sparse"``) and what the model
+    supports: prompts, dimensions, input limit, output encodings, chunking's combine modes (ovembed's
+    extension fields)."""
     card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
             "dimensions": info.dimensions, "max_length": info.max_length}
     if info.task == "embeddings":
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
-                    encoding_formats=list(ENCODING_FORMATS))
+                    encoding_formats=list(DENSE_FORMATS), chunking=list(COMBINE_MODES))
+    elif info.task == "sparse":  # dimensions: the vocabulary size (indices are token ids)
+        pruning = info.pruning or DEFAULT_SPARSE
+        card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
+                    encoding_formats=["sparse"],
+                    pruning={"top_k": pruning.top_k, "threshold": pruning.threshold or 0.0})
     return card
 
 

@@ -162,7 +162,10 @@ def test_a_removed_model_finishes_its_in_flight_requests(repo: Path) -> None:
         assert await registry.wait_ready(120)
         servable = registry.get("minilm")
         tasks = [asyncio.create_task(servable.embed([f"{LONG} {i}-{j}" for j in range(24)])) for i in range(4)]
-        await asyncio.sleep(0.2)
+        for _ in range(2000):  # until documents wait in the batcher (tokenized, not yet run)
+            if servable.queue_depth > 0:
+                break
+            await asyncio.sleep(0.005)
         remove_model(repo, "minilm")
         assert not all(t.done() for t in tasks), "the requests finished too soon to test draining"
         result = await reloader.reload()

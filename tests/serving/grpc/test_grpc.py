@@ -112,13 +112,29 @@ def test_health(registry: FakeRegistry) -> None:
             assert response.ready is ready, name
         registry.set_state("slow", ModelState.LOADING)
         assert (await stub.ModelReady(pb.ModelReadyRequest(name="slow"))).ready is False
-        err = await rpc_error(stub.ModelReady(pb.ModelReadyRequest(name="nope")))
-        assert (err.code(), err.details()) == (grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist")
-        err = await rpc_error(stub.ModelReady(pb.ModelReadyRequest(name="minilm", version="2")))
-        assert err.code() is grpc.StatusCode.NOT_FOUND
-        assert err.details() == "The model 'minilm/versions/2' does not exist"
+        # Triton: an unknown model or version is not ready (OK, ready=false), not an error
+        assert (await stub.ModelReady(pb.ModelReadyRequest(name="nope"))).ready is False
+        assert (await stub.ModelReady(pb.ModelReadyRequest(name="minilm", version="2"))).ready is False
 
     run(registry, scenario)
+
+
+def test_model_config(registry: FakeRegistry) -> None:
+    async def scenario(stub: Stub) -> None:
+        config = (await stub.ModelConfig(pb.ModelConfigRequest(name="minilm"), metadata=AUTH)).config
+        assert (config.name, config.platform, config.backend, config.max_batch_size) == (
+            "minilm", "OpenVINO", "openvino", 0)
+        assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
+            ("input", pb.TYPE_STRING, [-1])]
+        dims = registry.get("minilm").info.dimensions
+        assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [
+            ("embedding", pb.TYPE_FP32, [-1, dims])]
+        err = await rpc_error(stub.ModelConfig(pb.ModelConfigRequest(name="nope"), metadata=AUTH))
+        assert (err.code(), err.details()) == (grpc.StatusCode.NOT_FOUND, "The model 'nope' does not exist")
+        err = await rpc_error(stub.ModelConfig(pb.ModelConfigRequest(name="minilm")))
+        assert err.code() is grpc.StatusCode.UNAUTHENTICATED
+
+    run(registry, scenario, api_key=KEY)
 
 
 def test_server_metadata(registry: FakeRegistry) -> None:

@@ -94,6 +94,17 @@ def test_grpc_health_and_metadata(grpc_client: grpcclient.InferenceServerClient)
     assert grpc_client.is_server_ready()
     assert grpc_client.is_model_ready(MODEL)
     assert grpc_client.is_model_ready(MODEL, model_version="1")
+    assert grpc_client.is_model_ready("nope") is False  # Triton's answer, not an exception
+    assert grpc_client.is_model_ready(MODEL, model_version="7") is False
+    config = grpc_client.get_model_config(MODEL, headers=grpc_auth(), as_json=True)["config"]
+    assert (config["name"], config["platform"], config["backend"]) == (MODEL, "OpenVINO", "openvino")
+    assert config["input"] == [{"name": "input", "data_type": "TYPE_STRING", "dims": ["-1"]}]
+    assert config["output"] == [{"name": "embedding", "data_type": "TYPE_FP32", "dims": ["-1", str(DIM)]}]
+    typed = grpc_client.get_model_config(MODEL, headers=grpc_auth()).config  # tritonclient's own messages
+    assert typed.max_batch_size == 0 and list(typed.output[0].dims) == [-1, DIM]
+    with pytest.raises(InferenceServerException) as info:
+        grpc_client.get_model_config("nope", headers=grpc_auth())
+    assert info.value.status() == "StatusCode.NOT_FOUND"
     server_meta = grpc_client.get_server_metadata(headers=grpc_auth(), as_json=True)
     assert server_meta["name"] == "ovembed"
     meta = grpc_client.get_model_metadata(MODEL, headers=grpc_auth(), as_json=True)
@@ -115,6 +126,21 @@ def test_grpc_infer_equals_v3_embeddings(grpc_client: grpcclient.InferenceServer
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
     response = result.get_response()
     assert (response.model_name, response.model_version, response.id) == (MODEL, "1", "grpc-1")
+
+
+def test_grpc_chunking_parameters_equal_v3_embeddings(server: Servers,
+                                                      grpc_client: grpcclient.InferenceServerClient) -> None:
+    """tritonclient's ``parameters`` reach the retrieval options: chunking as on /v3/embeddings."""
+    long = " ".join(TEXTS * 40)  # longer than MiniLM's 256 tokens
+    resp = httpx.post(f"{server.rest.base_url}/v3/embeddings", headers={"Authorization": f"Bearer {KEY}"},
+                      json={"model": MODEL, "input": [long], "input_type": "query",
+                            "chunking": {"size": 128, "overlap": 16}}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    text = grpcclient.InferInput("input", [1], "BYTES")
+    text.set_data_from_numpy(np.array([long.encode()], dtype=np.object_))
+    result = grpc_client.infer(MODEL, [text], headers=grpc_auth(),
+                               parameters={"input_type": "query", "chunk_size": 128, "chunk_overlap": 16})
+    np.testing.assert_allclose(result.as_numpy("embedding")[0], resp.json()["data"][0]["embedding"], atol=ATOL)
 
 
 def test_grpc_errors(grpc_client: grpcclient.InferenceServerClient) -> None:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed.serving.context import timing_values
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases.embed import EmbedRequest, embed
 from ovembed.serving.wire import cohere_embed as wire
@@ -20,8 +20,8 @@ async def embed_texts(request: Request) -> Response:
     result = await embed(deps.registry(request), ctx, EmbedRequest(
         req.model, req.texts, truncate=req.truncate, dimensions=req.dimensions, input_type=req.input_type,
         truncation_direction=req.truncation_direction))
-    content = wire.embed_response(ctx.request_id, req, result.vectors, result.prompt_tokens)
-    return JSONResponse(content, headers=timing_values(result.timings, ctx.elapsed()))
+    return await json_response(lambda: wire.embed_response(ctx.request_id, req, result.vectors, result.prompt_tokens),
+                               items=result.vectors.size, headers=timing_values(result.timings, ctx.elapsed()))
 
 
 def routes() -> list[BaseRoute]:

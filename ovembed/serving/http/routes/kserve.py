@@ -10,11 +10,11 @@ from starlette.routing import BaseRoute, Route
 from ovembed.errors import InvalidInput, ModelNotFound
 from ovembed.serving.context import timing_values
 from ovembed.serving.engine.interface import ModelState, not_ready
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import JSONResponse, json_response, off_loop
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
-from ovembed.serving.wire import fields, kserve, kserve_infer
+from ovembed.serving.wire import kserve, kserve_infer
 
 
 async def server_metadata(request: Request) -> Response:
@@ -56,15 +56,22 @@ async def infer(request: Request) -> Response:
         raise InvalidInput(f"Content-Encoding '{encoding}' is not supported: send the body uncompressed")
     header, binary = kserve_infer.split_body(await request.body(),
                                              request.headers.get(kserve_infer.HEADER_LENGTH))
-    req = kserve_infer.parse_rest_request(fields.load_object(header), binary,
+    req = kserve_infer.parse_rest_request(await deps.parse_json(header), binary,
                                           max_inputs=deps.config(request).max_inputs)
     result = await embed(registry, ctx,
-                         EmbedRequest(target.name, req.texts, truncate=req.truncate, version=target.version))
-    content, raw = kserve_infer.rest_response(req, result.info.name, str(result.version), result.vectors)
+                         EmbedRequest(target.name, req.texts, truncate=req.truncate, version=target.version,
+                                      **req.retrieval.request_fields()))
     headers = timing_values(result.timings, ctx.elapsed())
     if not req.binary_output:
-        return JSONResponse(content, headers=headers)
-    json_part = orjson.dumps(content)
+        return await json_response(
+            lambda: kserve_infer.rest_response(req, result.info.name, str(result.version), result.vectors)[0],
+            items=result.vectors.size, headers=headers)
+
+    def render() -> tuple[bytes, bytes]:
+        content, raw = kserve_infer.rest_response(req, result.info.name, str(result.version), result.vectors)
+        return orjson.dumps(content), raw
+
+    json_part, raw = await off_loop(render, items=result.vectors.size)
     headers[kserve_infer.HEADER_LENGTH] = str(len(json_part))
     return Response(json_part + raw, media_type=kserve_infer.BINARY_CONTENT_TYPE, headers=headers)
 

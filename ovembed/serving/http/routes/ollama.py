@@ -10,7 +10,7 @@ from ovembed import __version__
 from ovembed.errors import InputTooLong, InvalidInput
 from ovembed.serving.context import RequestContext
 from ovembed.serving.engine.interface import Registry
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
 from ovembed.serving.wire import fields, ollama
@@ -37,11 +37,13 @@ async def embed_texts(request: Request) -> Response:
     fields.check_count(len(req.input), deps.config(request).max_inputs)
     registry, ctx = deps.registry(request), deps.context(request)
     result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), req.input,
-                                                      truncate=req.truncate, dimensions=req.dimensions))
+                                                      truncate=req.truncate, dimensions=req.dimensions,
+                                                      **req.retrieval.request_fields()))
     if not req.input:
         return JSONResponse(ollama.empty_embed_response(req.model))
     total_ns = int(ctx.elapsed() * 1e9)
-    return JSONResponse(ollama.embed_response(req.model, result.vectors, result.prompt_tokens, total_ns))
+    return await json_response(lambda: ollama.embed_response(req.model, result.vectors, result.prompt_tokens,
+                                                             total_ns, result.chunks), items=result.vectors.size)
 
 
 async def legacy_embeddings(request: Request) -> Response:

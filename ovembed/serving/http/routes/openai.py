@@ -7,11 +7,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed.serving.context import timing_values
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
+from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
 from ovembed.serving.wire import openai
+from ovembed.serving.wire import sparse as sparse_wire
 
 
 async def embeddings(request: Request) -> Response:
@@ -19,13 +21,16 @@ async def embeddings(request: Request) -> Response:
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
     ctx = deps.context(request)
     extra = req.retrieval
+    if req.encoding_format == "sparse":
+        sparse = await embed_sparse(deps.registry(request), ctx, SparseRequest(
+            req.model, req.input, truncate=req.truncate, pruning=req.pruning, **extra.request_fields()))
+        return JSONResponse(sparse_wire.openai_response(sparse), headers=timing_values(sparse.timings, ctx.elapsed()))
     result = await embed(deps.registry(request), ctx, EmbedRequest(
-        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions,
-        prompt=extra.prompt, prompt_name=extra.prompt_name, input_type=extra.input_type,
-        truncation_direction=extra.truncation_direction, chunking=extra.chunking))
-    content = openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
-                                         req.encoding_format, result.chunks)
-    return JSONResponse(content, headers=timing_values(result.timings, ctx.elapsed()))
+        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions, **extra.request_fields()))
+    return await json_response(
+        lambda: openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
+                                           req.encoding_format, result.chunks),
+        items=result.vectors.size, headers=timing_values(result.timings, ctx.elapsed()))
 
 
 async def list_models(request: Request) -> Response:

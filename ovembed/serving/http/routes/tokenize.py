@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases.tokenize import TokenizeRequest, tokenize
 from ovembed.serving.wire import tokenize as wire
@@ -20,7 +20,7 @@ async def tokenize_texts(request: Request) -> Response:
         req.model, req.texts, max_length=req.max_length, pad_to_max_length=req.pad_to_max_length,
         add_special_tokens=req.add_special_tokens, padding_side=req.padding_side,
         max_tokens=cfg.max_request_tokens))
-    return JSONResponse(wire.tokenize_response(req, ids))
+    return await json_response(lambda: wire.tokenize_response(req, ids), items=sum(len(i) for i in ids))
 
 
 def routes() -> list[BaseRoute]:

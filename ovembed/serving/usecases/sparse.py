@@ -1,0 +1,83 @@
+"""The sparse embeddings use case behind TEI's ``/embed_sparse`` and ``encoding_format: "sparse"`` on
+``/v3/embeddings``: resolve a sparse model, choose the prompt, embed, prune."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ovembed.config import Task
+from ovembed.errors import InvalidInput
+from ovembed.serving.context import RequestContext
+from ovembed.serving.engine.interface import (
+    DEFAULT_SPARSE,
+    Inputs,
+    ModelInfo,
+    Registry,
+    SparseOptions,
+    SparseVector,
+    Timings,
+    wrong_task,
+)
+from ovembed.serving.engine.passages import ChunkingOptions
+from ovembed.serving.usecases import models
+from ovembed.serving.usecases.embed import EmbedRequest, embed_options
+
+
+@dataclass(frozen=True)
+class SparseRequest:
+    model: str | None  # None: the one sparse model served (TEI's requests name none)
+    inputs: Inputs
+    truncate: bool | None = None  # None: the model's default
+    version: str | None = None
+    prompt: str | None = None
+    prompt_name: str | None = None
+    input_type: str | None = None
+    truncation_direction: Literal["left", "right"] = "right"
+    pruning: SparseOptions = DEFAULT_SPARSE
+    chunking: ChunkingOptions | None = None  # refused: sparse vectors of chunks are not combined
+
+
+@dataclass(frozen=True)
+class SparseEmbeddings:
+    info: ModelInfo
+    version: int
+    vectors: list[SparseVector]
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+def default_model(registry: Registry) -> str:
+    """The name of the only sparse model being served (for requests that name none)."""
+    names = [s.info.name for s in registry.available() if s.info.task == Task.SPARSE.value]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InvalidInput("No sparse model is being served (export one with `ovembed export --task sparse`)",
+                           param="model")
+    raise InvalidInput(f"Several sparse models are served ({', '.join(sorted(names))}): name one in 'model'",
+                       param="model")
+
+
+async def embed_sparse(registry: Registry, ctx: RequestContext, req: SparseRequest) -> SparseEmbeddings:
+    """Resolve, check the task, embed (cancelled if the client goes away), prune."""
+    name = req.model if req.model is not None else default_model(registry)
+    servable, status = models.servable(registry, ctx, name, req.version)
+    info = servable.info
+    if info.task != Task.SPARSE.value:
+        raise wrong_task(info, Task.SPARSE.value)
+    if req.chunking is not None:
+        raise InvalidInput(f"The model '{info.name}' is a sparse model: 'chunking' is for dense embeddings "
+                           "(split long documents before sending them)", param="chunking")
+    if len(req.inputs) == 0:
+        return SparseEmbeddings(info, status.version, [], [])
+    options = embed_options(info, EmbedRequest(
+        info.name, req.inputs, prompt=req.prompt, prompt_name=req.prompt_name, input_type=req.input_type,
+        truncation_direction=req.truncation_direction))
+    result = await ctx.guard(servable.embed_sparse(req.inputs, truncate=req.truncate, options=options,
+                                                   pruning=req.pruning))
+    return SparseEmbeddings(info, status.version, result.vectors, result.token_counts, result.timings)
