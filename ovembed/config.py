@@ -293,6 +293,8 @@ class ServeConfig(_Checked):
     max_body_bytes: int = option(8 * 1024 * 1024, "Maximum request body size in bytes")
     max_request_tokens: int = option(1 << 20, "Tokens in one embeddings or tokenize request (after tokenizing, "
                                      "padding included) before it gets 413")
+    max_chunks_per_input: int = option(1024, "Chunks one input of a chunking request may need before it gets 413 "
+                                       "(a request's chunking.max_chunks may lower it)")
     inference_precision: str = option(
         "auto", "Precision the device computes in: f32 (batch-invariant vectors), bf16, f16, or auto (f32 for "
         "fp32/fp16 models on CPU, else the device's default); overrides INFERENCE_PRECISION_HINT in graph.pbtxt")
@@ -353,7 +355,7 @@ class ServeConfig(_Checked):
         _require(0 <= self.port < 65536, f"--port (gRPC) must be between 1 and 65535, or 0 for off, got {self.port}")
         _require(self.port != self.rest_port, f"--port (gRPC) and --rest_port must differ, both are {self.port}")
         for name in ("max_inputs", "max_body_bytes", "max_batch_tokens", "max_batch_size", "max_queue",
-                     "max_connections", "max_request_tokens"):
+                     "max_connections", "max_request_tokens", "max_chunks_per_input"):
             _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")

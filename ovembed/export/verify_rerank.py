@@ -167,10 +167,21 @@ def compare_rerank_folder(cfg: CompareConfig, record: dict[str, object],
         pairs = builtin_pairs()
     log(f"comparing {model_dir} ({weight_format.value}, rerank) with sentence_transformers.CrossEncoder "
         f"reference {source.path}, {len(pairs)} pairs")
+    max_diff, min_agreement = _recorded_thresholds(record, weight_format)
     return compare_scores(model_dir, source.path, pairs, head=head, max_length=max_length,
-                          max_diff=DEFAULT_MAX_SCORE_DIFF[weight_format],
-                          min_agreement=DEFAULT_MIN_RANK_AGREEMENT[weight_format],
+                          max_diff=max_diff, min_agreement=min_agreement,
                           trust_remote_code=cfg.trust_remote_code)
+
+
+def _recorded_thresholds(record: dict[str, object], weight_format: WeightFormat) -> tuple[float, float]:
+    """The thresholds the folder was exported against (``--max_score_diff`` may have set them),
+    else the weight format's defaults."""
+    verification = record.get("verification")
+    max_diff, min_agreement = DEFAULT_MAX_SCORE_DIFF[weight_format], DEFAULT_MIN_RANK_AGREEMENT[weight_format]
+    if isinstance(verification, dict):
+        max_diff = float(verification.get("threshold", max_diff))
+        min_agreement = float(verification.get("min_rank_agreement", min_agreement))
+    return max_diff, min_agreement
 
 
 def _folder_head(model_dir: Path, record: dict[str, object]) -> RerankHead:

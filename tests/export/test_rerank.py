@@ -18,6 +18,7 @@ from ovembed.export.verify_rerank import builtin_pairs, exported_scores, rank_ag
 from ovembed.graphs import RerankGraphOptions, read_model_graph
 from ovembed.heads.rerank import RerankHead
 from ovembed.repository import read_config, read_record
+from tests.tiny_models import TINY_INT8_MAX_SCORE_DIFF
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 FILES = ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "tokenizer.json", "config.json",
@@ -45,7 +46,9 @@ def test_record_has_head_and_verification(rerank_repo: Path) -> None:
     assert bert["max_doc_length"] == 16000
     xlmr = read_record(rerank_repo.parent / "rerank" / "xlmr")
     assert xlmr["rerank_head"]["sep_token_id"] is None  # XLM-R pairs are all token type 0
-    assert xlmr["verification"]["max_score_diff"] <= 0.06 and xlmr["verification"]["rank_agreement"] >= 0.95
+    assert xlmr["verification"]["threshold"] == TINY_INT8_MAX_SCORE_DIFF  # the fixture's --max_score_diff
+    assert xlmr["verification"]["max_score_diff"] <= TINY_INT8_MAX_SCORE_DIFF
+    assert xlmr["verification"]["rank_agreement"] >= 0.95
 
 
 def test_fp32_scores_equal_cross_encoder(rerank_repo: Path, rerank_sources: dict[str, Path]) -> None:

@@ -29,7 +29,7 @@ class ChunkingOptions:
     size: int | None = None
     overlap: int = 0
     combine: Combine = "mean"
-    max_chunks: int | None = None  # most chunks one input may need; more is a 413
+    max_chunks: int | None = None  # most chunks one input may need (the request's); more is a 413
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,11 @@ def spans(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
 
 def chunk_document(ids: Sequence[int], offsets: Sequence[tuple[int, int]], *, prompt_chars: int,
                    prefix: Sequence[int], suffix: Sequence[int], max_length: int,
-                   options: ChunkingOptions) -> list[Chunk]:
+                   options: ChunkingOptions, server_max_chunks: int | None = None) -> list[Chunk]:
     """Chunks of one tokenized ``prompt + text`` (no special tokens; ``offsets`` per token into
     ``prompt + text``). Tokens that start inside the prompt's ``prompt_chars`` characters are the
-    prompt and go into every chunk."""
+    prompt and go into every chunk. More chunks than ``options.max_chunks`` (the request's) or
+    ``server_max_chunks`` (``--max_chunks_per_input``) is a 413 naming the limit."""
     n_prompt = 0
     while n_prompt < len(ids) and offsets[n_prompt][0] < prompt_chars:
         n_prompt += 1
@@ -87,6 +88,10 @@ def chunk_document(ids: Sequence[int], offsets: Sequence[tuple[int, int]], *, pr
         raise PayloadTooLarge(f"an input needs {len(windows)} chunks of {size} tokens (overlap {options.overlap}), "
                               f"more than 'chunking.max_chunks' ({options.max_chunks}): send a shorter text, "
                               "larger chunks or a higher max_chunks", param="chunking")
+    if server_max_chunks is not None and len(windows) > server_max_chunks:
+        raise PayloadTooLarge(f"an input needs {len(windows)} chunks of {size} tokens (overlap {options.overlap}), "
+                              f"more than the server allows per input ({server_max_chunks}, "
+                              "--max_chunks_per_input): send a shorter text or larger chunks", param="chunking")
     chunks = []
     for s, e in windows:
         start = where[s][0] - prompt_chars if e > s else 0

@@ -250,7 +250,7 @@ class ModelRegistry:
             slot.servable = SparseServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache, version=version)
         else:
             slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
-                                              version=version)
+                                              version=version, max_chunks=self.cfg.max_chunks_per_input)
         slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:

@@ -53,8 +53,9 @@ class EmbeddingServable:
     """One loaded model: ``embed`` and ``tokenize`` for the front ends."""
 
     def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher, *,
-                 cache: EmbeddingCache | None = None, version: int = 1) -> None:
+                 cache: EmbeddingCache | None = None, version: int = 1, max_chunks: int | None = None) -> None:
         self._info = info
+        self.max_chunks = max_chunks  # --max_chunks_per_input: chunks one input may need
         self._cache = cache  # shared by every model (--cache_bytes); None when off
         self._scope = (info.name, version)
         self.tokenizer = tokenizer
@@ -182,7 +183,7 @@ class EmbeddingServable:
         for i, (ids, offsets) in enumerate(encoded):
             for chunk in chunk_document(ids, offsets, prompt_chars=len(opts.prompt), prefix=prefix,
                                         suffix=suffix, max_length=self._info.max_length,
-                                        options=opts.chunking):
+                                        options=opts.chunking, server_max_chunks=self.max_chunks):
                 docs.append(np.asarray(chunk.ids, dtype=np.int64))
                 spans.append(ChunkSpan(i, chunk.start, chunk.end))
         return docs, spans

@@ -110,6 +110,28 @@ def test_chunks_equal_each_chunk_embedded_alone(loop: LoopThread, registry: Mode
     assert mean.token_counts == [sum(none.token_counts)]
 
 
+def test_chunk_limits_per_input(loop: LoopThread, registry: ModelRegistry) -> None:
+    """The request's chunking.max_chunks and the server's --max_chunks_per_input (the registry's servable
+    carries it; 1024 by default) are each a 413 naming the limit."""
+    from ovembed.errors import PayloadTooLarge
+
+    servable = registry.get("e5")
+    assert servable.max_chunks == 1024
+    room = servable.info.max_length - 2
+    text = " ".join(["hello"] * (3 * room))  # 3 chunks
+    with pytest.raises(PayloadTooLarge, match=r"needs 3 chunks .* 'chunking.max_chunks' \(2\)"):
+        _embed(loop, servable, [text], prompt="", chunking=ChunkingOptions(max_chunks=2))
+    servable.max_chunks = 2
+    try:
+        with pytest.raises(PayloadTooLarge, match=r"needs 3 chunks .* per input \(2, --max_chunks_per_input\)"):
+            _embed(loop, servable, [text], prompt="", chunking=ChunkingOptions())
+        two = " ".join(["hello"] * (2 * room))  # exactly at the limit
+        none = _embed(loop, servable, [two], prompt="", chunking=ChunkingOptions(combine="none"))
+        assert none.embeddings.shape[0] == 2
+    finally:
+        servable.max_chunks = 1024
+
+
 def test_truncation_direction_left_keeps_the_end(loop: LoopThread, registry: ModelRegistry) -> None:
     servable = registry.get("e5")
     words = " ".join(f"{w}" for w in ("the quick brown fox jumps over the lazy dog " * 20).split())
