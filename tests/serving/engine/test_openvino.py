@@ -12,7 +12,14 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions
 from ovembed.serving.engine import devices
-from ovembed.serving.engine.openvino import detect_precision, load_model, plugin_config, resolve_max_length
+from ovembed.serving.engine.openvino import (
+    OpenVINOEngine,
+    bulk_config,
+    detect_precision,
+    load_model,
+    plugin_config,
+    resolve_max_length,
+)
 
 
 def write(folder: Path, name: str, data: dict[str, object]) -> None:
@@ -55,6 +62,18 @@ def test_plugin_config_defaults_and_overrides() -> None:
     assert plugin_config(graph, ServeConfig(), "CPU", "fp32") == {
         "INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "THROUGHPUT"}
     assert plugin_config(GraphOptions(), ServeConfig(), "GPU", "fp32") == {}
+
+
+def test_bulk_executor_only_for_int_weights_on_cpu_with_default_streams() -> None:
+    config = {"NUM_STREAMS": "1", "CACHE_DIR": "/c"}
+    assert bulk_config(config, {"NUM_STREAMS": 1}, "CPU", "int8") == {
+        "CACHE_DIR": "/c", "PERFORMANCE_HINT": "THROUGHPUT"}
+    assert bulk_config({"PERFORMANCE_HINT": "LATENCY"}, {}, "CPU", "int4") == {"PERFORMANCE_HINT": "THROUGHPUT"}
+    assert bulk_config(config, {"NUM_STREAMS": 1}, "CPU", "fp32") is None
+    assert bulk_config(config, {"NUM_STREAMS": 1}, "GPU", "int8") is None
+    assert bulk_config({"NUM_STREAMS": "2"}, {"NUM_STREAMS": 2}, "CPU", "int8") is None
+    assert bulk_config(config, {"PERFORMANCE_HINT": "LATENCY"}, "CPU", "int8") is None
+    assert bulk_config(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8") is None
 
 
 def test_devices_on_this_machine() -> None:
@@ -147,3 +166,48 @@ def test_missing_files_are_config_errors(tmp_path: Path, minilm_dir: Path) -> No
     shutil.copy(minilm_dir / "graph.pbtxt", tmp_path / "graph.pbtxt")
     with pytest.raises(ConfigError, match=r"openvino_model\.xml not found"):
         load_model(core, "x", tmp_path, ServeConfig())
+
+
+def test_small_and_large_batches_pick_executors_with_equal_results(minilm_dir: Path) -> None:
+    """A lone small batch runs on the one-stream executor (slots drop to 1 meanwhile), larger
+    ones on the multi-stream one; both give the vectors a synchronous inference gives."""
+    import threading
+
+    import numpy as np
+    import openvino as ov
+
+    from ovembed.graphs import read_graph
+    from ovembed.heads.embeddings import add_pooling
+
+    core = ov.Core()
+    graph = read_graph(minilm_dir)
+
+    def compiled(hint: str) -> ov.CompiledModel:
+        model = add_pooling(core.read_model(minilm_dir / "openvino_model.xml"), graph.pooling,
+                            graph.normalize_embeddings)
+        return core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32",
+                                                 "NUM_STREAMS": "1" if hint == "LATENCY" else "2"})
+
+    engine = OpenVINOEngine(compiled("LATENCY"), bulk=compiled("THROUGHPUT"), latency_tokens=16)
+    assert engine.slots == 2
+    rng = np.random.default_rng(0)
+    small = rng.integers(1000, 2000, size=(1, 8))
+    large = rng.integers(1000, 2000, size=(4, 32))
+    results: dict[str, np.ndarray] = {}
+    for name, ids in (("small", small), ("large", large)):
+        done = threading.Event()
+
+        def on_done(out: np.ndarray | BaseException, name: str = name, done: threading.Event = done) -> None:
+            assert not isinstance(out, BaseException)
+            results[name] = np.array(out)
+            done.set()
+
+        engine.start(ids, np.ones_like(ids), on_done)
+        assert done.wait(60)
+        assert engine.batches == ({"small": 1, "bulk": 0} if name == "small" else {"small": 1, "bulk": 1})
+    engine.close()
+    assert engine.slots == 2
+    for name, ids in (("small", small), ("large", large)):
+        expected = engine.infer(ids, np.ones_like(ids))
+        np.testing.assert_allclose(results[name], expected, atol=1e-5)
+        np.testing.assert_allclose(results[name], engine.infer(ids, np.ones_like(ids), bulk=True), atol=1e-5)
