@@ -235,7 +235,9 @@ class _Sender:
             except _BadResponse:
                 error = "invalid response"
             else:
-                if self.dimensions is None:
+                if self._api is Api.TEI_SPARSE:  # terms per vector vary: report the most seen
+                    self.dimensions = max(self.dimensions or 0, dimensions)
+                elif self.dimensions is None:
                     self.dimensions = dimensions
                 elif dimensions != self.dimensions:
                     error = "invalid response"

@@ -57,7 +57,7 @@ def server() -> Iterator[str]:
 def test_measures_embed_sparse(server: str) -> None:
     cfg = BenchmarkConfig(model="splade", task=Task.SPARSE, api_url=f"{server}/embed_sparse", limit=12, batch_size=4,
                           concurrency=2, synthetic_length=8)
-    docs = [f"document number {i} about sparse retrieval" for i in range(12)]
+    docs = [" ".join(["word"] * (i + 1)) + f" document {i}" for i in range(12)]  # vectors of varying sizes
     result = measure(cfg, docs, progress=False)
     assert result.api is Api.TEI_SPARSE and len(result.records) == 3 and all(r.ok for r in result.records)
     assert sum(r.documents for r in result.records) == 12
