@@ -378,8 +378,8 @@ class BenchmarkConfig(_Checked):
     api_url: str = option(_EMBEDDINGS_URL,
                           "Endpoint: OpenAI /v3/embeddings or /v1/embeddings, Ollama /api/embed, rerank /v3/rerank "
                           "(Cohere/OVMS) or /rerank (TEI); with --task rerank the default becomes .../v3/rerank")
-    task: Task = option(Task.EMBEDDINGS, "embeddings, or rerank: each request is one query and --batch_size "
-                        "documents (pairs/s = docs/s)")
+    task: Task = option(Task.EMBEDDINGS, "embeddings; rerank: each request is one query and --batch_size "
+                        "documents (pairs/s = docs/s); sparse: TEI's /embed_sparse (the default URL becomes it)")
     model: str = option("", "Model name sent in requests", required=True)
     dataset: str = option("synthetic", "'synthetic' or a file of texts (one per line, or a JSON list)")
     synthetic_length: int = option(40, "Approximate words per synthetic document")
@@ -413,6 +413,11 @@ class BenchmarkConfig(_Checked):
         _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")
         if self.task is Task.RERANK and self.api_url == _EMBEDDINGS_URL:
             object.__setattr__(self, "api_url", _EMBEDDINGS_URL.replace("/v3/embeddings", "/v3/rerank"))
+        if self.task is Task.SPARSE and self.api_url == _EMBEDDINGS_URL:
+            object.__setattr__(self, "api_url", _EMBEDDINGS_URL.replace("/v3/embeddings", "/embed_sparse"))
+        _require(self.api_url.rstrip("/").endswith("/embed_sparse") == (self.task is Task.SPARSE),
+                 f"--task {self.task.value} does not match --api_url {self.api_url} "
+                 "(sparse endpoints end in /embed_sparse)")
         rerank_url = self.api_url.rstrip("/").endswith("/rerank")
         _require(rerank_url == (self.task is Task.RERANK),
                  f"--task {self.task.value} does not match --api_url {self.api_url} "

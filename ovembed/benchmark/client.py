@@ -33,6 +33,7 @@ class Api(str, enum.Enum):
     OLLAMA = "ollama"
     RERANK = "rerank"  # Cohere/OVMS shape: /v3/rerank, /v1/rerank, /v2/rerank
     TEI_RERANK = "tei-rerank"  # TEI's /rerank
+    TEI_SPARSE = "tei-sparse"  # TEI's /embed_sparse (ovembed: /embed_sparse, /v3/embed_sparse)
 
     def __str__(self) -> str:
         return self.value
@@ -77,6 +78,8 @@ def detect_api(url: str) -> Api:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"--api_url must be an http(s) URL, got {url!r}")
     path = parts.path.rstrip("/")
+    if path.endswith("/embed_sparse"):
+        return Api.TEI_SPARSE
     if path == "/rerank":
         return Api.TEI_RERANK
     if path.endswith("/rerank"):
@@ -87,7 +90,7 @@ def detect_api(url: str) -> Api:
         return Api.OPENAI
     raise ConfigError(
         f"--api_url: cannot tell the API from {url!r}: expected a path ending in /embeddings (OpenAI), "
-        "/api/embed (Ollama) or /rerank (Cohere/OVMS /v3/rerank, TEI /rerank)")
+        "/api/embed (Ollama), /rerank (Cohere/OVMS /v3/rerank, TEI /rerank) or /embed_sparse (TEI)")
 
 
 # The query of every rerank request: documents are scored against it (its length shapes each pair).
@@ -99,6 +102,8 @@ def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: st
         return orjson.dumps({"model": model, "query": RERANK_QUERY, "documents": list(texts)})
     if api is Api.TEI_RERANK:
         return orjson.dumps({"model": model, "query": RERANK_QUERY, "texts": list(texts)})
+    if api is Api.TEI_SPARSE:
+        return orjson.dumps({"model": model, "inputs": list(texts)})
     payload: dict[str, Any] = {"model": model, "input": list(texts)}
     if api is Api.OPENAI:
         payload["encoding_format"] = encoding_format
@@ -108,10 +113,13 @@ def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: st
 def parse_response(api: Api, body: bytes, expected: int) -> tuple[int | None, int]:
     """(prompt tokens or None, dimensions) of a successful response; _BadResponse if malformed.
 
-    A rerank response has one score per document: its "dimensions" are 1.
+    A rerank response has one score per document: its "dimensions" are 1; a sparse one's are the most
+    terms one vector has.
     """
     if api in (Api.RERANK, Api.TEI_RERANK):
         return _parse_rerank(api, body, expected)
+    if api is Api.TEI_SPARSE:
+        return _parse_sparse(body, expected)
     try:
         data = orjson.loads(body)
         if api is Api.OPENAI:
@@ -132,6 +140,20 @@ def parse_response(api: Api, body: bytes, expected: int) -> tuple[int | None, in
     if len(sizes) != 1 or 0 in sizes:
         raise _BadResponse(f"embedding sizes {sorted(sizes)}")
     return (tokens if isinstance(tokens, int) else None), sizes.pop()
+
+
+def _parse_sparse(body: bytes, expected: int) -> tuple[int | None, int]:
+    try:
+        vectors = orjson.loads(body)
+        terms = [len(vector) for vector in vectors]
+        ok = all(isinstance(p["index"], int) and isinstance(p["value"], (int, float)) for v in vectors for p in v)
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise _BadResponse(f"unexpected response shape: {exc!r}") from exc
+    if len(terms) != expected:
+        raise _BadResponse(f"{len(terms)} sparse vectors for {expected} inputs")
+    if not ok:
+        raise _BadResponse("a term is not {index: int, value: number}")
+    return None, max(terms, default=0) or 1
 
 
 def _parse_rerank(api: Api, body: bytes, expected: int) -> tuple[int | None, int]:
@@ -213,7 +235,9 @@ class _Sender:
             except _BadResponse:
                 error = "invalid response"
             else:
-                if self.dimensions is None:
+                if self._api is Api.TEI_SPARSE:  # terms per vector vary: report the most seen
+                    self.dimensions = max(self.dimensions or 0, dimensions)
+                elif self.dimensions is None:
                     self.dimensions = dimensions
                 elif dimensions != self.dimensions:
                     error = "invalid response"
