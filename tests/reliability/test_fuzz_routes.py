@@ -9,20 +9,24 @@ client that gets a type or a range wrong), arbitrary JSON documents, and arbitra
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from ovembed.serving.engine.interface import DEFAULT_RERANK, RerankOptions, RerankResult
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 
 pytestmark = pytest.mark.reliability
 
 MODEL = "fake"
+RERANKER = "fake-rerank"
 
 # Every POST route, with the fields its wire format reads and the family of its error envelope.
 ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -43,6 +47,8 @@ ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
     f"/v2/models/{MODEL}/infer": (("id", "inputs", "outputs", "parameters"), "kserve"),
     f"/v2/models/{MODEL}/versions/1/infer": (("id", "inputs", "outputs", "parameters"), "kserve"),
     "/v1/config/reload": ((), "openai"),
+    "/embed_sparse": (("model", "inputs", "truncate", "truncation_direction", "prompt_name", "top_k",
+                       "threshold"), "tei"),
 }
 
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -60,7 +66,7 @@ _tensor = st.fixed_dictionaries({"name": st.sampled_from(["input", "text", ""]) 
 
 def _field_value(name: str) -> st.SearchStrategy[Any]:
     if name == "model":
-        return st.sampled_from([MODEL, "nope", "", "fake/versions/1"]) | _json
+        return st.sampled_from([MODEL, RERANKER, "nope", "", "fake/versions/1"]) | _json
     if name == "inputs":
         return st.lists(_tensor, max_size=2) | _json
     return _json
@@ -84,15 +90,16 @@ VALID: dict[str, dict[str, Any]] = {
     "/v1/embeddings": {"model": MODEL, "input": "hello", "encoding_format": "base64"},
     "/v2/embed": {"model": MODEL, "texts": ["hello"], "input_type": "search_query",
                   "embedding_types": ["float"]},
-    "/v3/rerank": {"model": MODEL, "query": "q", "documents": ["a", "b"]},
-    "/v2/rerank": {"model": MODEL, "query": "q", "documents": ["a", "b"], "top_n": 1},
-    "/rerank": {"model": MODEL, "query": "q", "texts": ["a", "b"]},
+    "/v3/rerank": {"model": RERANKER, "query": "q", "documents": ["a", "b"]},
+    "/v2/rerank": {"model": RERANKER, "query": "q", "documents": ["a", "b"], "top_n": 1},
+    "/rerank": {"model": RERANKER, "query": "q", "texts": ["a", "b"]},
     "/v3/tokenize": {"model": MODEL, "text": ["hello", "world"], "max_length": 4, "pad_to_max_length": True},
     "/api/embed": {"model": MODEL, "input": ["hello"]},
     "/api/embeddings": {"model": MODEL, "prompt": "hello"},
     f"/v2/models/{MODEL}/infer": {"inputs": [_TENSOR]},
     f"/v2/models/{MODEL}/versions/1/infer": {"inputs": [_TENSOR], "outputs": [{"name": "embedding"}]},
     "/v1/config/reload": {},
+    "/embed_sparse": {"model": MODEL, "inputs": ["hello"], "top_k": 2},
 }
 
 
@@ -132,9 +139,22 @@ def _check_envelope(family: str, status: int, body: Any) -> None:
         assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
 
 
+class _FakeReranker(FakeServable):
+    """A rerank model: a score per document (its length), so the rerank routes' success path runs."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, max_length=16)
+        self._info = dataclasses.replace(self._info, task="rerank")
+
+    async def rerank(self, query: str, documents: Sequence[str],
+                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
+        raw = np.array([float(len(d)) for d in documents], dtype=np.float32)
+        return RerankResult(1 / (1 + np.exp(-raw)), raw, [len(d) for d in documents], [1] * len(documents))
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    registry = FakeRegistry(FakeServable(MODEL, dimensions=8, max_length=16))
+    registry = FakeRegistry(FakeServable(MODEL, dimensions=8, max_length=16), _FakeReranker(RERANKER))
     with TestClient(make_app(registry, max_inputs=64, max_body_bytes=4096)) as test_client:
         yield test_client
 
@@ -156,3 +176,20 @@ def test_no_body_makes_a_route_fail_or_answer_outside_its_envelope(client: TestC
     if response.headers.get("content-type", "").startswith("application/octet-stream"):
         return  # KServe binary output: JSON header + raw tensor bytes
     _check_envelope(family, response.status_code, response.json())
+
+
+def test_every_post_route_is_fuzzed() -> None:
+    """A new POST route fails this until it is in ROUTES (one of a handler's aliases is enough)."""
+    from starlette.routing import Match, Route
+
+    from ovembed.serving.http.app import all_routes
+
+    posts = [r for r in all_routes() if isinstance(r, Route) and "POST" in (r.methods or ())]
+
+    def handler(path: str) -> object:
+        scope = {"type": "http", "path": path, "method": "POST"}
+        return next(r.endpoint for r in posts if r.matches(scope)[0] is Match.FULL)
+
+    fuzzed = {handler(path) for path in ROUTES}
+    missing = sorted(r.path for r in posts if r.endpoint not in fuzzed)
+    assert not missing, f"POST routes not fuzzed: {missing}"
