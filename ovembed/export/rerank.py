@@ -6,6 +6,7 @@ OVMS's RerankCalculatorOV expects), verified against ``sentence_transformers.Cro
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from ovembed.heads.rerank import RerankHead, separator_for_token_types
 from ovembed.hf_files import read_json_object
 
 if TYPE_CHECKING:
-    from ovembed.config import ExportConfig
+    from ovembed.config import ExportConfig, WeightFormat
     from ovembed.export.quantize import QuantizationParams
     from ovembed.export.source import SourceModel
 
@@ -78,12 +79,6 @@ def build_rerank(cfg: ExportConfig, source: SourceModel, params: QuantizationPar
     from ovembed.export.convert import convert_to_ir
     from ovembed.export.quantize import compress_and_save
     from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
-    from ovembed.export.verify_rerank import (
-        DEFAULT_MAX_SCORE_DIFF,
-        DEFAULT_MIN_RANK_AGREEMENT,
-        builtin_pairs,
-        compare_scores,
-    )
 
     t0 = time.perf_counter()
     log(f"converting {source.path} with optimum-intel (task text-classification)")
@@ -110,18 +105,69 @@ def build_rerank(cfg: ExportConfig, source: SourceModel, params: QuantizationPar
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if not cfg.skip_verify:
-        max_diff = cfg.max_score_diff if cfg.max_score_diff is not None else DEFAULT_MAX_SCORE_DIFF[cfg.weight_format]
-        min_agree = DEFAULT_MIN_RANK_AGREEMENT[cfg.weight_format]
-        pairs = builtin_pairs()
-        log(f"verifying against sentence_transformers.CrossEncoder, {len(pairs)} (query, document) pairs")
-        result = compare_scores(work, source.path, pairs, head=head, max_length=source.max_length,
-                                max_diff=max_diff, min_agreement=min_agree,
-                                trust_remote_code=cfg.trust_remote_code)
-        log(f"  max score difference {result.max_diff:.6f} (threshold {max_diff}), "
-            f"rank agreement {result.rank_agreement:.3f} (threshold {min_agree})")
-        if not result.passed:
-            raise ExportError("verification failed, nothing was written:\n" + result.summary())
-        record["verification"] = {"max_score_diff": result.max_diff, "threshold": max_diff,
-                                  "rank_agreement": result.rank_agreement, "min_rank_agreement": min_agree,
-                                  "pairs": len(pairs)}
+        record["verification"] = verify_scores(cfg, work, source.path, head, source.max_length, cfg.weight_format, log)
     return record
+
+
+def verify_scores(cfg: ExportConfig, work: Path, reference: Path, head: RerankHead, max_length: int,
+                  weight_format: WeightFormat, log: Log) -> dict[str, Any]:
+    """Compare the IR in ``work`` (plus ``head``) with the CrossEncoder ``reference``; raise when it
+    fails; the record's ``verification``."""
+    from ovembed.export.verify_rerank import (
+        DEFAULT_MAX_SCORE_DIFF,
+        DEFAULT_MIN_RANK_AGREEMENT,
+        builtin_pairs,
+        compare_scores,
+    )
+
+    max_diff = cfg.max_score_diff if cfg.max_score_diff is not None else DEFAULT_MAX_SCORE_DIFF[weight_format]
+    min_agree = DEFAULT_MIN_RANK_AGREEMENT[weight_format]
+    pairs = builtin_pairs()
+    log(f"verifying against sentence_transformers.CrossEncoder, {len(pairs)} (query, document) pairs")
+    result = compare_scores(work, reference, pairs, head=head, max_length=max_length, max_diff=max_diff,
+                            min_agreement=min_agree, trust_remote_code=cfg.trust_remote_code)
+    log(f"  max score difference {result.max_diff:.6f} (threshold {max_diff}), "
+        f"rank agreement {result.rank_agreement:.3f} (threshold {min_agree})")
+    if not result.passed:
+        raise ExportError("verification failed, nothing was written:\n" + result.summary())
+    return {"max_score_diff": result.max_diff, "threshold": max_diff, "rank_agreement": result.rank_agreement,
+            "min_rank_agreement": min_agree, "pairs": len(pairs)}
+
+
+def build_rerank_from_ir(cfg: ExportConfig, source: SourceModel, work: Path,
+                         log: Log) -> tuple[dict[str, Any], WeightFormat]:
+    """A cross-encoder published as OpenVINO IR, used as it is; verified against a CrossEncoder reference
+    when there is one (its own weights or ``--reference_model``)."""
+    from ovembed.export import ir_source, require_export_stack
+    from ovembed.export.common import hub_record, quiet_libraries, versions
+    from ovembed.export.convert import IR_XML
+    from ovembed.export.tokenizer import load_hf_tokenizer
+    from ovembed.repository import RECORD_FILENAME, atomic_write_text
+
+    ir_source.check_ir_outputs(source.path / IR_XML, rerank=True)
+    copied = ir_source.copy_ir(source.path, work)
+    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
+    head = head_for(tok, declared_activation(source.path))
+    origin = ir_source.prepare_tokenizer(source.path, work, max_length=source.max_length,
+                                         trust_remote_code=cfg.trust_remote_code, add_special_tokens=False)
+    weight_format = ir_source.ir_weight_format(work / IR_XML)
+    ir_source.describe_ir_use(weight_format, cfg.weight_format, origin, log)
+    fields = ir_source.ir_record_fields(origin, copied)
+    record: dict[str, Any] = {
+        "task": "rerank", "source_model": cfg.source_model, "source_path": str(source.path), **hub_record(source),
+        "model_type": source.model_type, "rerank_head": head.describe(), "max_doc_length": cfg.max_doc_length,
+        "weight_format": weight_format.value, "max_length": source.max_length,
+        "max_length_origin": source.max_length_origin, "versions": versions(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
+    reference = None if cfg.skip_verify else ir_source.resolve_reference(
+        cfg.reference_model, source.path, revision=None, token=cfg.hf_token, quiet=cfg.quiet)
+    if reference is not None:
+        require_export_stack()
+        quiet_libraries()
+        record["verification"] = verify_scores(cfg, work, reference, head, source.max_length, weight_format, log)
+        record["reference_model"] = cfg.reference_model or cfg.source_model
+    elif not cfg.skip_verify:
+        log("not verified: the source holds no PyTorch weights; pass --reference_model ORG/NAME to compare "
+            "the IR with its CrossEncoder")
+    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
+    return record, weight_format
