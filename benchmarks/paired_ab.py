@@ -86,14 +86,18 @@ def loaded(servers: Sequence[Server], name: str, rounds: int, quick: bool, sourc
     docs = _inputs(scenario, quick, 0)
     lengths = _lengths(source, docs, shape.max_length)
     per_round: list[tuple[float, float]] = []
+    cores: list[list[tuple[float, float]]] = [[], []]  # (server, load generator) cores used per run
     for r in range(rounds):
         order = (0, 1) if r % 2 == 0 else (1, 0)
         rate = [0.0, 0.0]
         for side in order:
-            rate[side] = run_server(servers[side], scenario, docs, lengths, shape, "float").tokens_per_s
+            row = run_server(servers[side], scenario, docs, lengths, shape, "float")
+            rate[side] = row.tokens_per_s
+            cores[side].append((row.cores, (row.client_cpu_s or 0.0) / row.wall_s))
         per_round.append((rate[0], rate[1]))
     ratios = [b / a for a, b in per_round]
     return {"tokens_per_s": per_round, "median_ratio_b_over_a": float(np.median(ratios)),
+            "cores_server_client": cores,
             "a_median": float(np.median([a for a, _ in per_round])),
             "b_median": float(np.median([b for _, b in per_round]))}
 
@@ -136,8 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 out = loaded((a, b), name, args.rounds, args.quick, source)
                 rounds = ", ".join(f"{x:,.0f}/{y:,.0f}" for x, y in out["tokens_per_s"])
+                used = [np.mean(np.array(c), axis=0) for c in out["cores_server_client"]]
                 print(f"{name}: tokens/s A/B per round {rounds}; median A {out['a_median']:,.0f}, "
-                      f"B {out['b_median']:,.0f}; median ratio B/A {out['median_ratio_b_over_a']:.3f}",
+                      f"B {out['b_median']:,.0f}; median ratio B/A {out['median_ratio_b_over_a']:.3f}; cores "
+                      f"server/client A {used[0][0]:.2f}/{used[0][1]:.2f}, B {used[1][0]:.2f}/{used[1][1]:.2f}",
                       flush=True)
             results[name] = out
         results["peak_rss_mb"] = [a.peak_rss_bytes() / 2**20, b.peak_rss_bytes() / 2**20]
