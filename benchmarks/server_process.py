@@ -109,11 +109,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def start_server(config: Path, log: Path, *flags: str, cache_dir: Path | None = None,
-                 env: dict[str, str] | None = None, timeout: float = 300.0) -> Server:
+                 env: dict[str, str] | None = None, timeout: float = 300.0,
+                 root: Path | None = None) -> Server:
     """Start ``ovembed serve --config_path config FLAGS`` on a free loopback port; wait until ready.
 
     The environment is :func:`clean_env` unless ``env`` is given, so only ``flags`` apply. Raises
     RuntimeError with the server's log when it exits or is not ready within ``timeout`` seconds.
+    ``root``: the source tree whose ``ovembed`` runs (default: this one; paired A/B runs of two
+    trees).
     """
     port = free_port()
     command = [sys.executable, "-m", "ovembed", "serve", "--config_path", str(config),
@@ -123,7 +126,7 @@ def start_server(config: Path, log: Path, *flags: str, cache_dir: Path | None = 
     with log.open("ab") as out:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                   env=clean_env() if env is None else env, cwd=_ROOT)
+                                   env=clean_env() if env is None else env, cwd=root or _ROOT)
     server = Server(process, port, log)
     deadline = start + timeout
     while True:

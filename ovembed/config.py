@@ -37,6 +37,17 @@ class Quantization(str, enum.Enum):
         return self.value
 
 
+class Executors(str, enum.Enum):
+    """`ovembed serve --executors`: how many compiled copies of a model serve its batches (CPU)."""
+
+    AUTO = "auto"  # two for int8/int4 weights, one for fp32/fp16 (memory: see the README)
+    ONE = "one"  # one executor: the least memory
+    TWO = "two"  # a second, multi-stream executor for large batches, whatever the weights
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Task(str, enum.Enum):
     """What a model does; OVMS's export subcommand names (``embeddings_ov``, ``rerank_ov``) work too."""
 
@@ -308,6 +319,10 @@ class ServeConfig(_Checked):
     max_batch_tokens: int = option(1024, "Token budget of one inference batch (padded length x batch size)")
     max_batch_size: int = option(64, "Maximum inputs in one inference batch")
     max_wait_ms: float = option(2.0, "How long a non-idle batcher waits to fill a batch")
+    executors: Executors = option(
+        Executors.AUTO, "CPU models whose graph.pbtxt keeps the default streams: one compiled model, or two "
+        "(small batches on one stream using every core, large ones on one stream per core: faster bulk, "
+        "a second copy of the repacked weights in memory); auto: two for int8/int4 weights, one for fp32/fp16")
     max_queue: int = option(4096, "Queued inputs per model before requests get 429")
     cache_dir: Path | None = option(None, "OpenVINO compilation cache folder (CACHE_DIR)")
     file_system_poll_wait_seconds: float = option(

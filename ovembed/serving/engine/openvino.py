@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ovembed.config import ServeConfig
+from ovembed.config import Executors, ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GRAPH_FILENAME, GraphOptions, RerankGraphOptions, read_graph
 from ovembed.hf_files import declared_max_length, read_json_object
@@ -366,26 +366,41 @@ def compile_private(core: ov.Core, xml: Path, weights: PrivateWeights, build: Ca
     return compiled, precision, mapped
 
 
-def bulk_config(config: dict[str, str], given: dict[str, Any], device: str, precision: str) -> dict[str, str] | None:
+def bulk_config(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
+                executors: Executors = Executors.AUTO) -> dict[str, str] | None:
     """The plugin config of the second, multi-stream executor (:class:`OpenVINOEngine`), or None
-    when there is none: only on CPU, for int8/int4 weights, when graph.pbtxt keeps the
-    exported default (``given``, its plugin_config: ``NUM_STREAMS 1`` or nothing, no hint, no
-    thread setting).
+    when there is none (:func:`bulk_plan` says why)."""
+    return bulk_plan(config, given, device, precision, executors)[0]
 
-    Measured on 2 cores (MiniLM int8, Sapphire Rapids): two single-thread streams embed batches
-    of 256-token passages faster than one two-thread stream, while a single short query is
-    fastest on one stream with every core; fp32 batches gain nothing from streams there, and a
-    second fp32 executor would repack its weights again (+40 MB), so fp32 keeps one.
+
+def bulk_plan(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
+              executors: Executors = Executors.AUTO) -> tuple[dict[str, str] | None, str]:
+    """(plugin config of the second, multi-stream executor or None, why). There is one only on
+    CPU, when graph.pbtxt keeps the exported default (``given``, its plugin_config:
+    ``NUM_STREAMS 1`` or nothing, no hint, no thread setting: explicit settings there win), and
+    ``executors`` (``--executors``) is ``two``, or ``auto`` with int8/int4 weights.
+
+    Measured on 2 cores (MiniLM, Sapphire Rapids): two single-thread streams embed batches of
+    256-token passages faster than one two-thread stream (int8 and fp32 alike), while a single
+    short query is fastest on one stream with every core. The second executor repacks the
+    weights again: peak RSS under load fp32 281 -> 389 MB, static int8 333 -> 471 MB. So
+    ``auto`` gives fp32/fp16 one executor (its 300 MB budget), int8/int4 two.
     """
-    if not device.upper().startswith("CPU") or precision not in ("int8", "int4"):
-        return None
+    if executors is Executors.ONE:
+        return None, "--executors one"
+    if not device.upper().startswith("CPU"):
+        return None, f"not on CPU ({device})"
+    if executors is Executors.AUTO and precision not in ("int8", "int4"):
+        return None, f"--executors auto: {precision} weights keep one executor (memory)"
     if str(given.get("NUM_STREAMS", "1")) != "1" or "PERFORMANCE_HINT" in given:
-        return None
-    if any(k in given for k in ("INFERENCE_NUM_THREADS", "CPU_THREADS_NUM", "AFFINITY", "ENABLE_HYPER_THREADING")):
-        return None
+        return None, "graph.pbtxt sets NUM_STREAMS or PERFORMANCE_HINT"
+    threads = [k for k in ("INFERENCE_NUM_THREADS", "CPU_THREADS_NUM", "AFFINITY", "ENABLE_HYPER_THREADING")
+               if k in given]
+    if threads:
+        return None, f"graph.pbtxt sets {threads[0]}"
     out = {k: v for k, v in config.items() if k not in ("NUM_STREAMS", "PERFORMANCE_HINT")}
     out["PERFORMANCE_HINT"] = "THROUGHPUT"
-    return out
+    return out, f"--executors {executors.value}"
 
 
 def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: Callable[[ov.Model], ov.Model],
@@ -397,24 +412,28 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     model = build(core.read_model(xml, weights.path))  # weights mapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
-    second = bulk_config(config, graph.plugin_config, device, precision) if bulk else None
+    second, why = bulk_plan(config, graph.plugin_config, device, precision, cfg.executors) if bulk else (None, "")
+    if bulk and second is None and cfg.executors is Executors.TWO:
+        log.warning("%s: --executors two, but one executor: %s", xml.parent.name, why)
     if cfg.cache_dir is None:
         compiled = core.compile_model(model, device, config)
         extra = core.compile_model(model, device, second) if second is not None else None
-        return compiled, _multi_stream(extra), precision, [weights.path]
+        return compiled, _multi_stream(extra, cfg), precision, [weights.path]
     # compile the headed model's file: hashed by path, weights mapped once (weights.py)
     content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
     headed = pooled_ir(model, content, cfg.cache_dir, head)
     del model
     compiled = core.compile_model(str(headed), device, config)
     extra = core.compile_model(str(headed), device, second) if second is not None else None
-    return compiled, _multi_stream(extra), precision, [weights.path, headed.with_suffix(".bin")]
+    return compiled, _multi_stream(extra, cfg), precision, [weights.path, headed.with_suffix(".bin")]
 
 
-def _multi_stream(compiled: ov.CompiledModel | None) -> ov.CompiledModel | None:
+def _multi_stream(compiled: ov.CompiledModel | None, cfg: ServeConfig) -> ov.CompiledModel | None:
     """``compiled`` if it got more than one stream (a one-core machine gets one: no use)."""
     if compiled is None or int(compiled.get_property("NUM_STREAMS")) > 1:
         return compiled
+    if cfg.executors is Executors.TWO:
+        log.warning("--executors two, but one executor: THROUGHPUT gives this machine a single stream")
     return None
 
 

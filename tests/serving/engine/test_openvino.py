@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ovembed.config import ServeConfig
+from ovembed.config import Executors, ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions
 from ovembed.serving.engine import devices
 from ovembed.serving.engine.openvino import (
     OpenVINOEngine,
     bulk_config,
+    bulk_plan,
     detect_precision,
     load_model,
     plugin_config,
@@ -76,6 +77,41 @@ def test_bulk_executor_only_for_int_weights_on_cpu_with_default_streams() -> Non
     assert bulk_config(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8") is None
 
 
+def test_executors_choice_overrides_the_weight_rule_not_the_graph() -> None:
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    two = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"}
+    assert bulk_plan(config, {}, "CPU", "fp32", Executors.TWO) == (two, "--executors two")
+    assert bulk_plan(config, {}, "CPU", "fp16", Executors.TWO)[0] == two
+    assert bulk_plan(config, {}, "CPU", "int8", Executors.ONE) == (None, "--executors one")
+    assert bulk_plan(config, {}, "CPU", "fp32", Executors.AUTO) == (
+        None, "--executors auto: fp32 weights keep one executor (memory)")
+    # explicit streams, hints, threads in graph.pbtxt and other devices still keep one
+    assert bulk_plan(config, {"NUM_STREAMS": 2}, "CPU", "fp32", Executors.TWO) == (
+        None, "graph.pbtxt sets NUM_STREAMS or PERFORMANCE_HINT")
+    assert bulk_plan(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8", Executors.TWO) == (
+        None, "graph.pbtxt sets INFERENCE_NUM_THREADS")
+    assert bulk_plan({}, {}, "GPU", "int8", Executors.TWO) == (None, "not on CPU (GPU)")
+
+
+def test_executors_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from ovembed.cli import add_config_arguments, build_config
+
+    def parse(*argv: str) -> ServeConfig:
+        parser = argparse.ArgumentParser()
+        add_config_arguments(parser, ServeConfig)
+        cfg: ServeConfig = build_config(ServeConfig, parser.parse_args(["--config_path", "c.json", *argv]))
+        return cfg
+
+    assert parse().executors is Executors.AUTO
+    assert parse("--executors", "one").executors is Executors.ONE
+    monkeypatch.setenv("OVEMBED_EXECUTORS", "TWO")
+    assert parse().executors is Executors.TWO
+    with pytest.raises(ConfigError, match="--executors must be one of auto, one, two, got 'three'"):
+        ServeConfig(executors="three")  # type: ignore[arg-type]
+
+
 def test_devices_on_this_machine() -> None:
     import openvino as ov
 
@@ -132,6 +168,24 @@ def test_load_minilm(minilm_dir: Path) -> None:
     assert loaded.engine.slots >= 1
     assert loaded.engine.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     loaded.engine.close()
+
+
+def test_executors_two_gives_fp32_a_multi_stream_executor_with_equal_results(minilm_dir: Path) -> None:
+    import numpy as np
+    import openvino as ov
+
+    core = ov.Core()
+    auto = load_model(core, "minilm", minilm_dir, ServeConfig())
+    assert auto.engine.bulk is None  # fp32: one executor unless asked
+    auto.engine.close()
+    two = load_model(core, "minilm", minilm_dir, ServeConfig(executors=Executors.TWO))
+    engine = two.engine
+    assert engine.bulk is not None and engine.slots == int(engine.bulk.get_property("NUM_STREAMS")) > 1
+    assert engine.bulk.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32  # the same precision
+    ids = np.random.default_rng(1).integers(1000, 2000, size=(4, 32))
+    np.testing.assert_allclose(engine.infer(ids, np.ones_like(ids), bulk=True),
+                               engine.infer(ids, np.ones_like(ids)), atol=1e-5)
+    engine.close()
 
 
 def test_gpu_request_fails_naming_available_devices(minilm_dir: Path) -> None:
