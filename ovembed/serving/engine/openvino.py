@@ -13,7 +13,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -316,7 +317,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
 
     # Weights come from a private copy (weights.py): files in the repository may change at
     # any time without reaching the mapping this version serves from.
-    try:
+    with loading_errors(name, xml):
         created = int(xml.stat().st_mtime)
         with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
             head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
@@ -326,11 +327,6 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
             tokenizer, max_length = _tokenizer(base_path, model_dir, record)
             engine = _warm_up(compiled, bulk, tokenizer, max_length)
             released = release_file_pages(*mapped)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
-    except RuntimeError as exc:  # OpenVINO: the full text in the log, its last line as the reason
-        log.error("model %s: OpenVINO failed to load %s:\n%s", name, model_dir, str(exc).strip())
-        raise ConfigError(f"OpenVINO could not load {model_dir}: {openvino_reason(exc)}") from None
 
     phys = primary_device(core, device)
     dev = device_info(core, phys)
@@ -364,6 +360,52 @@ def compile_private(core: ov.Core, xml: Path, weights: PrivateWeights, build: Ca
     compiled, _, precision, mapped = compile_executors(core, xml, weights, build, graph, record, cfg,
                                                        device, head, bulk=False)
     return compiled, precision, mapped
+
+
+@contextmanager
+def loading_errors(name: str, xml: Path) -> Iterator[None]:
+    """What reading, compiling and warming up ``xml`` raises, as one ConfigError naming the file:
+    OpenVINO's full text goes to the log, its useful line into the reason (/v1/config)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ConfigError(f"{xml}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:
+        log.error("model %s: OpenVINO failed to load %s:\n%s", name, xml.parent, str(exc).strip())
+        raise ConfigError(f"OpenVINO could not load {xml.parent}: {openvino_reason(exc)}") from None
+
+
+@dataclass(frozen=True)
+class HeadModel:
+    """A task head's model compiled from its private weights and warmed up (:func:`compile_head_model`)."""
+
+    engine: OpenVINOEngine
+    compiled: ov.CompiledModel
+    precision: str  # of the weights
+    created: int  # the IR's mtime, the version's creation time
+    released: int  # bytes of mapped weight pages given back after warm-up
+
+
+def compile_head_model(core: ov.Core, name: str, xml: Path, build: Callable[[ov.Model], ov.Model],
+                       graph: Any, record: dict[str, Any], cfg: ServeConfig, device: str,
+                       head: dict[str, object], tokenizer: ServingTokenizer,
+                       warm_shapes: tuple[tuple[int, int], ...]) -> HeadModel:
+    """Compile ``xml`` plus the head ``build`` appends (one executor) and run ``warm_shapes``
+    (batch, length) once, since first runs pay shape setup; ``engine.dimensions`` is the output width."""
+    with loading_errors(name, xml):
+        created = int(xml.stat().st_mtime)
+        with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
+            compiled, precision, mapped = compile_private(core, xml, weights, build, graph, record, cfg, device, head)
+            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
+            engine = OpenVINOEngine(compiled)
+            for batch, length in warm_shapes:
+                ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
+                out = engine.infer(ids, np.ones_like(ids))
+            engine.dimensions = int(out.shape[1])
+            released = release_file_pages(*mapped)
+    return HeadModel(engine, compiled, precision, created, released)
 
 
 def bulk_config(config: dict[str, str], given: dict[str, Any], device: str, precision: str,

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ovembed.config import Pooling, ServeConfig, Task
 from ovembed.errors import ConfigError
 from ovembed.graphs import RerankGraphOptions
@@ -28,15 +26,12 @@ from ovembed.serving.engine.interface import ModelInfo
 from ovembed.serving.engine.openvino import (
     MODEL_FILENAME,
     LoadedModel,
-    OpenVINOEngine,
     RerankSetup,
-    compile_private,
-    openvino_reason,
+    compile_head_model,
     property_text,
     resolve_max_length,
 )
 from ovembed.serving.engine.tokenizer import TOKENIZER_FILENAME, ServingTokenizer
-from ovembed.serving.engine.weights import private_weights, release_file_pages
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -85,31 +80,15 @@ def load_rerank_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
     head = _head(record, hf_config, tokenizer_json)
     chunker = PairChunker(tokenizer_json, max_length=max_length)
 
-    try:
-        created = int(xml.stat().st_mtime)
-        with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
-            compiled, precision, mapped = compile_private(
-                core, xml, weights, lambda model: add_rerank_head(model, head), graph, record, cfg, device,
-                {"head": "rerank", **head.describe()})
-            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
-            engine = OpenVINOEngine(compiled)
-            for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
-                ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
-                out = engine.infer(ids, np.ones_like(ids))
-            engine.dimensions = int(out.shape[1])  # 2: raw logit, activated score
-            released = release_file_pages(*mapped)
-    except ValueError as exc:
-        raise ConfigError(f"{xml}: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
-    except RuntimeError as exc:  # OpenVINO: the full text in the log, its last line as the reason
-        log.error("model %s: OpenVINO failed to load %s:\n%s", name, model_dir, str(exc).strip())
-        raise ConfigError(f"OpenVINO could not load {model_dir}: {openvino_reason(exc)}") from None
+    loaded = compile_head_model(core, name, xml, lambda model: add_rerank_head(model, head), graph, record, cfg,
+                                device, {"head": "rerank", **head.describe()}, tokenizer,
+                                ((1, 8), (4, min(128, max_length))))  # 2 outputs: raw logit, activated score
+    compiled, precision, engine = loaded.compiled, loaded.precision, loaded.engine
 
     doc_length = record.get("max_doc_length")
     max_doc_length = doc_length if isinstance(doc_length, int) and doc_length > 0 else DEFAULT_MAX_DOC_LENGTH
     info = ModelInfo(name=name, dimensions=1, max_length=max_length, pooling=Pooling.CLS, normalize=False,
-                     truncate=False, device=device, precision=precision, created=created,
+                     truncate=False, device=device, precision=precision, created=loaded.created,
                      task=Task.RERANK.value)
     dev = device_info(core, primary_device(core, device))
     exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")
@@ -117,7 +96,7 @@ def load_rerank_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
              "%d infer request(s), window %d tokens, max_allowed_chunks %d, head %s, loaded in %.2f s; "
              "%.0f MB of mapped weights released", name, device, dev.full_name, precision,
              exec_precision or "default", property_text(compiled, "NUM_STREAMS"), engine.slots, max_length,
-             graph.max_allowed_chunks, head.describe(), time.perf_counter() - started, released / 2**20)
+             graph.max_allowed_chunks, head.describe(), time.perf_counter() - started, loaded.released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer,
                        rerank=RerankSetup(chunker, graph.max_allowed_chunks, max_doc_length))

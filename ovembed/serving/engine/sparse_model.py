@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ovembed.config import Pooling, ServeConfig, Task
 from ovembed.errors import ConfigError
 from ovembed.graphs import SparseGraphOptions
@@ -27,14 +25,11 @@ from ovembed.serving.engine.interface import ModelInfo, SparseOptions
 from ovembed.serving.engine.openvino import (
     MODEL_FILENAME,
     LoadedModel,
-    OpenVINOEngine,
-    compile_private,
-    openvino_reason,
+    compile_head_model,
     property_text,
     resolve_max_length,
 )
 from ovembed.serving.engine.tokenizer import TOKENIZER_FILENAME, ServingTokenizer
-from ovembed.serving.engine.weights import private_weights, release_file_pages
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -69,30 +64,14 @@ def load_sparse_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
     max_length = resolve_max_length(model_dir, record)
     tokenizer = ServingTokenizer.from_dir(tok_dir, max_length=max_length,
                                           vocab_size=vocab if isinstance(vocab, int) else None)
-    try:
-        created = int(xml.stat().st_mtime)
-        with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
-            compiled, precision, mapped = compile_private(
-                core, xml, weights, add_sparse_head, graph, record, cfg, device,  # type: ignore[arg-type]
-                {"head": "sparse", "activation": "log1p_relu", "pooling": "max"})
-            release_file_pages(*mapped)
-            engine = OpenVINOEngine(compiled)
-            for batch, length in ((1, 8), (2, min(64, max_length))):  # first runs pay shape setup
-                ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
-                out = engine.infer(ids, np.ones_like(ids))
-            engine.dimensions = int(out.shape[1])  # the vocabulary
-            released = release_file_pages(*mapped)
-    except ValueError as exc:
-        raise ConfigError(f"{xml}: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {xml.with_suffix('.bin')}: {exc.strerror or exc}") from None
-    except RuntimeError as exc:
-        log.error("model %s: OpenVINO failed to load %s:\n%s", name, model_dir, str(exc).strip())
-        raise ConfigError(f"OpenVINO could not load {model_dir}: {openvino_reason(exc)}") from None
+    loaded = compile_head_model(core, name, xml, add_sparse_head, graph, record, cfg, device,
+                                {"head": "sparse", "activation": "log1p_relu", "pooling": "max"}, tokenizer,
+                                ((1, 8), (2, min(64, max_length))))  # output width: the vocabulary
+    compiled, precision, engine = loaded.compiled, loaded.precision, loaded.engine
 
     info = ModelInfo(name=name, dimensions=engine.dimensions, max_length=max_length, pooling=Pooling.CLS,
                      normalize=False, truncate=graph.truncate, device=device, precision=precision,
-                     created=created, task=Task.SPARSE.value,
+                     created=loaded.created, task=Task.SPARSE.value,
                      prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
                      pruning=SparseOptions(top_k=graph.top_k, threshold=graph.threshold))
     dev = device_info(core, primary_device(core, device))
@@ -102,6 +81,6 @@ def load_sparse_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfi
              "loaded in %.2f s; %.0f MB of mapped weights released", name, device, dev.full_name, precision,
              exec_precision or "default", property_text(compiled, "NUM_STREAMS"), engine.slots, engine.dimensions,
              max_length, batch_token_budget(cfg.max_batch_tokens, engine.dimensions), graph.top_k or "all",
-             graph.threshold, time.perf_counter() - started, released / 2**20)
+             graph.threshold, time.perf_counter() - started, loaded.released / 2**20)
     log.info("model %s device %s", name, device_summary(dev, precision, exec_precision))
     return LoadedModel(info, engine, tokenizer)
