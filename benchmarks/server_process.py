@@ -61,6 +61,7 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    started: float = 0.0
     ready_s: float = 0.0
 
     @property
@@ -118,36 +119,54 @@ def start_server(config: Path, log: Path, *flags: str, cache_dir: Path | None = 
     ``root``: the source tree whose ``ovembed`` runs (default: this one; paired A/B runs of two
     trees).
     """
-    port = free_port()
-    command = [sys.executable, "-m", "ovembed", "serve", "--config_path", str(config),
-               "--rest_port", str(port), "--rest_bind_address", "127.0.0.1", *flags]
     if cache_dir is not None:
-        command += ["--cache_dir", str(cache_dir)]
+        flags = (*flags, "--cache_dir", str(cache_dir))
+    server = spawn_server(log, "--config_path", str(config), *flags, env=env, root=root)
+    wait_ready(server, timeout)
+    return server
+
+
+def spawn_server(log: Path, *flags: str, env: dict[str, str] | None = None, root: Path | None = None) -> Server:
+    """Start ``ovembed serve FLAGS`` on a free loopback port and return at once (``--source_model``
+    pull mode is not ready for minutes; :func:`wait_ready` waits). Output is appended to ``log``."""
+    port = free_port()
+    command = [sys.executable, "-m", "ovembed", "serve", "--rest_port", str(port), "--rest_bind_address",
+               "127.0.0.1", *flags]
     with log.open("ab") as out:
-        start = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    env=clean_env() if env is None else env, cwd=root or _ROOT)
-    server = Server(process, port, log)
-    deadline = start + timeout
+    return Server(process, port, log, started=time.perf_counter())
+
+
+def wait_ready(server: Server, timeout: float = 300.0) -> list[int]:
+    """Poll ``/v2/health/ready`` until it answers 200; returns every status it answered on the way
+    (a pulling server answers 503 first). Sets ``server.ready_s``. Raises RuntimeError with the log
+    when the server exits, or (after stopping it) when it is not ready within ``timeout`` seconds."""
+    seen: list[int] = []
+    deadline = server.started + timeout
     while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"ovembed serve exited with {process.returncode}:\n{server.log_text()}")
-        if _ready(port):
-            server.ready_s = time.perf_counter() - start
-            return server
+        if server.process.poll() is not None:
+            raise RuntimeError(f"ovembed serve exited with {server.process.returncode}:\n{server.log_text()}")
+        status = _ready_status(server.port)
+        if status is not None and (not seen or seen[-1] != status or status == 200):
+            seen.append(status)
+        if status == 200:
+            server.ready_s = time.perf_counter() - server.started
+            return seen
         if time.perf_counter() > deadline:
             server.stop()
             raise RuntimeError(f"ovembed serve not ready after {timeout:g} s:\n{server.log_text()}")
-        time.sleep(0.01)
+        time.sleep(0.01 if status is None else 0.1)
 
 
-def _ready(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+def _ready_status(port: int) -> int | None:
+    """The status of GET /v2/health/ready, or None while nothing listens on ``port``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5.0)
     try:
         connection.request("GET", "/v2/health/ready")
-        return connection.getresponse().status == 200
+        return connection.getresponse().status
     except OSError:
-        return False
+        return None
     finally:
         connection.close()
 

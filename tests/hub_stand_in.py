@@ -17,6 +17,7 @@ unless the request carries ``Authorization: Bearer <token>`` (``HubStandIn.token
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from benchmarks.server_process import free_port
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def hub_env(tmp_path: Path, endpoint: str, offline: bool = False) -> dict[str, str]:
+    """A child process's environment pointed at the stand-in: ``HF_ENDPOINT``, a fresh ``HF_HOME``
+    under ``tmp_path``, and none of the caller's HF_*, OVEMBED_*, TRANSFORMERS_* or API_KEY settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "OVEMBED_", "TRANSFORMERS_", "API_KEY"))}
+    env.update(HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="1" if offline else "0", HF_HOME=str(tmp_path / "hf"),
+               PYTHONPATH=str(_ROOT))
+    return env
 
 
 def _commit(folder: Path) -> str:

@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks.server_process import Server, clean_env, free_port
+from benchmarks.server_process import spawn_server as _spawn
 from benchmarks.server_process import start_server as _start
+from benchmarks.server_process import wait_ready as _wait_ready
 
 LiveServer = Server
-__all__ = ["LiveServer", "clean_env", "free_port", "live_server", "start_server", "stop_server"]
+__all__ = ["LiveServer", "clean_env", "free_port", "live_server", "pulling_server", "start_server", "stop_server",
+           "wait_ready"]
 
 
 def start_server(config_path: Path, log: Path, *extra: str, ready_timeout: float = 300) -> LiveServer:
@@ -43,3 +46,21 @@ def live_server(config_path: Path, log: Path, *extra: str, ready_timeout: float 
         yield server
     finally:
         stop_server(server)
+
+
+@contextmanager
+def pulling_server(log: Path, env: dict[str, str], *flags: str) -> Iterator[LiveServer]:
+    """``ovembed serve FLAGS`` (``--source_model`` pull mode) started without waiting for ready:
+    the test watches it pull (:func:`wait_ready` returns the statuses it answered on the way)."""
+    server = _spawn(log, *flags, env=env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def wait_ready(server: LiveServer, timeout: float = 900) -> list[int]:
+    try:
+        return _wait_ready(server, timeout)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

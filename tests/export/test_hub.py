@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,9 +13,7 @@ import pytest
 
 from benchmarks.server_process import free_port
 from ovembed.export.hub import allow_patterns, is_openvino_ir_repo
-from tests.hub_stand_in import HubStandIn, hub_stand_in
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.hub_stand_in import HubStandIn, hub_env, hub_stand_in
 
 
 def test_allow_patterns_prefer_safetensors_and_skip_other_frameworks() -> None:
@@ -55,13 +52,6 @@ def hub(hub_repo: Path) -> Iterator[HubStandIn]:
         yield stand_in
 
 
-def _env(tmp_path: Path, endpoint: str, offline: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OVEMBED_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="1" if offline else "0", HF_HOME=str(tmp_path / "hf"),
-               PYTHONPATH=str(ROOT))
-    return env
-
-
 def _export(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "ovembed", "export", "--model_repository_path", str(tmp_path / "models"),
                "--weight-format", "fp32", *args]
@@ -77,7 +67,7 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_export_from_the_hub(hub: HubStandIn, tmp_path: Path) -> None:
-    done = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/tiny", "--quiet")
+    done = _export(tmp_path, hub_env(tmp_path, hub.base_url), "--source_model", "org/tiny", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
     model = tmp_path / "models" / "org" / "tiny"
     record = json.loads((model / "ovembed_model.json").read_text())
@@ -93,7 +83,7 @@ def test_export_from_the_hub(hub: HubStandIn, tmp_path: Path) -> None:
     assert [e["config"]["name"] for e in config["model_config_list"]] == ["org/tiny"]
 
     # The same revision again comes from the cache, also offline.
-    again = _export(tmp_path, _env(tmp_path, hub.base_url, offline=True), "--source_model", "org/tiny",
+    again = _export(tmp_path, hub_env(tmp_path, hub.base_url, offline=True), "--source_model", "org/tiny",
                     "--model_name", "tiny2", "--revision", hub.commit("org/tiny"))
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads((tmp_path / "models" / "tiny2" / "ovembed_model.json").read_text())["source_commit"] == \
@@ -107,40 +97,41 @@ def _nothing_written(tmp_path: Path) -> None:
 
 
 def test_not_found_names_the_repository(hub: HubStandIn, tmp_path: Path) -> None:
-    line = _one_line_error(_export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/missing"))
+    line = _one_line_error(_export(tmp_path, hub_env(tmp_path, hub.base_url), "--source_model", "org/missing"))
     assert line == ("ovembed export: error: model 'org/missing' was not found on the Hugging Face Hub (nor as a "
                     "local folder); if it is private, set HF_TOKEN (or pass --hf_token)")
     _nothing_written(tmp_path)
 
 
 def test_gated_says_hf_token(hub: HubStandIn, tmp_path: Path) -> None:
-    line = _one_line_error(_export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated"))
+    line = _one_line_error(_export(tmp_path, hub_env(tmp_path, hub.base_url), "--source_model", "org/gated"))
     assert "'org/gated' on the Hugging Face Hub is gated" in line and "HF_TOKEN" in line
     _nothing_written(tmp_path)
 
 
 def test_gated_with_a_token(hub: HubStandIn, tmp_path: Path) -> None:
     """--hf_token, and HF_TOKEN in the environment, open a gated repository."""
-    done = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated", "--hf_token", hub.token,
+    done = _export(tmp_path, hub_env(tmp_path, hub.base_url), "--source_model", "org/gated", "--hf_token", hub.token,
                    "--skip_verify", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
-    env = {**_env(tmp_path, hub.base_url), "HF_TOKEN": hub.token}
+    env = {**hub_env(tmp_path, hub.base_url), "HF_TOKEN": hub.token}
     again = _export(tmp_path, env, "--source_model", "org/gated", "--model_name", "gated2", "--skip_verify",
                     "--quiet", "--revision", hub.commit("org/gated"))
     assert again.returncode == 0, again.stdout + again.stderr
-    wrong = _export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/gated", "--model_name", "g3",
+    wrong = _export(tmp_path, hub_env(tmp_path, hub.base_url), "--source_model", "org/gated", "--model_name", "g3",
                     "--hf_token", "hf_wrong", "--revision", "main")
     assert "is gated" in _one_line_error(wrong)
 
 
 def test_unknown_revision(hub: HubStandIn, tmp_path: Path) -> None:
-    line = _one_line_error(_export(tmp_path, _env(tmp_path, hub.base_url), "--source_model", "org/tiny",
+    line = _one_line_error(_export(tmp_path, hub_env(tmp_path, hub.base_url), "--source_model", "org/tiny",
                                    "--revision", "v9"))
     assert line == "ovembed export: error: model 'org/tiny' has no revision 'v9' (a branch, tag or commit)"
 
 
 def test_offline_and_not_cached(hub: HubStandIn, tmp_path: Path) -> None:
-    line = _one_line_error(_export(tmp_path, _env(tmp_path, hub.base_url, offline=True), "--source_model", "org/tiny"))
+    offline = hub_env(tmp_path, hub.base_url, offline=True)
+    line = _one_line_error(_export(tmp_path, offline, "--source_model", "org/tiny"))
     assert "model 'org/tiny' is not in the Hugging Face cache" in line and "HF_HUB_OFFLINE is set" in line
     assert str(tmp_path / "hf" / "hub") in line  # the cache path
     assert hub.requests == []  # offline means offline
@@ -149,7 +140,7 @@ def test_offline_and_not_cached(hub: HubStandIn, tmp_path: Path) -> None:
 
 def test_no_network(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    line = _one_line_error(_export(tmp_path, _env(tmp_path, closed), "--source_model", "org/tiny"))
+    line = _one_line_error(_export(tmp_path, hub_env(tmp_path, closed), "--source_model", "org/tiny"))
     assert "model 'org/tiny' is not in the Hugging Face cache" in line
     assert f"the Hugging Face Hub ({closed}) cannot be reached" in line and str(tmp_path / "hf" / "hub") in line
     _nothing_written(tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,9 +18,8 @@ from ovembed.errors import ExportError
 from ovembed.export.ir_source import ir_weight_format, is_ir_folder
 from ovembed.export.pipeline import export_model
 from ovembed.repository import upsert_model
-from tests.hub_stand_in import hub_stand_in
+from tests.hub_stand_in import hub_env, hub_stand_in
 
-ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["Hello world", "OpenVINO IR straight from the Hub.", "Der schnelle braune Fuchs."]
 
 # Runs the CLI in a fresh interpreter and reports whether anything imported torch.
@@ -56,12 +54,6 @@ def _as_published(exported: Path, out: Path, *, tokenizer_ir: bool = True) -> Pa
     return out
 
 
-def _env(tmp_path: Path, endpoint: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OVEMBED_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(ROOT))
-    return env
-
-
 async def _served(config: Path, names: list[str]) -> dict[str, np.ndarray]:
     from ovembed.serving.http.app import create_app
 
@@ -88,7 +80,7 @@ def test_hub_ir_repository_is_used_as_is_without_torch(exported: Path, tmp_path:
         done = subprocess.run(
             [sys.executable, "-c", _NO_TORCH, "export", "--source_model", "OpenVINO/tiny-ov",
              "--model_repository_path", str(repo)],
-            env=_env(tmp_path, hub.base_url), capture_output=True, text=True, timeout=600, check=False)
+            env=hub_env(tmp_path, hub.base_url), capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         downloaded = hub.downloaded("OpenVINO/tiny-ov")
     assert "HEAVY=\n" in done.stdout, done.stdout  # no torch, optimum or nncf imported
@@ -198,38 +190,18 @@ def test_ir_without_hidden_states_is_refused(exported: Path, tmp_path: Path) -> 
 
 def test_serve_pulls_an_ir_repository(exported: Path, tmp_path: Path) -> None:
     """`serve --source_model OpenVINO/tiny-ov`: the IR is used as is and serves the original's vectors."""
-    import time
-
-    from benchmarks.server_process import free_port
+    from tests.live_server import pulling_server, wait_ready
 
     published = _as_published(exported, tmp_path / "tiny-ov")
     repo = tmp_path / "models"
+    log = tmp_path / "serve.log"
     with hub_stand_in({"OpenVINO/tiny-ov": published}) as hub:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = tmp_path / "serve.log"
-        command = [sys.executable, "-m", "ovembed", "serve", "--source_model", "OpenVINO/tiny-ov", "--model_name",
-                   "tiny", "--model_repository_path", str(repo), "--rest_port", str(port)]
-        with log.open("ab") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, hub.base_url),
-                                    cwd=ROOT)
-        try:
-            deadline = time.monotonic() + 300
-            while True:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                try:
-                    if httpx.get(f"{base}/v2/health/ready", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.3)
-            resp = httpx.post(f"{base}/v3/embeddings", json={"model": "tiny", "input": TEXTS}, timeout=60)
+        flags = ("--source_model", "OpenVINO/tiny-ov", "--model_name", "tiny", "--model_repository_path", str(repo))
+        with pulling_server(log, hub_env(tmp_path, hub.base_url), *flags) as server:
+            wait_ready(server, 300)
+            resp = httpx.post(f"{server.base_url}/v3/embeddings", json={"model": "tiny", "input": TEXTS}, timeout=60)
             assert resp.status_code == 200, resp.text
             got = np.array([d["embedding"] for d in resp.json()["data"]], np.float32)
-        finally:
-            proc.terminate()
-            proc.wait(60)
     assert "export: using the OpenVINO IR as published" in log.read_text()
     config = tmp_path / "orig-config.json"
     upsert_model(config, "orig", exported)

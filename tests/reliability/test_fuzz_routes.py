@@ -2,9 +2,11 @@
 below 500, with JSON, and an error carries the envelope of the route's API family.
 
 In process, over the fake registry (the routes, wire formats, use cases and middleware are the
-real ones; only the model is fake), so a few hundred examples per route take seconds. Bodies are
-drawn three ways: the route's own fields holding arbitrary JSON values (the common case: a
-client that gets a type or a range wrong), arbitrary JSON documents, and arbitrary bytes.
+real ones; only the model is fake), so a few hundred examples per route take seconds (about 20 s
+for all routes: marked ``slow``, so the full suite runs it and ``-m "not slow"`` keeps only the guard
+that every POST route is fuzzed). Bodies are drawn three ways: the route's own fields holding
+arbitrary JSON values (the common case: a client that gets a type or a range wrong), arbitrary JSON
+documents, and arbitrary bytes.
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ def client() -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.mark.slow  # 150 examples x 15 routes: ~20 s, the largest part of the unit suite otherwise
 @pytest.mark.parametrize("path", list(ROUTES))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,14 +11,13 @@ import httpx
 import numpy as np
 import pytest
 
-from benchmarks.server_process import free_port
 from ovembed.cli import _join_flag_values, build_config, build_parser
 from ovembed.config import ExportConfig, Pooling, ServeConfig, Task, WeightFormat
 from ovembed.errors import ConfigError
 from ovembed.serving.pull import export_command, export_env, needs_export, pull_config
-from tests.hub_stand_in import hub_stand_in
+from tests.hub_stand_in import hub_env, hub_stand_in
+from tests.live_server import pulling_server, wait_ready
 
-ROOT = Path(__file__).resolve().parents[2]
 REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Embeddings from a Hub id in one command."]
 
@@ -84,45 +81,9 @@ def test_export_options_pass_through_to_the_export(tmp_path: Path) -> None:
     assert export.task is Task.SPARSE and export.pooling is None  # pooling is for embeddings models
 
 
-def _env(tmp_path: Path, endpoint: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OVEMBED_", "TRANSFORMERS_", "API_KEY"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(ROOT))
-    return env
-
-
-def _serve(tmp_path: Path, env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "ovembed", "serve", "--source_model", REPO_ID, "--model_name", "minilm",
-               "--weight-format", "fp32", "--model_repository_path", str(tmp_path / "models"),
-               "--rest_port", str(port)]
-    with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path, timeout: float = 900) -> list[int]:
-    """Poll /v2/health/ready until 200; returns the statuses seen."""
-    seen: list[int] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited {proc.returncode}:\n{log.read_text()}")
-        try:
-            status = httpx.get(f"{base}/v2/health/ready", timeout=5).status_code
-        except httpx.TransportError:
-            time.sleep(0.2)
-            continue
-        seen.append(status)
-        if status == 200:
-            return seen
-        time.sleep(0.5)
-    pytest.fail(f"not ready in {timeout}s:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def _pull_flags(tmp_path: Path) -> tuple[str, ...]:
+    return ("--source_model", REPO_ID, "--model_name", "minilm", "--weight-format", "fp32",
+            "--model_repository_path", str(tmp_path / "models"))
 
 
 def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
@@ -130,22 +91,18 @@ def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
 
     reference = SentenceTransformer(str(minilm_source), device="cpu").encode(TEXTS, normalize_embeddings=True)
     with hub_stand_in({REPO_ID: minilm_source}) as hub:
-        env = _env(tmp_path, hub.base_url)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        env = hub_env(tmp_path, hub.base_url)
         log = tmp_path / "serve.log"
-        proc = _serve(tmp_path, env, port, log)
-        try:
-            seen = _wait_ready(proc, base, log)
+        with pulling_server(log, env, *_pull_flags(tmp_path)) as server:
+            seen = wait_ready(server)
             assert 503 in seen  # listening, not ready while the export ran
+            base = server.base_url
             models = httpx.get(f"{base}/v3/models", timeout=10).json()
             assert [m["id"] for m in models["data"]] == ["minilm"]
             body = httpx.post(f"{base}/v3/embeddings", json={"model": "minilm", "input": TEXTS}, timeout=60).json()
             got = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
             cosines = (got * reference).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
             assert cosines.min() >= 0.9999, cosines
-        finally:
-            _stop(proc)
         text = log.read_text()
         assert "pull: exporting sentence-transformers/all-MiniLM-L6-v2 as minilm" in text
         assert "export: " in text and "pull: minilm exported and loaded" in text
@@ -156,11 +113,8 @@ def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
         # Already in the repository: it starts at once, nothing is exported or downloaded again.
         hub.requests.clear()
         log2 = tmp_path / "serve2.log"
-        proc = _serve(tmp_path, env, port, log2)
-        try:
-            _wait_ready(proc, base, log2)
-        finally:
-            _stop(proc)
+        with pulling_server(log2, env, *_pull_flags(tmp_path)) as server:
+            wait_ready(server)
         assert "pull: exporting" not in log2.read_text()
         assert hub.requests == []
 
@@ -174,17 +128,11 @@ def test_serve_a_reranker_from_a_hub_id(rerank_sources: dict[str, Path], tmp_pat
     reference = np.asarray(CrossEncoder(str(source), device="cpu").predict([(query, d) for d in docs],
                                                                           show_progress_bar=False))
     with hub_stand_in({"org/tiny-rerank": source}) as hub:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = tmp_path / "serve.log"
-        command = [sys.executable, "-m", "ovembed", "serve", "--source_model", "org/tiny-rerank", "--task", "rerank",
-                   "--weight-format", "fp32", "--max_allowed_chunks", "16",
-                   "--model_repository_path", str(tmp_path / "models"), "--rest_port", str(port)]
-        with log.open("ab") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, hub.base_url),
-                                    cwd=ROOT)
-        try:
-            _wait_ready(proc, base, log)
+        flags = ("--source_model", "org/tiny-rerank", "--task", "rerank", "--weight-format", "fp32",
+                 "--max_allowed_chunks", "16", "--model_repository_path", str(tmp_path / "models"))
+        with pulling_server(tmp_path / "serve.log", hub_env(tmp_path, hub.base_url), *flags) as server:
+            wait_ready(server)
+            base = server.base_url
             resp = httpx.post(f"{base}/v3/rerank", json={"model": "org/tiny-rerank", "query": query,
                                                          "documents": docs}, timeout=60)
             assert resp.status_code == 200, resp.text
@@ -194,8 +142,6 @@ def test_serve_a_reranker_from_a_hub_id(rerank_sources: dict[str, Path], tmp_pat
             too_many = httpx.post(f"{base}/v3/rerank", json={"model": "org/tiny-rerank", "query": query,
                                                              "documents": ["doc"] * 17}, timeout=60)
             assert too_many.status_code == 400 and "16" in too_many.text  # --max_allowed_chunks reached the graph
-        finally:
-            _stop(proc)
     record = json.loads((tmp_path / "models" / "org" / "tiny-rerank" / "ovembed_model.json").read_text())
     assert record["task"] == "rerank" and record["source_commit"] == hub.commit("org/tiny-rerank")
 
@@ -203,24 +149,16 @@ def test_serve_a_reranker_from_a_hub_id(rerank_sources: dict[str, Path], tmp_pat
 def test_a_failed_pull_is_one_log_line_and_leaves_nothing(tmp_path: Path) -> None:
     """Not found on the Hub: the export's one error line is logged, the server stays up and not ready."""
     with hub_stand_in({}) as hub:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
         log = tmp_path / "serve.log"
-        command = [sys.executable, "-m", "ovembed", "serve", "--source_model", "org/missing",
-                   "--model_repository_path", str(tmp_path / "models"), "--rest_port", str(port)]
-        with log.open("ab") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, hub.base_url),
-                                    cwd=ROOT)
-        try:
+        flags = ("--source_model", "org/missing", "--model_repository_path", str(tmp_path / "models"))
+        with pulling_server(log, hub_env(tmp_path, hub.base_url), *flags) as server:
             deadline = time.monotonic() + 300
             while "pull: exporting org/missing failed" not in log.read_text():
-                assert proc.poll() is None, log.read_text()
+                assert server.process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
-            assert httpx.get(f"{base}/v2/health/ready", timeout=10).status_code == 503
-            assert httpx.get(f"{base}/v2/health/live", timeout=10).status_code == 200
-        finally:
-            _stop(proc)
+            assert httpx.get(f"{server.base_url}/v2/health/ready", timeout=10).status_code == 503
+            assert httpx.get(f"{server.base_url}/v2/health/live", timeout=10).status_code == 200
     text = log.read_text()
     assert "Traceback" not in text
     errors = [line for line in text.splitlines() if "export: " in line]

@@ -20,7 +20,7 @@ from ovembed.serving.usecases.embed import EmbedRequest, embed_options
 from tests.serving.engine.test_servable import LoopThread
 from tests.tiny_models import BUILDERS
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.slow]  # exports a model
 TEXTS = ["what is the capital of france", "the quick brown fox jumps over the lazy dog"]
 
 
