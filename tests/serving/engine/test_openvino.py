@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,7 +243,7 @@ def test_small_and_large_batches_pick_executors_with_equal_results(minilm_dir: P
         return core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32",
                                                  "NUM_STREAMS": "1" if hint == "LATENCY" else "2"})
 
-    engine = OpenVINOEngine(compiled("LATENCY"), bulk=compiled("THROUGHPUT"), latency_tokens=16)
+    engine = OpenVINOEngine(compiled("LATENCY"), bulk=compiled("THROUGHPUT"), latency_tokens=16, inline=False)
     assert engine.slots == 2
     rng = np.random.default_rng(0)
     small = rng.integers(1000, 2000, size=(1, 8))
@@ -265,3 +266,102 @@ def test_small_and_large_batches_pick_executors_with_equal_results(minilm_dir: P
         expected = engine.infer(ids, np.ones_like(ids))
         np.testing.assert_allclose(results[name], expected, atol=1e-5)
         np.testing.assert_allclose(results[name], engine.infer(ids, np.ones_like(ids), bulk=True), atol=1e-5)
+
+
+def _compiled_minilm(minilm_dir: Path, config: dict[str, str]) -> Any:
+    import openvino as ov
+
+    from ovembed.graphs import read_graph
+    from ovembed.heads.embeddings import add_pooling
+
+    core = ov.Core()
+    graph = read_graph(minilm_dir)
+    model = add_pooling(core.read_model(minilm_dir / "openvino_model.xml"), graph.pooling, graph.normalize_embeddings)
+    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", **config})
+
+
+def _start(engine: OpenVINOEngine, ids: Any) -> tuple[Any, bool]:
+    """engine.start; (the result, whether on_done had run before start returned)."""
+    import threading
+
+    import numpy as np
+
+    results: list[Any] = []
+    done = threading.Event()
+
+    def on_done(out: Any) -> None:
+        results.append(np.array(out) if not isinstance(out, BaseException) else out)
+        done.set()
+
+    engine.start(ids, np.ones_like(ids), on_done)
+    returned_done = done.is_set()
+    assert done.wait(60)
+    return results[0], returned_done
+
+
+def test_a_lone_short_batch_runs_inline_with_the_same_vectors(minilm_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone batch of at most INLINE_TOKENS padded tokens runs on the caller's thread (on_done has
+    run when start returns); a larger one goes through the AsyncInferQueue; both equal infer()."""
+    import numpy as np
+
+    from ovembed.serving.engine import openvino as engine_module
+    from ovembed.serving.engine.openvino import INLINE_TOKENS
+
+    monkeypatch.setattr(engine_module, "INLINE_MAX_S", 10.0)  # a busy CI machine: inline whatever it measures
+    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    rng = np.random.default_rng(1)
+    warm = rng.integers(1000, 2000, size=(1, 16))
+    assert engine.time_inline(warm, np.ones_like(warm)) > 0
+    small = rng.integers(1000, 2000, size=(2, INLINE_TOKENS // 2))
+    large = rng.integers(1000, 2000, size=(2, INLINE_TOKENS // 2 + 1))
+    got_small, inline_small = _start(engine, small)
+    got_large, inline_large = _start(engine, large)
+    assert (inline_small, inline_large, engine.inlined) == (True, False, 1)
+    np.testing.assert_allclose(got_small, engine.infer(small, np.ones_like(small)), atol=1e-6)
+    np.testing.assert_allclose(got_large, engine.infer(large, np.ones_like(large)), atol=1e-6)
+    engine.close()
+
+
+def test_inline_waits_for_running_batches_and_stops_when_too_slow(minilm_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import numpy as np
+
+    from ovembed.serving.engine import openvino as engine_module
+
+    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}), infer_requests=2)
+    ids = np.full((1, 8), 1500, dtype=np.int64)
+    # a batch still running: the next lone batch must not run beside it on the caller's thread
+    release = threading.Event()
+    long_ids = np.full((8, 256), 1500, dtype=np.int64)
+    engine.start(long_ids, np.ones_like(long_ids), lambda out: release.wait(30))
+    _, inline = _start(engine, ids)
+    release.set()
+    assert not inline and engine.inlined == 0
+    engine.close()
+    # an inline inference slower than INLINE_MAX_S on average: async, except one in 100 (a retry)
+    monkeypatch.setattr(engine_module, "INLINE_MAX_S", 0.0)
+    assert engine.time_inline(ids, np.ones_like(ids)) > 0
+    inlined = [_start(engine, ids)[1] for _ in range(100)]
+    assert inlined.count(True) == 1 and inlined[-1]
+    monkeypatch.setattr(engine_module, "INLINE_MAX_S", 10.0)
+    assert _start(engine, ids)[1]
+    engine.close()
+
+
+def test_async_batches_of_new_shapes_equal_infer(minilm_dir: Path) -> None:
+    """A fresh engine: a (2, 32) batch, then a (2, 33) one on the queue's second request. With
+    share_inputs=True the second came back wrong (max abs diff 0.12-0.15, OpenVINO 2026.4 CPU)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(1000, 2000, size=(2, 32))
+    large = rng.integers(1000, 2000, size=(2, 33))
+    for order in ((small, large), (large, small, large), (small, small, large)):
+        engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}), inline=False)
+        outs = [_start(engine, ids)[0] for ids in order]
+        for ids, out in zip(order, outs, strict=True):
+            np.testing.assert_allclose(out, engine.infer(ids, np.ones_like(ids)), atol=1e-6)
+        engine.close()
