@@ -148,7 +148,7 @@ def wait_ready(server: Server, timeout: float = 300.0) -> list[int]:
         if server.process.poll() is not None:
             raise RuntimeError(f"ovembed serve exited with {server.process.returncode}:\n{server.log_text()}")
         status = _ready_status(server.port)
-        if status is not None and (not seen or seen[-1] != status or status == 200):
+        if status is not None and (not seen or seen[-1] != status):
             seen.append(status)
         if status == 200:
             server.ready_s = time.perf_counter() - server.started

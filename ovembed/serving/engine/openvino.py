@@ -152,10 +152,11 @@ class OpenVINOEngine:
     of interactive traffic, and this is how the raw engine runs it: the calling thread is one of
     OpenVINO's compute threads. ``start_async`` instead wakes a stream thread, adds a third busy
     thread on 2 cores, and hands the result back through a callback thread and the loop's self-pipe
-    (paired A/B on 2 cores, MiniLM: single query -0.2 .. -0.46 ms, 16 concurrent clients int8
-    +14%). The loop is blocked meanwhile, so this only happens while the moving average of an
-    inline inference is at most :data:`INLINE_MAX_S` (a big model's lone query goes async; one
-    in 100 is tried inline again); nothing else can run on the engine then anyway.
+    (paired A/B on 2 Zen 4 cores, MiniLM: single query fp32 -0.21 .. -0.91 ms, int8 -0.16 ..
+    -0.36 ms; 16 concurrent clients x1.02 .. x1.14). The loop is blocked meanwhile, so this only
+    happens while the moving average of an inline inference is at most :data:`INLINE_MAX_S` (a
+    big model's lone query goes async; one in 100 is tried inline again); nothing else can run on
+    the engine then anyway.
     """
 
     def __init__(self, compiled: ov.CompiledModel, infer_requests: int | None = None, *,
@@ -180,18 +181,17 @@ class OpenVINOEngine:
         # One request more than the batcher ever runs at once: a batch's callback may still be
         # returning when the loop starts the next batch, and start_async would wait for it.
         self._queue = ov.AsyncInferQueue(compiled, max(1, n) + 1)
-        self._queue.set_callback(self._async_callback if bulk is None else self._small_callback)
+        self._queue.set_callback(self._small_callback)
         self._slots = max(1, n)
         self._lock = threading.Lock()  # the running counts: the loop adds, callback threads subtract
         self._bulk_queue: Any = None
         self._latency_tokens = latency_tokens
-        self._small_running = 0  # batches on ``compiled`` while ``bulk`` exists
+        self._small_running = 0  # batches running on ``compiled``
         self._bulk_running = 0
         self.batches = {"small": 0, "bulk": 0}  # batches started on each executor (with ``bulk``)
         self._inline_request = compiled.create_infer_request() if inline else None
         self._inline_s = 0.0  # moving average of an inline inference's seconds
         self._inline_skipped = 0
-        self._async_running = 0  # batches on ``compiled`` without ``bulk``
         self.inlined = 0
         if bulk is not None:
             m = max(1, int(bulk.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
@@ -202,7 +202,7 @@ class OpenVINOEngine:
 
     @property
     def slots(self) -> int:
-        return 1 if self._small_running else self._slots
+        return 1 if self._small_running and self._bulk_queue is not None else self._slots
 
     def inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[int, np.ndarray]:
         feed: dict[int, np.ndarray] = {}
@@ -220,9 +220,7 @@ class OpenVINOEngine:
         return feed
 
     @staticmethod
-    def _callback(request: ov.InferRequest,
-                  userdata: tuple[Callable[[Any], None], dict[int, np.ndarray]]) -> None:
-        on_done = userdata[0]
+    def _callback(request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
         try:
             output = request.get_output_tensor(0).data
         except Exception as exc:  # pragma: no cover - OpenVINO failure surfaced to the batch
@@ -230,23 +228,15 @@ class OpenVINOEngine:
             return
         on_done(output)
 
-    def _bulk_callback(self, request: ov.InferRequest,
-                       userdata: tuple[Callable[[Any], None], dict[int, np.ndarray]]) -> None:
+    def _bulk_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
         with self._lock:
             self._bulk_running -= 1
-        self._callback(request, userdata)
+        self._callback(request, on_done)
 
-    def _async_callback(self, request: ov.InferRequest,
-                        userdata: tuple[Callable[[Any], None], dict[int, np.ndarray]]) -> None:
-        with self._lock:
-            self._async_running -= 1
-        self._callback(request, userdata)
-
-    def _small_callback(self, request: ov.InferRequest,
-                        userdata: tuple[Callable[[Any], None], dict[int, np.ndarray]]) -> None:
+    def _small_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
         with self._lock:
             self._small_running -= 1
-        self._callback(request, userdata)
+        self._callback(request, on_done)
 
     def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
               on_done: Callable[[np.ndarray | BaseException], None]) -> None:
@@ -259,25 +249,17 @@ class OpenVINOEngine:
         if self._inline_request is not None and self._inline_now(input_ids.size):
             self._run_inline(feed, on_done)
             return
-        if self._bulk_queue is None:
-            with self._lock:
-                self._async_running += 1
-            try:
-                self._queue.start_async(feed, (on_done, feed), share_inputs=False)
-            except BaseException:
-                with self._lock:
-                    self._async_running -= 1
-                raise
-            return
         with self._lock:
-            small = input_ids.size <= self._latency_tokens and not self._bulk_running and not self._small_running
+            small = self._bulk_queue is None or (
+                input_ids.size <= self._latency_tokens and not self._bulk_running and not self._small_running)
             if small:
                 self._small_running += 1
             else:
                 self._bulk_running += 1
-        self.batches["small" if small else "bulk"] += 1
+        if self._bulk_queue is not None:
+            self.batches["small" if small else "bulk"] += 1
         try:
-            (self._queue if small else self._bulk_queue).start_async(feed, (on_done, feed), share_inputs=False)
+            (self._queue if small else self._bulk_queue).start_async(feed, on_done, share_inputs=False)
         except BaseException:
             with self._lock:
                 if small:
@@ -294,7 +276,7 @@ class OpenVINOEngine:
             if self._inline_skipped % 100:
                 return False
         with self._lock:
-            return not (self._bulk_running or self._small_running or self._async_running)
+            return not (self._bulk_running or self._small_running)
 
     def _run_inline(self, feed: dict[int, np.ndarray], on_done: Callable[[Any], None]) -> None:
         try:
