@@ -219,6 +219,9 @@ class ExportConfig(_Checked):
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
         "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+    min_rank_agreement: float | None = option(
+        None, "rerank verification: smallest allowed share of each query's document pairs ordered as the "
+        "reference orders them (default per weight format: fp32 1.0, fp16 0.99, int8 0.95, int4 0.9)")
     sparse_top_k: int = option(
         0, "sparse: default pruning written into graph.pbtxt: keep the N heaviest weights (0: all)")
     sparse_threshold: float = option(
@@ -233,6 +236,8 @@ class ExportConfig(_Checked):
         _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
         _require(self.sparse_top_k >= 0, "--sparse_top_k must be 0 (keep all) or more")
         _require(self.sparse_threshold >= 0, "--sparse_threshold must be at least 0")
+        _require(self.min_rank_agreement is None or 0 <= self.min_rank_agreement <= 1,
+                 "--min_rank_agreement must be between 0 and 1")
 
     @property
     def served_name(self) -> str:

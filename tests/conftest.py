@@ -67,14 +67,15 @@ def rerank_repo(tmp_path_factory: pytest.TempPathFactory, rerank_sources: dict[s
     """
     from ovembed.config import ExportConfig, Task, WeightFormat
     from ovembed.export.pipeline import export_model
-    from tests.tiny_models import BUILDERS, TINY_INT8_MAX_SCORE_DIFF
+    from tests.tiny_models import BUILDERS, TINY_INT8_MAX_SCORE_DIFF, TINY_INT8_MIN_RANK_AGREEMENT
 
     repo = tmp_path_factory.mktemp("rerank-repo")
     export_model(ExportConfig(source_model=str(rerank_sources["bert-rerank"]), model_name="rerank/bert",
                               model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.FP32))
     export_model(ExportConfig(source_model=str(rerank_sources["xlmr-rerank"]), model_name="rerank/xlmr",
                               model_repository_path=repo, task=Task.RERANK, weight_format=WeightFormat.INT8,
-                              max_allowed_chunks=8, max_score_diff=TINY_INT8_MAX_SCORE_DIFF))
+                              max_allowed_chunks=8, max_score_diff=TINY_INT8_MAX_SCORE_DIFF,
+                              min_rank_agreement=TINY_INT8_MIN_RANK_AGREEMENT))
     embed_src = BUILDERS["bert-mean"](tmp_path_factory.mktemp("embed-src") / "bert")
     export_model(ExportConfig(source_model=str(embed_src), model_name="embed/bert", model_repository_path=repo,
                               weight_format=WeightFormat.FP32))

@@ -25,6 +25,7 @@ def test_enum_fields_accept_their_values_as_strings() -> None:
     (lambda: ServeConfig(graceful_timeout=float("nan")), "--graceful_timeout cannot be negative"),
     (lambda: ExportConfig(source_model="m", weight_format="int3"), "--weight_format must be one of fp32, fp16"),
     (lambda: ExportConfig(source_model="m", num_streams=-1), "--num_streams must be 0"),
+    (lambda: ExportConfig(source_model="m", min_rank_agreement=1.5), "--min_rank_agreement must be between 0 and 1"),
     (lambda: BenchmarkConfig(model="m", warmup=-1), "--warmup cannot be negative"),
 ])
 def test_bad_values_name_the_flag(build, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -121,7 +121,8 @@ def verify_scores(cfg: ExportConfig, work: Path, reference: Path, head: RerankHe
     )
 
     max_diff = cfg.max_score_diff if cfg.max_score_diff is not None else DEFAULT_MAX_SCORE_DIFF[weight_format]
-    min_agree = DEFAULT_MIN_RANK_AGREEMENT[weight_format]
+    min_agree = (cfg.min_rank_agreement if cfg.min_rank_agreement is not None
+                 else DEFAULT_MIN_RANK_AGREEMENT[weight_format])
     pairs = builtin_pairs()
     log(f"verifying against sentence_transformers.CrossEncoder, {len(pairs)} (query, document) pairs")
     result = compare_scores(work, reference, pairs, head=head, max_length=max_length, max_diff=max_diff,

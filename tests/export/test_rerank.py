@@ -18,7 +18,7 @@ from ovembed.export.verify_rerank import builtin_pairs, exported_scores, rank_ag
 from ovembed.graphs import RerankGraphOptions, read_model_graph
 from ovembed.heads.rerank import RerankHead
 from ovembed.repository import read_config, read_record
-from tests.tiny_models import TINY_INT8_MAX_SCORE_DIFF
+from tests.tiny_models import TINY_INT8_MAX_SCORE_DIFF, TINY_INT8_MIN_RANK_AGREEMENT
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 FILES = ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "tokenizer.json", "config.json",
@@ -48,7 +48,8 @@ def test_record_has_head_and_verification(rerank_repo: Path) -> None:
     assert xlmr["rerank_head"]["sep_token_id"] is None  # XLM-R pairs are all token type 0
     assert xlmr["verification"]["threshold"] == TINY_INT8_MAX_SCORE_DIFF  # the fixture's --max_score_diff
     assert xlmr["verification"]["max_score_diff"] <= TINY_INT8_MAX_SCORE_DIFF
-    assert xlmr["verification"]["rank_agreement"] >= 0.95
+    assert xlmr["verification"]["min_rank_agreement"] == TINY_INT8_MIN_RANK_AGREEMENT  # --min_rank_agreement
+    assert xlmr["verification"]["rank_agreement"] >= TINY_INT8_MIN_RANK_AGREEMENT
 
 
 def test_fp32_scores_equal_cross_encoder(rerank_repo: Path, rerank_sources: dict[str, Path]) -> None:
@@ -80,6 +81,18 @@ def test_failed_verification_writes_nothing(rerank_sources: dict[str, Path], tmp
         export_model(cfg)
     assert "max score difference" in info.value.message
     assert not (tmp_path / "org").exists() and not (tmp_path / "config.json").exists()
+
+
+def test_min_rank_agreement_decides() -> None:
+    """Scores within the difference threshold that swap one of a query's three orders: 2/3 agreement."""
+    from ovembed.export.verify_rerank import ScoreComparison
+
+    pairs = [("q", "a"), ("q", "b"), ("q", "c")]
+    ref, got = np.array([0.9, 0.5, 0.48]), np.array([0.9, 0.48, 0.5])
+    loose = ScoreComparison(pairs, ref, got, max_diff_threshold=0.05, min_agreement=0.6)
+    strict = ScoreComparison(pairs, ref, got, max_diff_threshold=0.05, min_agreement=0.95)
+    assert loose.rank_agreement == pytest.approx(2 / 3) and loose.passed and not strict.passed
+    assert "rank agreement 0.667 (threshold 0.95)" in strict.summary() and "FAIL" in strict.summary()
 
 
 @pytest.mark.slow
