@@ -127,6 +127,7 @@ class Metrics:
     def __init__(self, routes: Sequence[BaseRoute] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._routes = [(r, route_label(r)) for r in routes if isinstance(r, Route)]
+        self._labels = {id(r): label for r, label in self._routes}
         reg = self.registry
         self.requests = Counter(f"{PREFIX}_requests", "Requests by model, endpoint and status",
                                 ["model", "endpoint", "status"], registry=reg)
@@ -171,7 +172,11 @@ class Metrics:
 
     def endpoint(self, scope: Scope) -> str:
         """The path template of the route serving ``scope`` (also for requests refused before
-        routing, e.g. 401); :data:`UNMATCHED` when none does."""
+        routing, e.g. 401); :data:`UNMATCHED` when none does. Starlette's router leaves the route it
+        chose in ``scope["route"]``; only requests it never saw are matched here."""
+        routed = self._labels.get(id(scope.get("route")))
+        if routed is not None:
+            return routed
         partial = None
         for route, label in self._routes:
             match, _ = route.matches(scope)

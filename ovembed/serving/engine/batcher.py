@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -287,27 +288,35 @@ class Batcher:
         assert self._loop is not None
         self._remove(batch)
         now = self._loop.time()
-        lengths = np.fromiter((it.length for it in batch), dtype=np.int64, count=len(batch))
-        longest = int(lengths.max())
-        # A lone document has no row to align with: its exact length is less work (a 5-token
-        # query padded to 8 computes 60% more), and at most max_length shapes exist for it.
-        width = longest if len(batch) == 1 else self.policy.width(longest)
-        if self.max_width is not None:
-            width = max(longest, min(width, self.max_width))
-        input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-        for row, it in enumerate(batch):
+        lengths = [it.length for it in batch]
+        longest = max(lengths)
+        for it in batch:
             job = it.job
             assert job is not None
-            input_ids[row, : it.length] = job.docs[it.index]
             job.undispatched -= 1
             if job.dispatched_at is None:
                 job.dispatched_at = now
-        attention_mask = (np.arange(width) < lengths[:, None]).astype(np.int64)
+        if len(batch) == 1:
+            # A lone document has no row to align with: its exact length is less work (a 5-token
+            # query padded to 8 computes 60% more), and at most max_length shapes exist for it.
+            # Built without the padding arithmetic below: this is every single query's path.
+            width = longest
+            input_ids = np.array(batch[0].job.docs[batch[0].index], dtype=np.int64).reshape(1, width)
+            attention_mask = np.ones((1, width), dtype=np.int64)
+        else:
+            width = self.policy.width(longest)
+            if self.max_width is not None:
+                width = max(longest, min(width, self.max_width))
+            input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+            for row, it in enumerate(batch):
+                input_ids[row, : it.length] = it.job.docs[it.index]  # type: ignore[union-attr]
+            attention_mask = (np.arange(width) < np.array(lengths)[:, None]).astype(np.int64)
         self._queued -= len(batch)
         self._in_flight += 1
         loop = self._loop
+        on_loop = threading.get_ident()
         if self.observer is not None:
-            self.observer.batch_started(len(batch), int(lengths.sum()), width * len(batch))
+            self.observer.batch_started(len(batch), sum(lengths), width * len(batch))
         started = time.perf_counter()
 
         def on_done(result: np.ndarray | BaseException) -> None:  # any thread
@@ -321,6 +330,9 @@ class Batcher:
                             job.out[it.index] = result[row]
                 except Exception as exc:  # e.g. an output of the wrong shape
                     outcome = exc
+            if threading.get_ident() == on_loop:  # run inline by start(): no wake-up to send
+                loop.call_soon(self._finish, batch, outcome, seconds)
+                return
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
                 loop.call_soon_threadsafe(self._finish, batch, outcome, seconds)
 
