@@ -9,6 +9,7 @@ ASGI middleware in :mod:`ovembed.serving.http.middleware`) and gRPC (the RPC wra
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import re
@@ -99,18 +100,22 @@ class RequestContext:
             return await work
         task = asyncio.ensure_future(work)
         watcher = asyncio.ensure_future(self.client_gone())
+        # The client going away cancels the work: a done-callback, not asyncio.wait(), which
+        # builds a future and callbacks on both tasks for every request (single-query latency).
+        watcher.add_done_callback(functools.partial(_cancel, task))
         try:
-            try:
-                await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-            finally:  # also when the caller itself is cancelled (server shutdown)
-                for pending in (task, watcher):
-                    pending.cancel()
-            if task.done() and not task.cancelled():
-                return task.result()
-            await asyncio.gather(task, return_exceptions=True)  # let the cancellation land
+            return await task  # cancelling the caller (server shutdown) cancels the work too
+        except asyncio.CancelledError:
+            if not watcher.done() or watcher.cancelled():
+                raise  # the caller was cancelled, not the client gone
         finally:
-            # An error re-raised by task.result() carries this frame in its traceback, and the
+            watcher.cancel()
+            # An error re-raised by ``await task`` carries this frame in its traceback, and the
             # frame holds the task, which holds the error: a cycle that kept every rejected
             # request's tokenized batch alive until a full gc pass. Drop the references.
             del task, watcher
         raise ClientGone("The client closed the connection before the response was ready")
+
+
+def _cancel(task: asyncio.Future[Any], _watcher: asyncio.Future[Any]) -> None:
+    task.cancel()
