@@ -142,7 +142,9 @@ def suggest(info: DeviceInfo) -> Advice:
     On CPUs without VNNI/AMX, int8 activations are slower than fp32, so weight-only int8
     (what ``ovembed export --weight_format int8`` does) is the choice for a 4x smaller model at
     about fp32 speed. With VNNI/AMX, int8 matrix multiplies run 2-4x faster than fp32, and
-    AMX/AVX512-BF16 CPUs also run fp32 models in bf16 by default when allowed.
+    AMX/AVX512-BF16 CPUs also run fp32 models in bf16 by default when allowed. With VNNI and
+    AVX512-BF16 but no AMX, weight-only int8 already computes in bf16 and static int8 was faster on
+    one such CPU and slower on another, so weight-only int8 is suggested with a pointer to measure.
     """
     if not info.name.startswith("CPU"):
         return Advice("fp16", "THROUGHPUT",
@@ -150,6 +152,16 @@ def suggest(info: DeviceInfo) -> Advice:
                       "accuracy cost")
     if info.int8_accelerated:
         amx = "amx_int8" in info.cpu_flags
+        if not amx and info.bf16_accelerated:
+            # Weight-only int8 computes in bf16 here, and whether int8 activations beat that
+            # depends on the CPU: MiniLM bulk tokens/s static / weight-only int8, raw engine,
+            # 2 cores: Zen 4 x1.36 (19,512 vs 14,360), a Xeon with VNNI and AVX512-BF16 but no
+            # AMX x0.82-0.92 in two runs (10,969 vs 13,014; 10,390 vs 11,353), single queries no faster.
+            return Advice("int8", "LATENCY",
+                          "this CPU has VNNI and fast bf16 but no AMX: weight-only int8 computes in bf16, and "
+                          "static int8 (--quantization static) was 1.36x as fast on one such CPU (Zen 4) and "
+                          "0.82-0.92x on another (Xeon without AMX): measure both with "
+                          "benchmarks/engine_ceiling.py --formats int8,static")
         measured = ("; measured on 2 Sapphire Rapids cores (MiniLM): ~2x fp32's bulk tokens/s and "
                     "~2.5x faster short queries, weight-only int8 (bf16 compute) about as fast for "
                     "bulk; ovembed serve runs large int8 batches on extra streams by itself") if amx else ""

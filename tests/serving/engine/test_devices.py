@@ -17,6 +17,8 @@ PLAIN = DeviceInfo("CPU", "Old Xeon", ("FP32", "FP16", "INT8", "BIN"), frozenset
 VNNI = DeviceInfo("CPU", "Cascade Lake", ("FP32", "FP16", "INT8"), frozenset({"avx2", "avx512f", "avx512_vnni"}))
 AMX = DeviceInfo("CPU", "Sapphire Rapids", ("FP32", "FP16", "BF16", "INT8"),
                  frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}))
+VNNI_BF16 = DeviceInfo("CPU", "EPYC Zen 4", ("FP32", "FP16", "BF16", "INT8"),
+                       frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}))
 GPU = DeviceInfo("GPU.0", "Intel(R) Arc(TM) A770 Graphics (dGPU)", ("FP32", "FP16", "INT8"))
 
 
@@ -44,11 +46,15 @@ def test_report_explains_each_kind_of_device() -> None:
     assert "suggested:     ovembed export --weight_format int8 --quantization static;" in vnni
     assert "--quantization static;" not in plain and "(--quantization static) would be slower" in plain
 
+    both = devices_report([VNNI_BF16])  # static int8 was faster on one such CPU, slower on another
+    assert "suggested:     ovembed export --weight_format int8; PERFORMANCE_HINT LATENCY" in both
+    assert "VNNI and fast bf16 but no AMX" in both and "--formats int8,static" in both
+
     amx = devices_report([AMX])
     assert "AVX-512 BF16, AMX-BF16, AMX-INT8" in amx
     assert "int8:          fast (AMX): int8 matrix multiplies run 2-4x faster than fp32" in amx
     assert 'bf16:          fast (AMX)' in amx and '"INFERENCE_PRECISION_HINT": "bf16"' in amx
-    assert "--weight_format int8" in amx
+    assert "--weight_format int8 --quantization static" in amx
     assert devices_report([]) == "OpenVINO found no device on this machine."
 
 
