@@ -166,16 +166,20 @@ def _span(values: Sequence[float], fmt: str) -> str:
 
 def _print_format(name: str, raws: list[Raw], rows: list[Row], info: dict[str, float]) -> dict[str, Any]:
     print(f"\n== {name} ==")
-    print(f"{'scenario':<8} {'system':<34} {'p50 ms':>8} {'tokens/s':>10}")
+    print(f"{'scenario':<8} {'system':<34} {'p50 ms':>8} {'tokens/s':>10}  cores: server / load generator / other")
     for r in raws:
         label = f"raw engine ({r.run}), {r.hint}"
         print(f"{r.scenario:<8} {label:<34} {r.p50_ms:8.2f} {r.tokens_per_s:10.0f}")
     summary: dict[str, Any] = {}
     for row in rows:
-        print(f"{row.scenario:<8} {'ovembed serve (HTTP)':<34} {row.p50_ms:8.2f} {row.tokens_per_s:10.0f}")
+        client = (row.client_cpu_s or 0.0) / row.wall_s
+        other = row.other_cpu_s / row.wall_s
+        print(f"{row.scenario:<8} {'ovembed serve (HTTP)':<34} {row.p50_ms:8.2f} {row.tokens_per_s:10.0f}"
+              f"  {row.cores:.2f} / {client:.2f} / {other:.2f}")
         best = [_best(raws, row.scenario, run) for run in ("before", "after")]
         summary[row.scenario] = {"server_p50_ms": row.p50_ms, "server_tokens_per_s": row.tokens_per_s,
-                                 "raw_p50_ms": [b[0] for b in best], "raw_tokens_per_s": [b[1] for b in best]}
+                                 "raw_p50_ms": [b[0] for b in best], "raw_tokens_per_s": [b[1] for b in best],
+                                 "server_cores": row.cores, "load_generator_cores": client, "other_cores": other}
     if "short" in summary:
         s = summary["short"]
         gaps = [s["server_p50_ms"] - raw for raw in s["raw_p50_ms"]]
