@@ -137,9 +137,10 @@ class FakeEngine:
 
     dimensions = 3
 
-    def __init__(self, slots: int = 1, *, auto: bool = True) -> None:
+    def __init__(self, slots: int = 1, *, auto: bool = True, inline: bool = False) -> None:
         self.slots = slots
         self.auto = auto
+        self.inline = inline  # on_done before start() returns, as OpenVINOEngine's inline path
         self.batches: list[np.ndarray] = []
         self.held: list[Callable[[], None]] = []
         self.fail_next = False
@@ -152,7 +153,9 @@ class FakeEngine:
         result: Any = RuntimeError("boom") if self.fail_next else out
         self.fail_next = False
         loop = asyncio.get_running_loop()
-        if self.auto:
+        if self.inline:
+            on_done(result)
+        elif self.auto:
             loop.call_soon(on_done, result)
         else:
             self.held.append(lambda: on_done(result))
@@ -186,6 +189,28 @@ def test_results_go_back_to_the_right_request_in_order() -> None:
         assert len(engine.batches) > 10  # really split and mixed
         assert all((b.shape[0] <= 7 and b.size <= 200) or b.shape[0] == 1 for b in engine.batches)
         assert batcher.queued == 0 and batcher.in_flight == 0
+
+    run(main())
+
+
+def test_an_engine_that_finishes_inside_start() -> None:
+    """on_done from within start() (OpenVINOEngine's inline path): results are right, and thousands
+    of queued batches finished that way neither nest (one _schedule inside another) nor stall."""
+    async def main() -> None:
+        engine = FakeEngine(slots=1, inline=True)
+        batcher = Batcher(engine, BatchPolicy(max_batch_size=1), max_queue=10_000)
+        alone = await batcher.submit([[4, 5, 6]])
+        np.testing.assert_array_equal(alone.embeddings, expected([[4, 5, 6]]))
+        docs = [[i % 997 + 1] * (i % 5 + 1) for i in range(3000)]  # 3000 batches of one, queued at once
+        results = await asyncio.gather(batcher.submit(docs), *(batcher.submit([d]) for d in docs[:50]))
+        np.testing.assert_array_equal(results[0].embeddings, expected(docs))
+        for doc, res in zip(docs[:50], results[1:], strict=True):
+            np.testing.assert_array_equal(res.embeddings, expected([doc]))
+        assert len(engine.batches) == 3051 and batcher.queued == 0 and batcher.in_flight == 0
+        engine.fail_next = True
+        with pytest.raises(RuntimeError, match="boom"):
+            await batcher.submit([[7]])
+        assert (await batcher.submit([[8]])).embeddings[0, 0] == 8  # and it goes on
 
     run(main())
 
