@@ -290,9 +290,11 @@ class Batcher:
         now = self._loop.time()
         lengths = [it.length for it in batch]
         longest = max(lengths)
+        docs: list[TokenIds] = []
         for it in batch:
             job = it.job
             assert job is not None
+            docs.append(job.docs[it.index])
             job.undispatched -= 1
             if job.dispatched_at is None:
                 job.dispatched_at = now
@@ -301,15 +303,15 @@ class Batcher:
             # query padded to 8 computes 60% more), and at most max_length shapes exist for it.
             # Built without the padding arithmetic below: this is every single query's path.
             width = longest
-            input_ids = np.array(batch[0].job.docs[batch[0].index], dtype=np.int64).reshape(1, width)
+            input_ids = np.array(docs[0], dtype=np.int64).reshape(1, width)
             attention_mask = np.ones((1, width), dtype=np.int64)
         else:
             width = self.policy.width(longest)
             if self.max_width is not None:
                 width = max(longest, min(width, self.max_width))
             input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-            for row, it in enumerate(batch):
-                input_ids[row, : it.length] = it.job.docs[it.index]  # type: ignore[union-attr]
+            for row, doc in enumerate(docs):
+                input_ids[row, : lengths[row]] = doc
             attention_mask = (np.arange(width) < np.array(lengths)[:, None]).astype(np.int64)
         self._queued -= len(batch)
         self._in_flight += 1
