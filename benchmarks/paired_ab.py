@@ -8,6 +8,10 @@ the whole run, so whatever else the machine does hits both alike:
   connections (``http.client``: little client overhead), A first on even rounds, B first on odd;
   prints each side's p50/p90/mean and the median of the paired differences B - A.
 - ``health``: the same for ``GET /v2/health/live`` (HTTP alone, no model).
+- ``queries``: varied single queries (3-15 words, about 5-20 tokens: their shapes change from
+  query to query, which costs OpenVINO more than the tokens do), the same sequence to A and B, in
+  blocks of ``--block`` queries per side (one side idle meanwhile: two servers' inferences
+  interleaved one by one slow each other on 2 cores); pairs are adjacent blocks' p50s.
 - ``docs`` / ``bulk``: the load generator scenarios of serve_vs_pytorch.py, run against A and B
   in turn (ABBA order over ``--rounds``); prints tokens/s per round and the median ratio B / A.
 
@@ -21,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -38,14 +43,16 @@ from flops import EncoderShape
 from serve_vs_pytorch import SCENARIOS, _inputs, _lengths, run_server
 from server_process import MODEL_NAME, Server, start_server
 
+from ovembed.benchmark.dataset import synthetic_documents
+
 _ROOT = Path(__file__).resolve().parents[1]
 _QUERY = json.dumps({"model": MODEL_NAME, "input": "how do I reset my password"}).encode()
 
 
-def _request(connection: http.client.HTTPConnection, what: str) -> float:
+def _request(connection: http.client.HTTPConnection, what: str, body: bytes = _QUERY) -> float:
     t0 = time.perf_counter()
-    if what == "short":
-        connection.request("POST", "/v3/embeddings", _QUERY, {"Content-Type": "application/json"})
+    if what in ("short", "queries"):
+        connection.request("POST", "/v3/embeddings", body, {"Content-Type": "application/json"})
     else:
         connection.request("GET", "/v2/health/live")
     response = connection.getresponse()
@@ -77,7 +84,47 @@ def alternate(servers: Sequence[Server], what: str, n: int, rounds: int) -> dict
             "a_p90_ms": float(np.percentile(a, 90)), "b_p90_ms": float(np.percentile(b, 90)),
             "a_mean_ms": float(a.mean()), "b_mean_ms": float(b.mean()),
             "paired_diff_median_ms": float(np.median(b - a)),
-            "b_faster_fraction": float(np.mean(b < a)), "n": len(a)}
+            "b_faster_fraction": float(np.mean(b < a)), "n": len(a), "unit": "pairs"}
+
+
+def query_bodies(n: int) -> list[bytes]:
+    """``n`` different short queries, a seeded mix of 3-5 and 9-15 words."""
+    texts = synthetic_documents(n // 2, 4, seed=1, punctuate=False) + \
+        synthetic_documents(n - n // 2, 12, seed=2, punctuate=False)
+    random.Random(3).shuffle(texts)
+    return [json.dumps({"model": MODEL_NAME, "input": t}).encode() for t in texts]
+
+
+def blocks(servers: Sequence[Server], n: int, rounds: int, block: int) -> dict[str, Any]:
+    """``n`` varied queries per side per round, in blocks of ``block`` per side (ABAB..., BABA...
+    on odd rounds); both sides get the same queries in the same order."""
+    connections = [http.client.HTTPConnection("127.0.0.1", s.port, timeout=30) for s in servers]
+    bodies = query_bodies(n * rounds)
+    times: list[list[float]] = [[], []]
+    pairs: list[tuple[float, float]] = []
+    try:
+        for c in connections:
+            for body in bodies[:20]:
+                _request(c, "queries", body)  # warm-up
+        for r in range(rounds):
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            for start in range(r * n, (r + 1) * n, block):
+                chunk = bodies[start:start + block]
+                got: list[list[float]] = [[], []]
+                for side in order:
+                    got[side] = [_request(connections[side], "queries", body) for body in chunk]
+                    times[side] += got[side]
+                pairs.append((float(np.median(got[0])), float(np.median(got[1]))))
+    finally:
+        for c in connections:
+            c.close()
+    a, b = (1000 * np.array(t) for t in times)
+    diffs = 1000 * np.array([y - x for x, y in pairs])
+    return {"a_p50_ms": float(np.median(a)), "b_p50_ms": float(np.median(b)),
+            "a_p90_ms": float(np.percentile(a, 90)), "b_p90_ms": float(np.percentile(b, 90)),
+            "a_mean_ms": float(a.mean()), "b_mean_ms": float(b.mean()),
+            "paired_diff_median_ms": float(np.median(diffs)),
+            "b_faster_fraction": float(np.mean(diffs < 0)), "n": len(pairs), "unit": "blocks"}
 
 
 def loaded(servers: Sequence[Server], name: str, rounds: int, quick: bool, source: Path) -> dict[str, Any]:
@@ -118,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="short,health")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--n", type=int, default=250, help="short/health: requests per side per round")
+    parser.add_argument("--block", type=int, default=25, help="queries: requests per side per block")
     parser.add_argument("--quick", action="store_true", help="docs/bulk: the --quick request counts")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -131,12 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with start_server(args.config, log, "--log_level", "WARNING", *args.a_flags.split(), root=args.a_root) as a, \
             start_server(args.config, log, "--log_level", "WARNING", *args.b_flags.split(), root=args.b_root) as b:
         for name in args.scenarios.split(","):
-            if name in ("short", "health"):
-                out = alternate((a, b), name, args.n, args.rounds)
+            if name in ("short", "health", "queries"):
+                out = (blocks((a, b), args.n, args.rounds, args.block) if name == "queries"
+                       else alternate((a, b), name, args.n, args.rounds))
                 print(f"{name}: A p50 {out['a_p50_ms']:.3f} ms (p90 {out['a_p90_ms']:.3f}, mean "
                       f"{out['a_mean_ms']:.3f}); B p50 {out['b_p50_ms']:.3f} ms (p90 {out['b_p90_ms']:.3f}, "
                       f"mean {out['b_mean_ms']:.3f}); paired B - A median {out['paired_diff_median_ms']:+.3f} ms, "
-                      f"B faster in {out['b_faster_fraction']:.0%} of {out['n']} pairs", flush=True)
+                      f"B faster in {out['b_faster_fraction']:.0%} of {out['n']} {out['unit']}", flush=True)
             else:
                 out = loaded((a, b), name, args.rounds, args.quick, source)
                 rounds = ", ".join(f"{x:,.0f}/{y:,.0f}" for x, y in out["tokens_per_s"])

@@ -145,7 +145,7 @@ def test_batch_metrics_come_from_the_batcher() -> None:
     assert value(samples, "ovembed_tokens_total", model="m") == 8 + 10
     assert value(samples, "ovembed_batch_size_count", model="m") == 2
     assert value(samples, "ovembed_batch_size_sum", model="m") == 3
-    assert value(samples, "ovembed_batch_tokens_sum", model="m") == 2 * 8 + 1 * 10  # a batch of one is not padded
+    assert value(samples, "ovembed_batch_tokens_sum", model="m") == 2 * 8 + 1 * 16  # padded: 10 -> 16
     assert value(samples, "ovembed_inference_duration_seconds_count", model="m") == 1  # the failed one is apart
     assert value(samples, "ovembed_batch_failures_total", model="m") == 1
 

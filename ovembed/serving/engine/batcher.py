@@ -95,8 +95,14 @@ class BatchPolicy:
     # Widths are padded to a multiple of this: it bounds the number of distinct shapes, and
     # OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
     pad_multiple: int = 8
+    # A lone document too (see Batcher._dispatch); the registry sets this per model from what
+    # its engine measured at load (OpenVINOEngine.time_lone_padding).
+    pad_lone: bool = True
 
-    def width(self, longest: int) -> int:
+    def width(self, longest: int, size: int = 2) -> int:
+        """The padded width of a batch of ``size`` documents whose longest has ``longest`` tokens."""
+        if size == 1 and not self.pad_lone:
+            return longest
         m = self.pad_multiple
         return -(-longest // m) * m
 
@@ -298,18 +304,22 @@ class Batcher:
             job.undispatched -= 1
             if job.dispatched_at is None:
                 job.dispatched_at = now
+        width = self.policy.width(longest, len(batch))
+        if self.max_width is not None:
+            width = max(longest, min(width, self.max_width))
+        input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
         if len(batch) == 1:
-            # A lone document has no row to align with: its exact length is less work (a 5-token
-            # query padded to 8 computes 60% more), and at most max_length shapes exist for it.
-            # Built without the padding arithmetic below: this is every single query's path.
-            width = longest
-            input_ids = np.array(docs[0], dtype=np.int64).reshape(1, width)
-            attention_mask = np.ones((1, width), dtype=np.int64)
+            # A lone document is padded like a batch when its engine measured that this pays
+            # (BatchPolicy.pad_lone), although its exact length is less work: OpenVINO's CPU plugin
+            # re-prepares the whole dynamic-shape graph whenever the input shape differs from the
+            # previous inference's (~0.3-1 ms for MiniLM on 2 cores), and varied queries padded
+            # to 8 change shape less often. Paired A/B, server, varied 5-20-token queries, padded
+            # - exact p50: int8 -0.20 ms, static int8 -0.37 ms, fp32 +0.10 ms (2 Xeon cores).
+            # Built without the mask arithmetic below: this is every single query's path.
+            input_ids[0, :longest] = docs[0]
+            attention_mask = np.zeros((1, width), dtype=np.int64)
+            attention_mask[0, :longest] = 1
         else:
-            width = self.policy.width(longest)
-            if self.max_width is not None:
-                width = max(longest, min(width, self.max_width))
-            input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
             for row, doc in enumerate(docs):
                 input_ids[row, : lengths[row]] = doc
             attention_mask = (np.arange(width) < np.array(lengths)[:, None]).astype(np.int64)

@@ -28,6 +28,7 @@ from ovembed.graphs import GRAPH_FILENAME, GraphOptions, RerankGraphOptions, rea
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
+from ovembed.serving.engine.batcher import BatchPolicy
 from ovembed.serving.engine.chunking import PairChunker
 from ovembed.serving.engine.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.engine.interface import ModelInfo
@@ -138,6 +139,9 @@ INLINE_MAX_S = 0.010
 # The inline time that decides is the median of this many recent inline inferences: one preempted
 # by another process (tens of ms on a busy 2-core machine) must not send every lone query async.
 INLINE_SAMPLES = 9
+# Lone queries' lengths (tokens) timed at load, exact and padded, to decide whether padding a lone
+# query pays for this model on this machine: see OpenVINOEngine.time_lone_padding.
+LONE_LENGTHS = (5, 13, 7, 10, 6, 15, 9, 12)
 
 
 class OpenVINOEngine:
@@ -205,6 +209,7 @@ class OpenVINOEngine:
             self._bulk_queue.set_callback(self._bulk_callback)
             self._slots = m
         self.dimensions = 0
+        self.pad_lone = True  # pad a lone batch like any other: set at load by _time_inline
 
     @property
     def slots(self) -> int:
@@ -293,8 +298,8 @@ class OpenVINOEngine:
         self.inlined += 1
         on_done(output)
 
-    def _infer_inline(self, feed: dict[int, np.ndarray]) -> np.ndarray:
-        """Synchronous inference on the inline request; records its time."""
+    def _infer_inline(self, feed: dict[int, np.ndarray], record: bool = True) -> np.ndarray:
+        """Synchronous inference on the inline request; records its time (with ``record``)."""
         request = self._inline_request
         assert request is not None
         started = time.perf_counter()
@@ -306,7 +311,8 @@ class OpenVINOEngine:
             tensor.shape = array.shape
             np.copyto(tensor.data, array)
         request.infer()
-        self._inline_times.append(time.perf_counter() - started)
+        if record:
+            self._inline_times.append(time.perf_counter() - started)
         return request.get_output_tensor(0).data  # type: ignore[no-any-return]
 
     @property
@@ -327,6 +333,33 @@ class OpenVINOEngine:
         for _ in range(runs):
             self._infer_inline(feed)
         return self.inline_seconds
+
+    def time_lone_padding(self, token: int, pad_id: int, multiple: int, rounds: int = 3) -> tuple[float, float]:
+        """(exact, padded): the median seconds of lone queries of :data:`LONE_LENGTHS` tokens on
+        the inline request, given at their exact length and padded to ``multiple``, in blocks
+        that alternate (exact first on even rounds) after a warm-up round (a shape's first run
+        pays its setup). OpenVINO re-prepares a dynamic-shape graph whenever the input shape
+        changes, which padding makes rarer, while padded tokens are computed too: which one wins
+        depends on the model, its precision and the CPU. (0.0, 0.0) without an inline request."""
+        if self._inline_request is None:
+            return 0.0, 0.0
+        feeds: tuple[list[dict[int, np.ndarray]], list[dict[int, np.ndarray]]] = ([], [])
+        for length in LONE_LENGTHS:
+            for kind, width in enumerate((length, -(-length // multiple) * multiple)):
+                ids = np.full((1, width), pad_id, dtype=np.int64)
+                ids[0, :length] = token
+                mask = np.zeros((1, width), dtype=np.int64)
+                mask[0, :length] = 1
+                feeds[kind].append(self.inputs(ids, mask))
+        times: tuple[list[float], list[float]] = ([], [])
+        for r in range(rounds + 1):
+            for kind in ((0, 1) if r % 2 == 0 else (1, 0)):
+                for feed in feeds[kind]:
+                    started = time.perf_counter()
+                    self._infer_inline(feed, record=False)
+                    if r:
+                        times[kind].append(time.perf_counter() - started)
+        return float(np.median(times[0])), float(np.median(times[1]))
 
     def infer(self, input_ids: np.ndarray, attention_mask: np.ndarray, *, bulk: bool = False) -> np.ndarray:
         """Synchronous inference on a private request (warm-up, tests); ``bulk``: on the
@@ -408,7 +441,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
                 core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head)
             release_file_pages(*mapped)  # compiling read every weight; most now live repacked
             tokenizer, max_length = _tokenizer(base_path, model_dir, record)
-            engine = _warm_up(compiled, bulk, tokenizer, max_length)
+            engine = _warm_up(name, compiled, bulk, tokenizer, max_length)
             released = release_file_pages(*mapped)
 
     phys = primary_device(core, device)
@@ -487,7 +520,7 @@ def compile_head_model(core: ov.Core, name: str, xml: Path, build: Callable[[ov.
                 ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
                 out = engine.infer(ids, np.ones_like(ids))
             engine.dimensions = int(out.shape[1])
-            _time_inline(engine, tokenizer)
+            _time_inline(name, engine, tokenizer)
             released = release_file_pages(*mapped)
     return HeadModel(engine, compiled, precision, created, released)
 
@@ -573,7 +606,7 @@ def _tokenizer(base_path: Path, model_dir: Path, record: dict[str, Any]) -> tupl
     return tokenizer, max_length
 
 
-def _warm_up(compiled: ov.CompiledModel, bulk: ov.CompiledModel | None, tokenizer: ServingTokenizer,
+def _warm_up(name: str, compiled: ov.CompiledModel, bulk: ov.CompiledModel | None, tokenizer: ServingTokenizer,
              max_length: int) -> OpenVINOEngine:
     engine = OpenVINOEngine(compiled, bulk=bulk)
     for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
@@ -582,11 +615,19 @@ def _warm_up(compiled: ov.CompiledModel, bulk: ov.CompiledModel | None, tokenize
         if bulk is not None:
             engine.infer(ids, np.ones_like(ids), bulk=True)
     engine.dimensions = int(out.shape[1])
-    _time_inline(engine, tokenizer)
+    _time_inline(name, engine, tokenizer)
     return engine
 
 
-def _time_inline(engine: OpenVINOEngine, tokenizer: ServingTokenizer) -> None:
+def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer) -> None:
+    """Whether lone queries are padded (``engine.pad_lone``), then the inline time's first samples."""
+    multiple = BatchPolicy.pad_multiple
+    if tokenizer.max_length >= -(-max(LONE_LENGTHS) // multiple) * multiple:
+        exact, padded = engine.time_lone_padding(tokenizer.pad_id + 1, tokenizer.pad_id, multiple)
+        engine.pad_lone = padded <= exact
+        log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a "
+                 "multiple of %d: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * exact,
+                 1000 * padded, multiple, "padded" if engine.pad_lone else "not padded")
     ids = np.full((1, 16), tokenizer.pad_id + 1, dtype=np.int64)
     engine.time_inline(ids, np.ones_like(ids))
 

@@ -232,7 +232,7 @@ class ModelRegistry:
                 log.exception("model %s failed to load", name)
             slot.status = ModelStatus(ModelState.UNAVAILABLE, _describe(exc), version)
             return
-        policy = self.policy
+        policy = replace(self.policy, pad_lone=loaded.engine.pad_lone)
         sparse = loaded.info.task == Task.SPARSE.value
         if sparse:  # bound the [batch, seq, vocab] logits the head reduces
             policy = replace(policy, max_batch_tokens=batch_token_budget(policy.max_batch_tokens,

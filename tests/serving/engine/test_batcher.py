@@ -352,20 +352,37 @@ def test_overloaded_says_when_to_retry() -> None:
     run(main())
 
 
-def test_a_lone_document_is_not_padded_and_batches_are() -> None:
+@pytest.mark.parametrize(("pad_lone", "lone_shape"), [(True, (1, 8)), (False, (1, 5))])
+def test_a_lone_document_is_padded_as_its_engine_measured(pad_lone: bool, lone_shape: tuple[int, int]) -> None:
+    """pad_lone (set per model from a measurement at load): padded widths change shape less often
+    (OpenVINO re-prepares its graph on every change), exact ones compute less; batches always pad."""
     async def main() -> None:
         engine = FakeEngine(slots=1, auto=False)
-        batcher = Batcher(engine, BatchPolicy(pad_multiple=8, max_wait=0.05), max_queue=100)
+        batcher = Batcher(engine, BatchPolicy(pad_multiple=8, max_wait=0.05, pad_lone=pad_lone), max_queue=100)
         first = asyncio.create_task(batcher.submit([[5, 6, 7, 8, 9]]))
         await asyncio.sleep(0)
         rest = asyncio.create_task(batcher.submit([[1, 2, 3], [4] * 9]))
         await asyncio.sleep(0)
         engine.release()
-        await first
+        lone = await first
         await asyncio.sleep(0.1)
         engine.release()
         res = await rest
-        assert [b.shape for b in engine.batches] == [(1, 5), (2, 16)]
+        assert [b.shape for b in engine.batches] == [lone_shape, (2, 16)]
+        np.testing.assert_array_equal(engine.batches[0][0, :5], [5, 6, 7, 8, 9])
+        assert not engine.batches[0][0, 5:].any()
+        np.testing.assert_array_equal(lone.embeddings, expected([[5, 6, 7, 8, 9]]))
         np.testing.assert_array_equal(res.embeddings, expected([[1, 2, 3], [4] * 9]))
+
+    run(main())
+
+
+def test_a_lone_document_is_not_padded_past_the_model_maximum() -> None:
+    async def main() -> None:
+        engine = FakeEngine(slots=1)
+        batcher = Batcher(engine, BatchPolicy(pad_multiple=8), max_queue=100, max_width=10)
+        await batcher.submit([[1] * 9])
+        await batcher.submit([[1] * 10])
+        assert [b.shape for b in engine.batches] == [(1, 10), (1, 10)]
 
     run(main())

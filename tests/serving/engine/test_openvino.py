@@ -365,3 +365,44 @@ def test_async_batches_of_new_shapes_equal_infer(minilm_dir: Path) -> None:
         for ids, out in zip(order, outs, strict=True):
             np.testing.assert_allclose(out, engine.infer(ids, np.ones_like(ids)), atol=1e-6)
         engine.close()
+
+
+def test_lone_padding_is_timed_both_ways_and_keeps_the_vectors(minilm_dir: Path) -> None:
+    """time_lone_padding times every LONE_LENGTHS query exact and padded (after a warm-up round),
+    leaves the inline decision's samples alone, and a padded lone query's vector is the exact one's."""
+    import numpy as np
+
+    from ovembed.serving.engine.openvino import LONE_LENGTHS
+
+    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    widths: list[int] = []
+    infer = engine._infer_inline
+
+    def counted(feed: dict[int, Any], record: bool = True) -> Any:
+        widths.append(next(iter(feed.values())).shape[1])
+        return infer(feed, record)
+
+    engine._infer_inline = counted  # type: ignore[method-assign]
+    exact, padded = engine.time_lone_padding(1500, 0, 8, rounds=2)
+    assert exact > 0 and padded > 0 and engine.inline_seconds == 0.0
+    assert sorted(set(widths)) == sorted({*LONE_LENGTHS, 8, 16})
+    assert len(widths) == 3 * 2 * len(LONE_LENGTHS)
+    ids = np.full((1, 5), 1500, dtype=np.int64)
+    padded_ids = np.zeros((1, 8), dtype=np.int64)
+    padded_ids[0, :5] = 1500
+    mask = np.zeros((1, 8), dtype=np.int64)
+    mask[0, :5] = 1
+    np.testing.assert_allclose(engine.infer(padded_ids, mask), engine.infer(ids, np.ones_like(ids)), atol=1e-5)
+    engine.close()
+    assert OpenVINOEngine(_compiled_minilm(minilm_dir, {}), inline=False).time_lone_padding(1500, 0, 8) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("timed", "pads"), [((0.002, 0.001), True), ((0.001, 0.002), False)])
+def test_load_pads_lone_queries_when_that_measured_faster(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          timed: tuple[float, float], pads: bool) -> None:
+    import openvino as ov
+
+    monkeypatch.setattr(OpenVINOEngine, "time_lone_padding", lambda self, *args, **kwargs: timed)
+    loaded = load_model(ov.Core(), "minilm", minilm_dir, ServeConfig())
+    assert loaded.engine.pad_lone is pads
+    loaded.engine.close()
