@@ -142,6 +142,9 @@ INLINE_SAMPLES = 9
 # Lone queries' lengths (tokens) timed at load, exact and padded, to decide whether padding a lone
 # query pays for this model on this machine: see OpenVINOEngine.time_lone_padding.
 LONE_LENGTHS = (5, 7, 13, 10, 6, 15, 12, 9)  # padded to 8, half change shape
+# The warm-up round of that timing may take this long; a slower model (a lone query over ~10 ms,
+# where a shape change matters less) is not timed further and keeps the default, padded.
+LONE_BUDGET_S = 0.4
 
 
 class OpenVINOEngine:
@@ -340,7 +343,9 @@ class OpenVINOEngine:
         that alternate (exact first on even rounds) after a warm-up round (a shape's first run
         pays its setup). OpenVINO re-prepares a dynamic-shape graph whenever the input shape
         changes, which padding makes rarer, while padded tokens are computed too: which one wins
-        depends on the model, its precision and the CPU. (0.0, 0.0) without an inline request."""
+        depends on the model, its precision and the CPU. (0.0, 0.0) when not timed: without an
+        inline request, or when the warm-up round took over :data:`LONE_BUDGET_S` (a large
+        model: the full timing would add seconds to every load)."""
         if self._inline_request is None:
             return 0.0, 0.0
         feeds: tuple[list[dict[int, np.ndarray]], list[dict[int, np.ndarray]]] = ([], [])
@@ -352,7 +357,10 @@ class OpenVINOEngine:
                 mask[0, :length] = 1
                 feeds[kind].append(self.inputs(ids, mask))
         times: tuple[list[float], list[float]] = ([], [])
+        warm_up = time.perf_counter()
         for r in range(rounds + 1):
+            if r == 1 and time.perf_counter() - warm_up > LONE_BUDGET_S:
+                return 0.0, 0.0
             for kind in ((0, 1) if r % 2 == 0 else (1, 0)):
                 for feed in feeds[kind]:
                     started = time.perf_counter()
@@ -624,7 +632,7 @@ def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer)
     multiple = BatchPolicy.pad_multiple
     if tokenizer.max_length >= -(-max(LONE_LENGTHS) // multiple) * multiple:
         exact, padded = engine.time_lone_padding(tokenizer.pad_id + 1, tokenizer.pad_id, multiple)
-        engine.pad_lone = padded <= exact
+        engine.pad_lone = padded <= exact  # also when not timed (0, 0): padded, like batches
         log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a "
                  "multiple of %d: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * exact,
                  1000 * padded, multiple, "padded" if engine.pad_lone else "not padded")

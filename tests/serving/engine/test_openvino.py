@@ -397,6 +397,25 @@ def test_lone_padding_is_timed_both_ways_and_keeps_the_vectors(minilm_dir: Path)
     assert OpenVINOEngine(_compiled_minilm(minilm_dir, {}), inline=False).time_lone_padding(1500, 0, 8) == (0.0, 0.0)
 
 
+def test_lone_padding_is_not_timed_past_its_budget(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose warm-up round is slow (a large one) is not timed further: (0, 0), padded."""
+    from ovembed.serving.engine import openvino as engine_module
+
+    monkeypatch.setattr(engine_module, "LONE_BUDGET_S", 0.0)
+    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    runs: list[int] = []
+    infer = engine._infer_inline
+
+    def counted(feed: dict[int, Any], record: bool = True) -> Any:
+        runs.append(1)
+        return infer(feed, record)
+
+    engine._infer_inline = counted  # type: ignore[method-assign]
+    assert engine.time_lone_padding(1500, 0, 8) == (0.0, 0.0)
+    assert len(runs) == 2 * len(engine_module.LONE_LENGTHS)  # the warm-up round only
+    engine.close()
+
+
 @pytest.mark.parametrize(("timed", "pads"), [((0.002, 0.001), True), ((0.001, 0.002), False)])
 def test_load_pads_lone_queries_when_that_measured_faster(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                           timed: tuple[float, float], pads: bool) -> None:
