@@ -77,24 +77,31 @@ def _batch(docs: Sequence[list[int]], compiled: Any, multiple: int = 1) -> dict[
     return feed
 
 
-def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, list[list[int]]],
-               precision: str, run: str) -> list[Raw]:
-    """The same pooled graph ``ovembed serve`` compiles, driven directly."""
+def _compile_raw(model_dir: Path, precision: str, hint: str) -> Any:
+    """The pooled graph ``ovembed serve`` compiles, under ``hint`` (f32 inference for fp32, as
+    the server does)."""
     import openvino as ov
 
     from ovembed.graphs import read_graph
     from ovembed.heads.embeddings import add_pooling
 
     core = ov.Core()
+    config = {"PERFORMANCE_HINT": hint}
+    if precision == "fp32":
+        config["INFERENCE_PRECISION_HINT"] = "f32"  # what ovembed serve uses for fp32
     graph = read_graph(model_dir)
+    pooled = add_pooling(core.read_model(model_dir / "openvino_model.xml"), graph.pooling, graph.normalize_embeddings)
+    return core.compile_model(pooled, "CPU", config)
+
+
+def raw_engine(model_dir: Path, scenarios: Sequence[Scenario], ids: dict[str, list[list[int]]],
+               precision: str, run: str) -> list[Raw]:
+    """The same pooled graph ``ovembed serve`` compiles, driven directly."""
+    import openvino as ov
+
     out: list[Raw] = []
     for hint in HINTS:
-        config = {"PERFORMANCE_HINT": hint}
-        if precision == "fp32":
-            config["INFERENCE_PRECISION_HINT"] = "f32"  # what ovembed serve uses for fp32
-        model = core.read_model(model_dir / "openvino_model.xml")
-        pooled = add_pooling(model, graph.pooling, graph.normalize_embeddings)
-        compiled = core.compile_model(pooled, "CPU", config)
+        compiled = _compile_raw(model_dir, precision, hint)
         for s in scenarios:
             docs = ids[s.name]
             size = 16 if s.concurrency > 1 and s.per_request == 1 else s.per_request
@@ -178,18 +185,7 @@ def interleaved_short(server: Any, model_dir: Path, precision: str, texts: Seque
     import http.client
     from urllib.parse import urlsplit
 
-    import openvino as ov
-
-    from ovembed.graphs import read_graph
-    from ovembed.heads.embeddings import add_pooling
-
-    core = ov.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if precision == "fp32":
-        config["INFERENCE_PRECISION_HINT"] = "f32"
-    graph = read_graph(model_dir)
-    pooled = add_pooling(core.read_model(model_dir / "openvino_model.xml"), graph.pooling, graph.normalize_embeddings)
-    compiled = core.compile_model(pooled, "CPU", config)
+    compiled = _compile_raw(model_dir, precision, "LATENCY")
     request = compiled.create_infer_request()
     feeds = ([_batch([d], compiled) for d in ids], [_batch([d], compiled, 8) for d in ids])
     bodies = [json.dumps({"model": MODEL_NAME, "input": t}).encode() for t in texts]
@@ -225,22 +221,22 @@ def interleaved_short(server: Any, model_dir: Path, precision: str, texts: Seque
     # The fourth side, for information: the better raw way with a 1 ms pause before each query,
     # as a server's queries arrive (its OpenVINO threads go idle in between; in process, MiniLM
     # fp32 took +0.3-0.4 ms per query that way), not the target's reference.
-    sides: list[Any] = [lambda start: raw(0, start), lambda start: raw(1, start), served, None]
+    per_block: list[list[float]] = []  # raw exact, raw padded, server, raw paused p50 (s)
+
+    def paused(start: int) -> list[float]:
+        exact_better = not per_block or np.median([r[0] for r in per_block]) <= np.median([r[1] for r in per_block])
+        return raw(0 if exact_better else 1, start, pause=0.001)
+
+    sides = [lambda start: raw(0, start), lambda start: raw(1, start), served, paused]
     try:
         for side in sides[:3]:
             side(0)  # warm-up: every shape's first run, the connection
         inference.clear()
-        per_block: list[list[float]] = []  # raw exact, raw padded, server, raw paused p50 (s)
         for b in range(blocks):
-            got = [0.0] * 4
-            for k in range(4):
-                side_index = (b + k) % 4
-                if side_index == 3:
-                    better = 0 if not per_block or np.median([r[0] for r in per_block]) <= np.median(
-                        [r[1] for r in per_block]) else 1
-                    got[3] = float(np.median(raw(better, b * block, pause=0.001)))
-                else:
-                    got[side_index] = float(np.median(sides[side_index](b * block)))
+            got = [0.0] * len(sides)
+            for k in range(len(sides)):
+                i = (b + k) % len(sides)
+                got[i] = float(np.median(sides[i](b * block)))
             per_block.append(got)
     finally:
         connection.close()

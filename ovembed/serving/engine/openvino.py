@@ -349,9 +349,10 @@ class OpenVINOEngine:
         model: the full timing would add seconds to every load)."""
         if self._inline_request is None:
             return 0.0, 0.0
+        padded_width = BatchPolicy(pad_multiple=multiple).width
         feeds: tuple[list[dict[int, np.ndarray]], list[dict[int, np.ndarray]]] = ([], [])
         for length in LONE_LENGTHS:
-            for kind, width in enumerate((length, -(-length // multiple) * multiple)):
+            for kind, width in enumerate((length, padded_width(length))):
                 ids = np.full((1, width), pad_id, dtype=np.int64)
                 ids[0, :length] = token
                 mask = np.zeros((1, width), dtype=np.int64)
@@ -630,13 +631,16 @@ def _warm_up(name: str, compiled: ov.CompiledModel, bulk: ov.CompiledModel | Non
 
 def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer) -> None:
     """Whether lone queries are padded (``engine.pad_lone``), then the inline time's first samples."""
-    multiple = BatchPolicy.pad_multiple
-    if tokenizer.max_length >= -(-max(LONE_LENGTHS) // multiple) * multiple:
-        exact, padded = engine.time_lone_padding(tokenizer.pad_id + 1, tokenizer.pad_id, multiple)
+    policy = BatchPolicy()
+    if tokenizer.max_length >= policy.width(max(LONE_LENGTHS)):
+        exact, padded = engine.time_lone_padding(tokenizer.pad_id + 1, tokenizer.pad_id, policy.pad_multiple)
         engine.pad_lone = padded <= exact  # also when not timed (0, 0): padded, like batches
-        log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a "
-                 "multiple of %d: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * exact,
-                 1000 * padded, multiple, "padded" if engine.pad_lone else "not padded")
+        if exact:
+            log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a "
+                     "multiple of %d: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * exact,
+                     1000 * padded, policy.pad_multiple, "padded" if engine.pad_lone else "not padded")
+        else:
+            log.info("%s: lone queries padded (too slow to time within %.1f s)", name, LONE_BUDGET_S)
     ids = np.full((1, 16), tokenizer.pad_id + 1, dtype=np.int64)
     engine.time_inline(ids, np.ones_like(ids))
 
