@@ -329,6 +329,10 @@ class ServeConfig(_Checked):
         "(small batches on one stream using every core, large ones on one stream per core: faster bulk, "
         "a second copy of the repacked weights in memory); auto: two for int8/int4 weights, one for fp32/fp16")
     max_queue: int = option(4096, "Queued inputs per model before requests get 429")
+    lone_shapes_max_mb: int = option(
+        64, "A model whose weights file is at most this many MB also gets static-shape copies (16 and 32 tokens) "
+        "for lone short queries, kept when timing at load finds them faster (a dynamic-shape graph re-prepares "
+        "itself whenever the input shape changes); each copy holds its own weights (0: off)")
     cache_dir: Path | None = option(None, "OpenVINO compilation cache folder (CACHE_DIR)")
     file_system_poll_wait_seconds: float = option(
         1.0, "Seconds between checks of config.json and the models' graph.pbtxt/files for live reload "
@@ -383,6 +387,7 @@ class ServeConfig(_Checked):
         _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
         _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
         _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
+        _require(self.lone_shapes_max_mb >= 0, "--lone_shapes_max_mb must be 0 (off) or more")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")

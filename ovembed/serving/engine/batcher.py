@@ -96,7 +96,7 @@ class BatchPolicy:
     # OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
     pad_multiple: int = 8
     # A lone document too (see Batcher._dispatch); the registry sets this per model from what
-    # its engine measured at load (OpenVINOEngine.time_lone_padding).
+    # its engine measured at load (OpenVINOEngine.time_lone).
     pad_lone: bool = True
 
     def width(self, longest: int, size: int = 2) -> int:

@@ -140,12 +140,18 @@ INLINE_MAX_S = 0.010
 # by another process (tens of ms on a busy 2-core machine) must not send every lone query async.
 INLINE_SAMPLES = 9
 # Lone queries' lengths (tokens) timed at load, exact and padded, to decide whether padding a lone
-# query pays for this model on this machine: see OpenVINOEngine.time_lone_padding.
-LONE_LENGTHS = (5, 7, 13, 10, 6, 15, 12, 9)  # padded to 8, half change shape
-# The warm-up round of that timing (16 lone queries, 10 of them a new shape: MiniLM 0.1-0.3 s on
-# 2 cores) may take this long; a slower model (a lone query over ~30 ms, where a shape change
+# query pays for this model on this machine: see OpenVINOEngine.time_lone.
+LONE_LENGTHS = (5, 7, 13, 10, 6, 15, 12, 9, 21, 27)  # padded to 8, most change shape
+# Widths (tokens) of the static-shape copies a small model may get for lone queries
+# (--lone_shapes_max_mb): a lone query of up to 32 tokens is padded to the smallest that fits.
+LONE_WIDTHS = (16, 32)
+# The warm-up round of that timing (20-30 lone queries, most of them a new shape: MiniLM 0.1-0.3 s
+# on 2 cores) may take this long; a slower model (a lone query over ~30 ms, where a shape change
 # matters less) is not timed further and keeps the default, padded.
 LONE_BUDGET_S = 1.0
+
+
+LoneShapes = dict[int, "ov.CompiledModel"]  # static-shape copies by width (OpenVINOEngine.set_lone_shapes)
 
 
 class OpenVINOEngine:
@@ -171,6 +177,13 @@ class OpenVINOEngine:
     the engine then anyway. That time is the median of the last :data:`INLINE_SAMPLES` inline
     inferences, not a moving average: one inference preempted by another process (or paused by a
     sampling profiler) for 50 ms must not send the next few hundred lone queries async.
+
+    Lone shapes (:meth:`set_lone_shapes`): copies of the model compiled for one row of a fixed
+    width. OpenVINO's CPU plugin re-prepares a dynamic-shape graph (shape inference, kernels,
+    memory) whenever the input shape differs from the previous inference's: ~1 ms for int8
+    MiniLM on 2 Xeon cores, half its lone query. A lone inline query that fits one of these
+    widths is padded to it and runs on that copy, whose shape never changes; the timing at load
+    (:meth:`time_lone`) keeps them only when that is faster.
     """
 
     def __init__(self, compiled: ov.CompiledModel, infer_requests: int | None = None, *,
@@ -214,6 +227,9 @@ class OpenVINOEngine:
             self._slots = m
         self.dimensions = 0
         self.pad_lone = True  # pad a lone batch like any other: set at load by _time_inline
+        self.pad_id = 0  # what pads a lone query to a static width (the tokenizer's, set at load)
+        self._lone: list[tuple[int, Any]] = []  # (width, infer request of that static-shape copy), by width
+        self.lone_static = 0  # lone queries run on a static-shape copy
 
     @property
     def slots(self) -> int:
@@ -253,17 +269,27 @@ class OpenVINOEngine:
             self._small_running -= 1
         self._callback(request, on_done)
 
+    @property
+    def lone_widths(self) -> tuple[int, ...]:
+        """The widths of the static-shape copies lone queries run on (none: every query is dynamic)."""
+        return tuple(width for width, _ in self._lone)
+
+    def set_lone_shapes(self, compiled: LoneShapes) -> None:
+        """Run lone inline queries of up to each width (tokens) on ``compiled[width]``, a copy of
+        the model compiled for input shape ``[1, width]``; an empty mapping drops them."""
+        self._lone = [(width, compiled[width].create_infer_request()) for width in sorted(compiled)]
+
     def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
               on_done: Callable[[np.ndarray | BaseException], None]) -> None:
+        if self._inline_request is not None and self._inline_now(input_ids.size):
+            self._run_inline(*self._inline_feed(input_ids, attention_mask), on_done)
+            return
         # The inputs are copied into the request's own tensors (share_inputs=False). With shared
         # buffers, a fresh engine running a (2, 32) batch and then a (2, 33) one on the queue's
         # second request returned wrong vectors for the second (max abs diff 0.12-0.15 on MiniLM,
         # OpenVINO 2026.4, CPU): test_openvino's test_async_batches_of_new_shapes_equal_infer.
         # The copy is a few hundred KB at most, microseconds beside the inference.
         feed = self.inputs(input_ids, attention_mask)
-        if self._inline_request is not None and self._inline_now(input_ids.size):
-            self._run_inline(feed, on_done)
-            return
         with self._lock:
             small = self._bulk_queue is None or (
                 input_ids.size <= self._latency_tokens and not self._bulk_running and not self._small_running)
@@ -293,18 +319,36 @@ class OpenVINOEngine:
         with self._lock:
             return not (self._bulk_running or self._small_running)
 
-    def _run_inline(self, feed: dict[int, np.ndarray], on_done: Callable[[Any], None]) -> None:
+    def _inline_feed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, dict[int, np.ndarray]]:
+        """The request an inline batch runs on, and its inputs: one row that fits a static-shape
+        copy goes to the narrowest such copy, padded to its width; the rest to the inline request."""
+        if input_ids.shape[0] == 1:
+            length = input_ids.shape[1]
+            for width, request in self._lone:
+                if length <= width:
+                    ids = np.full((1, width), self.pad_id, dtype=input_ids.dtype)
+                    ids[:, :length] = input_ids
+                    mask = np.zeros((1, width), dtype=attention_mask.dtype)
+                    mask[:, :length] = attention_mask
+                    return request, self.inputs(ids, mask)
+        return self._inline_request, self.inputs(input_ids, attention_mask)
+
+    def _run_inline(self, request: Any, feed: dict[int, np.ndarray], on_done: Callable[[Any], None]) -> None:
         try:
-            output = self._infer_inline(feed)
+            output = self._infer_inline(feed, request=request)
         except Exception as exc:  # pragma: no cover - OpenVINO failure surfaced to the batch
             on_done(exc)
             return
         self.inlined += 1
+        if request is not self._inline_request:
+            self.lone_static += 1
         on_done(output)
 
-    def _infer_inline(self, feed: dict[int, np.ndarray], record: bool = True) -> np.ndarray:
-        """Synchronous inference on the inline request; records its time (with ``record``)."""
-        request = self._inline_request
+    def _infer_inline(self, feed: dict[int, np.ndarray], record: bool = True, request: Any = None) -> np.ndarray:
+        """Synchronous inference on ``request`` (default: the inline request); records its time
+        (with ``record``)."""
+        if request is None:
+            request = self._inline_request
         assert request is not None
         started = time.perf_counter()
         # The inputs are copied into the request's own tensors (at most INLINE_TOKENS each), not
@@ -338,38 +382,45 @@ class OpenVINOEngine:
             self._infer_inline(feed)
         return self.inline_seconds
 
-    def time_lone_padding(self, token: int, pad_id: int, multiple: int, rounds: int = 3) -> tuple[float, float]:
-        """(exact, padded): the median seconds of lone queries of :data:`LONE_LENGTHS` tokens on
-        the inline request, given at their exact length and padded to ``multiple``, in blocks
-        that alternate (exact first on even rounds) after a warm-up round (a shape's first run
-        pays its setup). OpenVINO re-prepares a dynamic-shape graph whenever the input shape
-        changes, which padding makes rarer, while padded tokens are computed too: which one wins
-        depends on the model, its precision and the CPU. (0.0, 0.0) when not timed: without an
-        inline request, or when the warm-up round took over :data:`LONE_BUDGET_S` (a large
-        model: the full timing would add seconds to every load)."""
+    def time_lone(self, token: int, pad_id: int, multiple: int, rounds: int = 3) -> dict[str, float]:
+        """The median seconds of lone queries of :data:`LONE_LENGTHS` tokens, each way:
+        ``exact`` (at their length) and ``padded`` (to ``multiple``) on the inline request, and
+        with static-shape copies (:meth:`set_lone_shapes`) ``static`` (padded to the narrowest
+        copy that fits, on it). The ways take turns in blocks, in an order that rotates each
+        round, after a warm-up round (a shape's first run pays its setup). OpenVINO re-prepares
+        a dynamic-shape graph whenever the input shape changes, which padding makes rarer and a
+        static copy never does, while padded tokens are computed too: which way wins depends on
+        the model, its precision and the CPU. Empty when not timed: without an inline request, or
+        when the warm-up round took over :data:`LONE_BUDGET_S` (a large model: the full timing
+        would add seconds to every load)."""
         if self._inline_request is None:
-            return 0.0, 0.0
+            return {}
         padded_width = BatchPolicy(pad_multiple=multiple).width
-        feeds: tuple[list[dict[int, np.ndarray]], list[dict[int, np.ndarray]]] = ([], [])
+        ways: dict[str, list[tuple[Any, dict[int, np.ndarray]]]] = {"exact": [], "padded": []}
+        if self._lone:
+            ways["static"] = []
         for length in LONE_LENGTHS:
-            for kind, width in enumerate((length, padded_width(length))):
+            for way, runs in ways.items():
+                width = padded_width(length) if way == "padded" else length
                 ids = np.full((1, width), pad_id, dtype=np.int64)
                 ids[0, :length] = token
                 mask = np.zeros((1, width), dtype=np.int64)
                 mask[0, :length] = 1
-                feeds[kind].append(self.inputs(ids, mask))
-        times: tuple[list[float], list[float]] = ([], [])
+                runs.append(self._inline_feed(ids, mask) if way == "static" else
+                            (self._inline_request, self.inputs(ids, mask)))
+        names = list(ways)
+        times: dict[str, list[float]] = {way: [] for way in names}
         warm_up = time.perf_counter()
         for r in range(rounds + 1):
             if r == 1 and time.perf_counter() - warm_up > LONE_BUDGET_S:
-                return 0.0, 0.0
-            for kind in ((0, 1) if r % 2 == 0 else (1, 0)):
-                for feed in feeds[kind]:
+                return {}
+            for way in names[r % len(names):] + names[:r % len(names)]:
+                for request, feed in ways[way]:
                     started = time.perf_counter()
-                    self._infer_inline(feed, record=False)
+                    self._infer_inline(feed, record=False, request=request)
                     if r:
-                        times[kind].append(time.perf_counter() - started)
-        return float(np.median(times[0])), float(np.median(times[1]))
+                        times[way].append(time.perf_counter() - started)
+        return {way: float(np.median(values)) for way, values in times.items()}
 
     def infer(self, input_ids: np.ndarray, attention_mask: np.ndarray, *, bulk: bool = False) -> np.ndarray:
         """Synchronous inference on a private request (warm-up, tests); ``bulk``: on the
@@ -446,12 +497,14 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
     with loading_errors(name, xml):
         created = int(xml.stat().st_mtime)
         with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
-            head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
-            compiled, bulk, precision, mapped = compile_executors(
-                core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head)
-            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
             tokenizer, max_length = _tokenizer(base_path, model_dir, record)
-            engine = _warm_up(name, compiled, bulk, tokenizer, max_length)
+            head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+            small = weights.size <= cfg.lone_shapes_max_mb * 2**20
+            compiled, bulk, precision, mapped, lone = compile_executors(
+                core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head,
+                lone_widths=tuple(w for w in LONE_WIDTHS if w <= max_length) if small else ())
+            release_file_pages(*mapped)  # compiling read every weight; most now live repacked
+            engine = _warm_up(name, compiled, bulk, tokenizer, max_length, lone)
             released = release_file_pages(*mapped)
 
     phys = primary_device(core, device)
@@ -483,8 +536,8 @@ def compile_private(core: ov.Core, xml: Path, weights: PrivateWeights, build: Ca
     """Read ``xml`` with the private copy ``weights``, append the head (``build``) and compile:
     (compiled model, weight precision, the weight files it maps). ``head`` describes what
     ``build`` appends (it keys the cached IR with ``--cache_dir``)."""
-    compiled, _, precision, mapped = compile_executors(core, xml, weights, build, graph, record, cfg,
-                                                       device, head, bulk=False)
+    compiled, _, precision, mapped, _ = compile_executors(core, xml, weights, build, graph, record, cfg,
+                                                          device, head, bulk=False)
     return compiled, precision, mapped
 
 
@@ -575,9 +628,12 @@ def bulk_plan(config: dict[str, str], given: dict[str, Any], device: str, precis
 def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: Callable[[ov.Model], ov.Model],
                       graph: GraphOptions | RerankGraphOptions, record: dict[str, Any], cfg: ServeConfig,
                       device: str, head: dict[str, object], *, bulk: bool = True,
-                      ) -> tuple[ov.CompiledModel, ov.CompiledModel | None, str, list[Path]]:
+                      lone_widths: tuple[int, ...] = (),
+                      ) -> tuple[ov.CompiledModel, ov.CompiledModel | None, str, list[Path], LoneShapes]:
     """:func:`compile_private`, plus the multi-stream executor of :func:`bulk_config` when
-    ``bulk`` and it applies (else None): (latency executor, bulk executor, precision, mapped)."""
+    ``bulk`` and it applies (else None), plus a copy compiled for input shape ``[1, width]`` per
+    ``lone_widths`` (:meth:`OpenVINOEngine.set_lone_shapes`): (latency executor, bulk executor,
+    precision, mapped, lone copies by width)."""
     model = build(core.read_model(xml, weights.path))  # weights mapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
@@ -587,14 +643,30 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     if cfg.cache_dir is None:
         compiled = core.compile_model(model, device, config)
         extra = core.compile_model(model, device, second) if second is not None else None
-        return compiled, _multi_stream(extra, cfg), precision, [weights.path]
+        lone = _lone_shapes(core, model, lone_widths, device, config)
+        return compiled, _multi_stream(extra, cfg), precision, [weights.path], lone
     # compile the headed model's file: hashed by path, weights mapped once (weights.py)
     content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
     headed = pooled_ir(model, content, cfg.cache_dir, head)
     del model
     compiled = core.compile_model(str(headed), device, config)
     extra = core.compile_model(str(headed), device, second) if second is not None else None
-    return compiled, _multi_stream(extra, cfg), precision, [weights.path, headed.with_suffix(".bin")]
+    lone = _lone_shapes(core, core.read_model(str(headed)) if lone_widths else None, lone_widths, device, config)
+    return compiled, _multi_stream(extra, cfg), precision, [weights.path, headed.with_suffix(".bin")], lone
+
+
+def _lone_shapes(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...], device: str,
+                 config: dict[str, str]) -> LoneShapes:
+    """``model`` compiled for one row of each width (every input is ``[batch, sequence]``)."""
+    import openvino as ov
+
+    out: LoneShapes = {}
+    for width in widths:
+        assert model is not None
+        fixed = model.clone()
+        fixed.reshape({port: ov.PartialShape([1, width]) for port in fixed.inputs})
+        out[width] = core.compile_model(fixed, device, config)
+    return out
 
 
 def _multi_stream(compiled: ov.CompiledModel | None, cfg: ServeConfig) -> ov.CompiledModel | None:
@@ -617,8 +689,9 @@ def _tokenizer(base_path: Path, model_dir: Path, record: dict[str, Any]) -> tupl
 
 
 def _warm_up(name: str, compiled: ov.CompiledModel, bulk: ov.CompiledModel | None, tokenizer: ServingTokenizer,
-             max_length: int) -> OpenVINOEngine:
+             max_length: int, lone: LoneShapes) -> OpenVINOEngine:
     engine = OpenVINOEngine(compiled, bulk=bulk)
+    engine.set_lone_shapes(lone)
     for batch, length in ((1, 8), (4, min(128, max_length))):  # first runs pay shape setup
         ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
         out = engine.infer(ids, np.ones_like(ids))
@@ -630,17 +703,28 @@ def _warm_up(name: str, compiled: ov.CompiledModel, bulk: ov.CompiledModel | Non
 
 
 def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer) -> None:
-    """Whether lone queries are padded (``engine.pad_lone``), then the inline time's first samples."""
+    """How lone queries run (``engine.pad_lone``; static-shape copies kept or dropped), then the
+    inline time's first samples."""
     policy = BatchPolicy()
+    engine.pad_id = tokenizer.pad_id
+    timed: dict[str, float] = {}
     if tokenizer.max_length >= policy.width(max(LONE_LENGTHS)):
-        exact, padded = engine.time_lone_padding(tokenizer.pad_id + 1, tokenizer.pad_id, policy.pad_multiple)
-        engine.pad_lone = padded <= exact  # also when not timed (0, 0): padded, like batches
-        if exact:
-            log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a "
-                     "multiple of %d: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * exact,
-                     1000 * padded, policy.pad_multiple, "padded" if engine.pad_lone else "not padded")
-        else:
-            log.info("%s: lone queries padded (too slow to time within %.1f s)", name, LONE_BUDGET_S)
+        timed = engine.time_lone(tokenizer.pad_id + 1, tokenizer.pad_id, policy.pad_multiple)
+    # not timed: padded, like batches, and no static copies (their memory is kept only when it pays)
+    engine.pad_lone = not timed or timed["padded"] <= timed["exact"]
+    widths = engine.lone_widths
+    if not (timed and "static" in timed and timed["static"] < min(timed["exact"], timed["padded"])):
+        engine.set_lone_shapes({})
+    if timed:
+        way = ("static shapes " + ", ".join(map(str, widths)) if engine.lone_widths else
+               "padded" if engine.pad_lone else "not padded")
+        static = (f", {1000 * timed['static']:.2f} ms on static shapes of {', '.join(map(str, widths))} tokens"
+                  if "static" in timed else "")
+        log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a multiple "
+                 "of %d%s: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * timed["exact"],
+                 1000 * timed["padded"], policy.pad_multiple, static, way)
+    else:
+        log.info("%s: lone queries padded (too slow to time within %.1f s)", name, LONE_BUDGET_S)
     ids = np.full((1, 16), tokenizer.pad_id + 1, dtype=np.int64)
     engine.time_inline(ids, np.ones_like(ids))
 

@@ -367,10 +367,53 @@ def test_async_batches_of_new_shapes_equal_infer(minilm_dir: Path) -> None:
         engine.close()
 
 
-def test_lone_padding_is_timed_both_ways_and_keeps_the_vectors(minilm_dir: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """time_lone_padding times every LONE_LENGTHS query exact and padded (after a warm-up round),
-    leaves the inline decision's samples alone, and a padded lone query's vector is the exact one's."""
+def _lone_copies(minilm_dir: Path, widths: tuple[int, ...]) -> dict[int, Any]:
+    """The pooled MiniLM compiled (f32) for one row of each width, as load_model compiles them."""
+    import openvino as ov
+
+    from ovembed.graphs import read_graph
+    from ovembed.heads.embeddings import add_pooling
+    from ovembed.serving.engine.openvino import _lone_shapes
+
+    core = ov.Core()
+    graph = read_graph(minilm_dir)
+    model = add_pooling(core.read_model(minilm_dir / "openvino_model.xml"), graph.pooling, graph.normalize_embeddings)
+    return _lone_shapes(core, model, widths, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"})
+
+
+def test_lone_queries_run_on_the_narrowest_static_copy_with_the_same_vectors(
+        minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One row of up to 32 tokens runs on the narrowest static-shape copy that fits (padded with the
+    pad id), anything else on the dynamic inline request; every vector equals infer()'s."""
+    import numpy as np
+
+    from ovembed.serving.engine import openvino as engine_module
+
+    monkeypatch.setattr(engine_module, "INLINE_MAX_S", 10.0)  # a busy CI machine: inline whatever it measures
+    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    engine.set_lone_shapes(_lone_copies(minilm_dir, (16, 32)))
+    engine.pad_id = 0
+    assert engine.lone_widths == (16, 32)
+    rng = np.random.default_rng(3)
+    for length, static in ((3, 1), (16, 2), (17, 3), (32, 4), (33, 4)):
+        ids = rng.integers(1000, 2000, size=(1, length))
+        got, inline = _start(engine, ids)
+        assert inline and engine.lone_static == static, length
+        np.testing.assert_allclose(got, engine.infer(ids, np.ones_like(ids)), atol=1e-5)
+    pair = rng.integers(1000, 2000, size=(2, 8))  # two rows: never a lone copy
+    got, inline = _start(engine, pair)
+    assert inline and engine.lone_static == 4
+    np.testing.assert_allclose(got, engine.infer(pair, np.ones_like(pair)), atol=1e-5)
+    engine.set_lone_shapes({})
+    assert engine.lone_widths == ()
+    engine.close()
+
+
+def test_lone_queries_are_timed_every_way_and_padding_keeps_the_vectors(minilm_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """time_lone times every LONE_LENGTHS query exact, padded and (with static copies) on them, after
+    a warm-up round; it leaves the inline decision's samples alone; a padded lone query's vector is
+    the exact one's."""
     import numpy as np
 
     from ovembed.serving.engine import openvino as engine_module
@@ -378,18 +421,24 @@ def test_lone_padding_is_timed_both_ways_and_keeps_the_vectors(minilm_dir: Path,
 
     monkeypatch.setattr(engine_module, "LONE_BUDGET_S", 600.0)  # a busy CI machine: time it all
     engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
-    widths: list[int] = []
+    widths: list[tuple[int, bool]] = []
     infer = engine._infer_inline
 
-    def counted(feed: dict[int, Any], record: bool = True) -> Any:
-        widths.append(next(iter(feed.values())).shape[1])
-        return infer(feed, record)
+    def counted(feed: dict[int, Any], record: bool = True, request: Any = None) -> Any:
+        widths.append((next(iter(feed.values())).shape[1], request is engine._inline_request))
+        return infer(feed, record, request)
 
     engine._infer_inline = counted  # type: ignore[method-assign]
-    exact, padded = engine.time_lone_padding(1500, 0, 8, rounds=2)
-    assert exact > 0 and padded > 0 and engine.inline_seconds == 0.0
-    assert sorted(set(widths)) == sorted({*LONE_LENGTHS, 8, 16})
-    assert len(widths) == 3 * 2 * len(LONE_LENGTHS)
+    timed = engine.time_lone(1500, 0, 8, rounds=2)
+    assert set(timed) == {"exact", "padded"} and min(timed.values()) > 0 and engine.inline_seconds == 0.0
+    assert sorted({w for w, _ in widths}) == sorted({*LONE_LENGTHS, 8, 16, 24, 32})
+    assert len(widths) == 3 * 2 * len(LONE_LENGTHS) and all(dynamic for _, dynamic in widths)
+    widths.clear()
+    engine.set_lone_shapes(_lone_copies(minilm_dir, (16, 32)))
+    timed = engine.time_lone(1500, 0, 8, rounds=2)
+    assert set(timed) == {"exact", "padded", "static"} and min(timed.values()) > 0
+    static = [w for w, dynamic in widths if not dynamic]
+    assert len(static) == 3 * len(LONE_LENGTHS) and set(static) == {16, 32}
     ids = np.full((1, 5), 1500, dtype=np.int64)
     padded_ids = np.zeros((1, 8), dtype=np.int64)
     padded_ids[0, :5] = 1500
@@ -397,11 +446,11 @@ def test_lone_padding_is_timed_both_ways_and_keeps_the_vectors(minilm_dir: Path,
     mask[0, :5] = 1
     np.testing.assert_allclose(engine.infer(padded_ids, mask), engine.infer(ids, np.ones_like(ids)), atol=1e-5)
     engine.close()
-    assert OpenVINOEngine(_compiled_minilm(minilm_dir, {}), inline=False).time_lone_padding(1500, 0, 8) == (0.0, 0.0)
+    assert OpenVINOEngine(_compiled_minilm(minilm_dir, {}), inline=False).time_lone(1500, 0, 8) == {}
 
 
-def test_lone_padding_is_not_timed_past_its_budget(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A model whose warm-up round is slow (a large one) is not timed further: (0, 0), padded."""
+def test_lone_queries_are_not_timed_past_their_budget(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose warm-up round is slow (a large one) is not timed further: nothing timed."""
     from ovembed.serving.engine import openvino as engine_module
 
     monkeypatch.setattr(engine_module, "LONE_BUDGET_S", 0.0)
@@ -409,22 +458,46 @@ def test_lone_padding_is_not_timed_past_its_budget(minilm_dir: Path, monkeypatch
     runs: list[int] = []
     infer = engine._infer_inline
 
-    def counted(feed: dict[int, Any], record: bool = True) -> Any:
+    def counted(feed: dict[int, Any], record: bool = True, request: Any = None) -> Any:
         runs.append(1)
-        return infer(feed, record)
+        return infer(feed, record, request)
 
     engine._infer_inline = counted  # type: ignore[method-assign]
-    assert engine.time_lone_padding(1500, 0, 8) == (0.0, 0.0)
+    assert engine.time_lone(1500, 0, 8) == {}
     assert len(runs) == 2 * len(engine_module.LONE_LENGTHS)  # the warm-up round only
     engine.close()
 
 
-@pytest.mark.parametrize(("timed", "pads"), [((0.002, 0.001), True), ((0.001, 0.002), False)])
-def test_load_pads_lone_queries_when_that_measured_faster(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          timed: tuple[float, float], pads: bool) -> None:
+@pytest.mark.parametrize(("timed", "pads", "widths"), [
+    ({"exact": 0.002, "padded": 0.001, "static": 0.003}, True, ()),
+    ({"exact": 0.001, "padded": 0.002, "static": 0.003}, False, ()),
+    ({"exact": 0.002, "padded": 0.002, "static": 0.001}, True, (16, 32)),
+    ({}, True, ()),  # not timed: padded like batches, no static copies
+])
+def test_load_runs_lone_queries_the_way_that_measured_fastest(
+        minilm_dir: Path, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float], pads: bool,
+        widths: tuple[int, ...]) -> None:
     import openvino as ov
 
-    monkeypatch.setattr(OpenVINOEngine, "time_lone_padding", lambda self, *args, **kwargs: timed)
-    loaded = load_model(ov.Core(), "minilm", minilm_dir, ServeConfig())
-    assert loaded.engine.pad_lone is pads
+    monkeypatch.setattr(OpenVINOEngine, "time_lone", lambda self, *args, **kwargs: dict(timed))
+    loaded = load_model(ov.Core(), "minilm", minilm_dir, ServeConfig(lone_shapes_max_mb=1000))
+    assert (loaded.engine.pad_lone, loaded.engine.lone_widths, loaded.engine.pad_id) == (pads, widths, 0)
     loaded.engine.close()
+
+
+def test_load_compiles_static_copies_only_for_models_within_the_size_limit(
+        minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp32 MiniLM's 90 MB of weights are over the default limit (64 MB): no copies, so the
+    timing has no static way; over the limit given, the copies are compiled and timed."""
+    import openvino as ov
+
+    seen: list[tuple[int, ...]] = []
+
+    def timed(self: OpenVINOEngine, *args: Any, **kwargs: Any) -> dict[str, float]:
+        seen.append(self.lone_widths)
+        return {"exact": 0.002, "padded": 0.001, **({"static": 0.0005} if self.lone_widths else {})}
+
+    monkeypatch.setattr(OpenVINOEngine, "time_lone", timed)
+    for cfg in (ServeConfig(), ServeConfig(lone_shapes_max_mb=0), ServeConfig(lone_shapes_max_mb=200)):
+        load_model(ov.Core(), "minilm", minilm_dir, cfg).engine.close()
+    assert seen == [(), (), (16, 32)]
