@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -643,7 +644,7 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     if cfg.cache_dir is None:
         compiled = core.compile_model(model, device, config)
         extra = core.compile_model(model, device, second) if second is not None else None
-        lone = _lone_shapes(core, model, lone_widths, device, config)
+        lone = _lone_shapes(core, model, lone_widths, device, config, xml.parent.name)
         return compiled, _multi_stream(extra, cfg), precision, [weights.path], lone
     # compile the headed model's file: hashed by path, weights mapped once (weights.py)
     content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
@@ -651,22 +652,38 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     del model
     compiled = core.compile_model(str(headed), device, config)
     extra = core.compile_model(str(headed), device, second) if second is not None else None
-    lone = _lone_shapes(core, core.read_model(str(headed)) if lone_widths else None, lone_widths, device, config)
+    lone = _lone_shapes(core, core.read_model(str(headed)) if lone_widths else None, lone_widths, device, config,
+                        xml.parent.name)
     return compiled, _multi_stream(extra, cfg), precision, [weights.path, headed.with_suffix(".bin")], lone
 
 
 def _lone_shapes(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...], device: str,
-                 config: dict[str, str]) -> LoneShapes:
-    """``model`` compiled for one row of each width (every input is ``[batch, sequence]``)."""
+                 config: dict[str, str], label: str = "model") -> LoneShapes:
+    """``model`` compiled for one row of each width (every input is ``[batch, sequence]``); logs
+    the memory they took (each holds its own repacked weights)."""
     import openvino as ov
 
     out: LoneShapes = {}
+    before = _resident_bytes()
     for width in widths:
         assert model is not None
         fixed = model.clone()
         fixed.reshape({port: ov.PartialShape([1, width]) for port in fixed.inputs})
         out[width] = core.compile_model(fixed, device, config)
+    if out:
+        log.info("%s: static-shape copies for lone queries of up to %s tokens compiled (+%.0f MB resident); "
+                 "kept if faster (--lone_shapes_max_mb)", label,
+                 ", ".join(map(str, widths)), (_resident_bytes() - before) / 2**20)
     return out
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _multi_stream(compiled: ov.CompiledModel | None, cfg: ServeConfig) -> ov.CompiledModel | None:

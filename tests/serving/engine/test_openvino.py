@@ -486,9 +486,10 @@ def test_load_runs_lone_queries_the_way_that_measured_fastest(
 
 
 def test_load_compiles_static_copies_only_for_models_within_the_size_limit(
-        minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        minilm_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The fp32 MiniLM's 90 MB of weights are over the default limit (64 MB): no copies, so the
-    timing has no static way; over the limit given, the copies are compiled and timed."""
+    timing has no static way; within the limit given, the copies are compiled and timed (also
+    from the headed IR that --cache_dir compiles)."""
     import openvino as ov
 
     seen: list[tuple[int, ...]] = []
@@ -498,6 +499,7 @@ def test_load_compiles_static_copies_only_for_models_within_the_size_limit(
         return {"exact": 0.002, "padded": 0.001, **({"static": 0.0005} if self.lone_widths else {})}
 
     monkeypatch.setattr(OpenVINOEngine, "time_lone", timed)
-    for cfg in (ServeConfig(), ServeConfig(lone_shapes_max_mb=0), ServeConfig(lone_shapes_max_mb=200)):
+    for cfg in (ServeConfig(), ServeConfig(lone_shapes_max_mb=0), ServeConfig(lone_shapes_max_mb=200),
+                ServeConfig(lone_shapes_max_mb=200, cache_dir=tmp_path / "cache")):
         load_model(ov.Core(), "minilm", minilm_dir, cfg).engine.close()
-    assert seen == [(), (), (16, 32)]
+    assert seen == [(), (), (16, 32), (16, 32)]
