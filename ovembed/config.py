@@ -330,9 +330,9 @@ class ServeConfig(_Checked):
         "a second copy of the repacked weights in memory); auto: two for int8/int4 weights, one for fp32/fp16")
     max_queue: int = option(4096, "Queued inputs per model before requests get 429")
     lone_shapes_max_mb: int = option(
-        64, "A model whose weights file is at most this many MB also gets static-shape copies (16 and 32 tokens) "
-        "for lone short queries, kept when timing at load finds them faster (a dynamic-shape graph re-prepares "
-        "itself whenever the input shape changes); each copy holds its own weights (0: off)")
+        100, "Memory per model for static-shape copies (16, 8 and 32 tokens, compiled in that order while they "
+        "fit; each holds its own weights) that lone short queries run on, kept when timing at load finds them "
+        "faster: a dynamic-shape graph re-prepares itself whenever the input shape changes (0: off)")
     cache_dir: Path | None = option(None, "OpenVINO compilation cache folder (CACHE_DIR)")
     file_system_poll_wait_seconds: float = option(
         1.0, "Seconds between checks of config.json and the models' graph.pbtxt/files for live reload "

@@ -143,9 +143,10 @@ INLINE_SAMPLES = 9
 # Lone queries' lengths (tokens) timed at load, exact and padded, to decide whether padding a lone
 # query pays for this model on this machine: see OpenVINOEngine.time_lone.
 LONE_LENGTHS = (5, 7, 13, 10, 6, 15, 12, 9, 21, 27)  # padded to 8, most change shape
-# Widths (tokens) of the static-shape copies a small model may get for lone queries
-# (--lone_shapes_max_mb): a lone query of up to 32 tokens is padded to the smallest that fits.
-LONE_WIDTHS = (16, 32)
+# Widths (tokens) of the static-shape copies a model may get for lone queries, in the order they
+# are compiled while they fit in --lone_shapes_max_mb (the most useful first: most queries are
+# 9-16 tokens, then 8 or fewer); a lone query of up to 32 tokens is padded to the narrowest that fits.
+LONE_WIDTHS = (16, 8, 32)
 # The warm-up round of that timing (20-30 lone queries, most of them a new shape: MiniLM 0.1-0.3 s
 # on 2 cores) may take this long; a slower model (a lone query over ~30 ms, where a shape change
 # matters less) is not timed further and keeps the default, padded.
@@ -500,10 +501,9 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
         with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
             tokenizer, max_length = _tokenizer(base_path, model_dir, record)
             head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
-            small = weights.size <= cfg.lone_shapes_max_mb * 2**20
             compiled, bulk, precision, mapped, lone = compile_executors(
                 core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head,
-                lone_widths=tuple(w for w in LONE_WIDTHS if w <= max_length) if small else ())
+                lone_widths=tuple(w for w in LONE_WIDTHS if w <= max_length))
             release_file_pages(*mapped)  # compiling read every weight; most now live repacked
             engine = _warm_up(name, compiled, bulk, tokenizer, max_length, lone)
             released = release_file_pages(*mapped)
@@ -632,9 +632,10 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
                       lone_widths: tuple[int, ...] = (),
                       ) -> tuple[ov.CompiledModel, ov.CompiledModel | None, str, list[Path], LoneShapes]:
     """:func:`compile_private`, plus the multi-stream executor of :func:`bulk_config` when
-    ``bulk`` and it applies (else None), plus a copy compiled for input shape ``[1, width]`` per
-    ``lone_widths`` (:meth:`OpenVINOEngine.set_lone_shapes`): (latency executor, bulk executor,
-    precision, mapped, lone copies by width)."""
+    ``bulk`` and it applies (else None), plus copies compiled for input shape ``[1, width]`` for
+    ``lone_widths`` while they fit in ``--lone_shapes_max_mb`` (:func:`_lone_shapes`,
+    :meth:`OpenVINOEngine.set_lone_shapes`): (latency executor, bulk executor, precision, mapped,
+    lone copies by width)."""
     model = build(core.read_model(xml, weights.path))  # weights mapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
@@ -644,7 +645,8 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     if cfg.cache_dir is None:
         compiled = core.compile_model(model, device, config)
         extra = core.compile_model(model, device, second) if second is not None else None
-        lone = _lone_shapes(core, model, lone_widths, device, config, xml.parent.name)
+        lone = _lone_shapes(core, model, lone_widths, device, config, xml.parent.name,
+                            budget=cfg.lone_shapes_max_mb * 2**20, estimate=weights.size)
         return compiled, _multi_stream(extra, cfg), precision, [weights.path], lone
     # compile the headed model's file: hashed by path, weights mapped once (weights.py)
     content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
@@ -653,27 +655,34 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     compiled = core.compile_model(str(headed), device, config)
     extra = core.compile_model(str(headed), device, second) if second is not None else None
     lone = _lone_shapes(core, core.read_model(str(headed)) if lone_widths else None, lone_widths, device, config,
-                        xml.parent.name)
+                        xml.parent.name, budget=cfg.lone_shapes_max_mb * 2**20, estimate=weights.size)
     return compiled, _multi_stream(extra, cfg), precision, [weights.path, headed.with_suffix(".bin")], lone
 
 
 def _lone_shapes(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...], device: str,
-                 config: dict[str, str], label: str = "model") -> LoneShapes:
-    """``model`` compiled for one row of each width (every input is ``[batch, sequence]``); logs
-    the memory they took (each holds its own repacked weights)."""
+                 config: dict[str, str], label: str = "model", *, budget: int, estimate: int) -> LoneShapes:
+    """``model`` compiled for one row of each width in turn (every input is ``[batch, sequence]``),
+    while the copies fit in ``budget`` bytes. Each copy holds its own repacked weights: one is
+    expected to take ``estimate`` (the weights file's size) or what the last one took when more
+    (resident memory growth, which misses memory freed earlier and reused); a model whose first
+    copy would not fit gets none."""
     import openvino as ov
 
     out: LoneShapes = {}
-    before = _resident_bytes()
+    used, expected = 0, estimate
     for width in widths:
-        assert model is not None
+        if model is None or used + expected > budget:
+            break
+        before = _resident_bytes()
         fixed = model.clone()
         fixed.reshape({port: ov.PartialShape([1, width]) for port in fixed.inputs})
         out[width] = core.compile_model(fixed, device, config)
+        expected = max(_resident_bytes() - before, estimate)
+        used += expected
     if out:
-        log.info("%s: static-shape copies for lone queries of up to %s tokens compiled (+%.0f MB resident); "
-                 "kept if faster (--lone_shapes_max_mb)", label,
-                 ", ".join(map(str, widths)), (_resident_bytes() - before) / 2**20)
+        log.info("%s: static-shape copies for lone queries of up to %s tokens compiled (%.0f MB of "
+                 "--lone_shapes_max_mb %.0f); kept if faster", label, ", ".join(map(str, sorted(out))),
+                 used / 2**20, budget / 2**20)
     return out
 
 

@@ -378,7 +378,8 @@ def _lone_copies(minilm_dir: Path, widths: tuple[int, ...]) -> dict[int, Any]:
     core = ov.Core()
     graph = read_graph(minilm_dir)
     model = add_pooling(core.read_model(minilm_dir / "openvino_model.xml"), graph.pooling, graph.normalize_embeddings)
-    return _lone_shapes(core, model, widths, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"})
+    return _lone_shapes(core, model, widths, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"},
+                        budget=2**40, estimate=0)
 
 
 def test_lone_queries_run_on_the_narrowest_static_copy_with_the_same_vectors(
@@ -471,7 +472,7 @@ def test_lone_queries_are_not_timed_past_their_budget(minilm_dir: Path, monkeypa
 @pytest.mark.parametrize(("timed", "pads", "widths"), [
     ({"exact": 0.002, "padded": 0.001, "static": 0.003}, True, ()),
     ({"exact": 0.001, "padded": 0.002, "static": 0.003}, False, ()),
-    ({"exact": 0.002, "padded": 0.002, "static": 0.001}, True, (16, 32)),
+    ({"exact": 0.002, "padded": 0.002, "static": 0.001}, True, (8, 16, 32)),
     ({}, True, ()),  # not timed: padded like batches, no static copies
 ])
 def test_load_runs_lone_queries_the_way_that_measured_fastest(
@@ -485,11 +486,11 @@ def test_load_runs_lone_queries_the_way_that_measured_fastest(
     loaded.engine.close()
 
 
-def test_load_compiles_static_copies_only_for_models_within_the_size_limit(
+def test_load_compiles_static_copies_while_they_fit_in_the_memory_limit(
         minilm_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The fp32 MiniLM's 90 MB of weights are over the default limit (64 MB): no copies, so the
-    timing has no static way; within the limit given, the copies are compiled and timed (also
-    from the headed IR that --cache_dir compiles)."""
+    """The fp32 MiniLM (a 90 MB weights file, ~55 MB per copy) gets one copy within the default
+    100 MB, none with 0 or 50 (its file alone is over), all three with 1000, also from the headed
+    IR that --cache_dir compiles; the timing sees the copies that were compiled."""
     import openvino as ov
 
     seen: list[tuple[int, ...]] = []
@@ -499,7 +500,44 @@ def test_load_compiles_static_copies_only_for_models_within_the_size_limit(
         return {"exact": 0.002, "padded": 0.001, **({"static": 0.0005} if self.lone_widths else {})}
 
     monkeypatch.setattr(OpenVINOEngine, "time_lone", timed)
-    for cfg in (ServeConfig(), ServeConfig(lone_shapes_max_mb=0), ServeConfig(lone_shapes_max_mb=200),
-                ServeConfig(lone_shapes_max_mb=200, cache_dir=tmp_path / "cache")):
+    for cfg in (ServeConfig(), ServeConfig(lone_shapes_max_mb=0), ServeConfig(lone_shapes_max_mb=50),
+                ServeConfig(lone_shapes_max_mb=1000),
+                ServeConfig(lone_shapes_max_mb=1000, cache_dir=tmp_path / "cache")):
         load_model(ov.Core(), "minilm", minilm_dir, cfg).engine.close()
-    assert seen == [(), (), (16, 32), (16, 32)]
+    assert seen == [(16,), (), (), (8, 16, 32), (8, 16, 32)]
+
+
+@pytest.mark.parametrize(("grows", "budget", "estimate", "widths"), [
+    (30, 100, 20, (8, 16, 32)),  # 20 expected, then 30 each: 30, 60, 90
+    (30, 80, 20, (8, 16)),  # a third would make 90
+    (30, 100, 120, ()),  # the weights file alone is over: nothing compiled
+    (0, 100, 40, (8, 16)),  # no /proc: every copy is expected to take the file's size
+])
+def test_static_copies_are_compiled_in_order_while_they_fit(monkeypatch: pytest.MonkeyPatch, grows: int,
+                                                             budget: int, estimate: int,
+                                                             widths: tuple[int, ...]) -> None:
+    from ovembed.serving.engine import openvino as engine_module
+
+    mb = 2**20
+    resident = [0]
+    compiled: list[int] = []
+
+    class Model:
+        inputs = ()
+
+        def clone(self) -> Model:
+            return self
+
+        def reshape(self, shapes: Any) -> None:
+            pass
+
+    class Core:
+        def compile_model(self, model: Any, device: str, config: Any) -> str:
+            resident[0] += grows * mb
+            compiled.append(1)
+            return "compiled"
+
+    monkeypatch.setattr(engine_module, "_resident_bytes", lambda: resident[0])
+    out = engine_module._lone_shapes(Core(), Model(), engine_module.LONE_WIDTHS, "CPU", {},  # type: ignore[arg-type]
+                                     budget=budget * mb, estimate=estimate * mb)
+    assert tuple(sorted(out)) == widths and len(compiled) == len(widths)
