@@ -35,7 +35,13 @@ from ovembed.serving.engine.devices import check_device, device_info, device_sum
 from ovembed.serving.engine.interface import ModelInfo
 from ovembed.serving.engine.pooling import resolve_pooling
 from ovembed.serving.engine.tokenizer import ServingTokenizer
-from ovembed.serving.engine.weights import PrivateWeights, pooled_ir, private_weights, release_file_pages
+from ovembed.serving.engine.weights import (
+    PrivateWeights,
+    pooled_ir,
+    private_weights,
+    release_file_pages,
+    trim_heap,
+)
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -147,6 +153,10 @@ LONE_LENGTHS = (5, 7, 13, 10, 6, 15, 12, 9, 21, 27)  # padded to 8, most change 
 # are compiled while they fit in --lone_shapes_max_mb (the most useful first: most queries are
 # 9-16 tokens, then 8 or fewer); a lone query of up to 32 tokens is padded to the narrowest that fits.
 LONE_WIDTHS = (16, 8, 32)
+# The copies cost memory, so they are kept only when clearly faster: their lone queries' p50 at most
+# this fraction of the dynamic graph's (int8 MiniLM measured 0.64, static int8 0.73; fp32 0.93-1.07,
+# which noise alone would decide).
+LONE_STATIC_GAIN = 0.9
 # The warm-up round of that timing (20-30 lone queries, most of them a new shape: MiniLM 0.1-0.3 s
 # on 2 cores) may take this long; a slower model (a lone query over ~30 ms, where a shape change
 # matters less) is not timed further and keeps the default, padded.
@@ -506,6 +516,9 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
                 lone_widths=tuple(w for w in LONE_WIDTHS if w <= max_length))
             release_file_pages(*mapped)  # compiling read every weight; most now live repacked
             engine = _warm_up(name, compiled, bulk, tokenizer, max_length, lone)
+            if lone and not engine.lone_widths:  # compiled, timed and dropped: free their memory now
+                lone.clear()
+                trim_heap()
             released = release_file_pages(*mapped)
 
     phys = primary_device(core, device)
@@ -674,9 +687,13 @@ def _lone_shapes(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...],
         if model is None or used + expected > budget:
             break
         before = _resident_bytes()
-        fixed = model.clone()
-        fixed.reshape({port: ov.PartialShape([1, width]) for port in fixed.inputs})
-        out[width] = core.compile_model(fixed, device, config)
+        try:
+            fixed = model.clone()
+            fixed.reshape({port: ov.PartialShape([1, width]) for port in fixed.inputs})
+            out[width] = core.compile_model(fixed, device, config)
+        except RuntimeError as exc:  # a graph that cannot take a static shape: serve it without copies
+            log.warning("%s: no static-shape copy for %d tokens: %s", label, width, openvino_reason(exc))
+            break
         expected = max(_resident_bytes() - before, estimate)
         used += expected
     if out:
@@ -739,7 +756,7 @@ def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer)
     # not timed: padded, like batches, and no static copies (their memory is kept only when it pays)
     engine.pad_lone = not timed or timed["padded"] <= timed["exact"]
     widths = engine.lone_widths
-    if not (timed and "static" in timed and timed["static"] < min(timed["exact"], timed["padded"])):
+    if not (timed and "static" in timed and timed["static"] < LONE_STATIC_GAIN * min(timed["exact"], timed["padded"])):
         engine.set_lone_shapes({})
     if timed:
         way = ("static shapes " + ", ".join(map(str, widths)) if engine.lone_widths else

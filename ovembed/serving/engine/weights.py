@@ -142,3 +142,17 @@ def release_file_pages(*paths: Path) -> int:
         if madvise(low, high - low, _MADV_DONTNEED) == 0:
             released += high - low
     return released
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free memory back to the system (glibc ``malloc_trim``): what a model
+    freed at load (static-shape copies its timing dropped) would otherwise stay resident, since
+    glibc keeps freed chunks for reuse. Best effort: False where there is no ``malloc_trim``."""
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True
