@@ -330,7 +330,7 @@ class ServeConfig(_Checked):
         "a second copy of the repacked weights in memory); auto: two for int8/int4 weights, one for fp32/fp16")
     max_queue: int = option(4096, "Queued inputs per model before requests get 429")
     lone_shapes_max_mb: int = option(
-        100, "Memory per model for static-shape copies (16, 8 and 32 tokens, compiled in that order while they "
+        80, "Memory per model for static-shape copies (16, 8 and 32 tokens, compiled in that order while they "
         "fit; each holds its own weights) that lone short queries run on, kept when timing at load finds them "
         "faster: a dynamic-shape graph re-prepares itself whenever the input shape changes (0: off)")
     cache_dir: Path | None = option(None, "OpenVINO compilation cache folder (CACHE_DIR)")
