@@ -513,6 +513,18 @@ def test_load_compiles_static_copies_while_they_fit_in_the_memory_limit(
     assert seen == [(), (), (16,), (8, 16, 32), (8, 16, 32)]
 
 
+class _ShapelessModel:
+    """Stands in for an ov.Model in _lone_shapes: no inputs, reshape accepted."""
+
+    inputs = ()
+
+    def clone(self) -> _ShapelessModel:
+        return self
+
+    def reshape(self, shapes: Any) -> None:
+        pass
+
+
 @pytest.mark.parametrize(("grows", "budget", "estimate", "widths"), [
     (30, 100, 20, (8, 16, 32)),  # 20 expected, then 30 each: 30, 60, 90
     (30, 80, 20, (8, 16)),  # a third would make 90
@@ -528,15 +540,6 @@ def test_static_copies_are_compiled_in_order_while_they_fit(monkeypatch: pytest.
     resident = [0]
     compiled: list[int] = []
 
-    class Model:
-        inputs = ()
-
-        def clone(self) -> Model:
-            return self
-
-        def reshape(self, shapes: Any) -> None:
-            pass
-
     class Core:
         def compile_model(self, model: Any, device: str, config: Any) -> str:
             resident[0] += grows * mb
@@ -544,7 +547,7 @@ def test_static_copies_are_compiled_in_order_while_they_fit(monkeypatch: pytest.
             return "compiled"
 
     monkeypatch.setattr(engine_module, "_resident_bytes", lambda: resident[0])
-    out = engine_module._lone_shapes(Core(), Model(), engine_module.LONE_WIDTHS, "CPU", {},  # type: ignore[arg-type]
+    out = engine_module._lone_shapes(Core(), _ShapelessModel(), engine_module.LONE_WIDTHS, "CPU", {},  # type: ignore[arg-type]
                                      budget=budget * mb, estimate=estimate * mb)
     assert tuple(sorted(out)) == widths and len(compiled) == len(widths)
 
@@ -554,15 +557,6 @@ def test_a_graph_that_cannot_take_a_static_shape_keeps_the_copies_made_before(
     """OpenVINO failing to reshape or compile a copy is not a load failure: the copies made so far
     stay, the rest are skipped, and the log says why."""
     from ovembed.serving.engine import openvino as engine_module
-
-    class Model:
-        inputs = ()
-
-        def clone(self) -> Model:
-            return self
-
-        def reshape(self, shapes: Any) -> None:
-            pass
 
     class Core:
         calls = 0
@@ -575,7 +569,7 @@ def test_a_graph_that_cannot_take_a_static_shape_keeps_the_copies_made_before(
 
     monkeypatch.setattr(engine_module, "_resident_bytes", lambda: 0)
     with caplog.at_level("WARNING", logger="ovembed.serving"):
-        out = engine_module._lone_shapes(Core(), Model(), (16, 8, 32), "CPU", {}, "m",  # type: ignore[arg-type]
+        out = engine_module._lone_shapes(Core(), _ShapelessModel(), (16, 8, 32), "CPU", {}, "m",  # type: ignore[arg-type]
                                          budget=2**40, estimate=0)
     assert list(out) == [16] and Core.calls == 2
     assert "no static-shape copy for 8 tokens: shape inference failed for node X" in caplog.text
