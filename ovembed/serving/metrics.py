@@ -34,6 +34,7 @@ from ovembed.serving.engine.interface import ModelState, Registry
 PREFIX = "ovembed"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNMATCHED = "unmatched"  # endpoint label of a path no route serves (keeps label values bounded)
+ENDPOINT_STATE = "endpoint"  # scope["state"] key: the endpoint label, when the app already knows it
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -173,10 +174,11 @@ class Metrics:
     def endpoint(self, scope: Scope) -> str:
         """The path template of the route serving ``scope`` (also for requests refused before
         routing, e.g. 401); :data:`UNMATCHED` when none does. Starlette's router leaves the route it
-        chose in ``scope["route"]``; only requests it never saw are matched here."""
-        routed = self._labels.get(id(scope.get("route")))
+        chose in ``scope["route"]``, and the 404 handler :data:`UNMATCHED` in ``scope["state"]``
+        (:data:`ENDPOINT_STATE`); only requests the router never saw are matched here."""
+        routed = self._labels.get(id(scope.get("route"))) or (scope.get("state") or {}).get(ENDPOINT_STATE)
         if routed is not None:
-            return routed
+            return str(routed)
         partial = None
         for route, label in self._routes:
             match, _ = route.matches(scope)

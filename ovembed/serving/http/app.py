@@ -37,7 +37,7 @@ from ovembed.serving.http.middleware import (
     RequestContextMiddleware,
     load_api_key,
 )
-from ovembed.serving.http.responses import error_response
+from ovembed.serving.http.responses import http_exception_response
 from ovembed.serving.http.routes import cohere_embed, config, kserve, ollama, openai, rerank, sparse, tokenize
 from ovembed.serving.http.routes import metrics as metrics_routes
 from ovembed.serving.http.web_safety import WebSafetyMiddleware
@@ -158,7 +158,7 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
         middleware=_middleware(cfg, api_key, metrics),
         # Starlette's own 404/405 (HTTPException) get our envelope too; every other error
         # propagates to RequestContextMiddleware, which renders it with the same function.
-        exception_handlers={HTTPException: error_response},
+        exception_handlers={HTTPException: http_exception_response},
         lifespan=lifespan,
     )
     app.state.config = cfg

@@ -197,3 +197,19 @@ def test_configure_logging_routes_uvicorn_to_root(restore_logging: None) -> None
     root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
     logging.getLogger("uvicorn.error").warning("bind failed")
     assert "WARNING uvicorn.error: bind failed" in stream.getvalue()
+
+
+def test_bad_paths_and_methods_are_answered_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router's 404 and 405 get our envelope without a thread-pool hop (a sync exception
+    handler would run in Starlette's pool: here that fails the request)."""
+    import starlette._exception_handler as starlette_handlers
+
+    async def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an exception handler ran in the thread pool")
+
+    monkeypatch.setattr(starlette_handlers, "run_in_threadpool", no_thread)
+    with TestClient(make_app(FakeRegistry(FakeServable("fake"))), raise_server_exceptions=False) as client:
+        missing = client.get("/no/such/path")
+        wrong_method = client.get("/v3/embeddings")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
