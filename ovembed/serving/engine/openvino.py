@@ -766,6 +766,8 @@ def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer)
         log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a multiple "
                  "of %d%s: %s", name, min(LONE_LENGTHS), max(LONE_LENGTHS), 1000 * timed["exact"],
                  1000 * timed["padded"], policy.pad_multiple, static, way)
+    elif tokenizer.max_length < policy.width(max(LONE_LENGTHS)):
+        log.info("%s: lone queries padded (max_length %d is below the timed lengths)", name, tokenizer.max_length)
     else:
         log.info("%s: lone queries padded (too slow to time within %.1f s)", name, LONE_BUDGET_S)
     ids = np.full((1, 16), tokenizer.pad_id + 1, dtype=np.int64)
