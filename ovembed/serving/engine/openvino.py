@@ -658,18 +658,19 @@ def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: 
     if cfg.cache_dir is None:
         compiled = core.compile_model(model, device, config)
         extra = core.compile_model(model, device, second) if second is not None else None
-        lone = _lone_shapes(core, model, lone_widths, device, config, xml.parent.name,
-                            budget=cfg.lone_shapes_max_mb * 2**20, estimate=weights.size)
-        return compiled, _multi_stream(extra, cfg), precision, [weights.path], lone
-    # compile the headed model's file: hashed by path, weights mapped once (weights.py)
-    content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
-    headed = pooled_ir(model, content, cfg.cache_dir, head)
-    del model
-    compiled = core.compile_model(str(headed), device, config)
-    extra = core.compile_model(str(headed), device, second) if second is not None else None
-    lone = _lone_shapes(core, core.read_model(str(headed)) if lone_widths else None, lone_widths, device, config,
-                        xml.parent.name, budget=cfg.lone_shapes_max_mb * 2**20, estimate=weights.size)
-    return compiled, _multi_stream(extra, cfg), precision, [weights.path, headed.with_suffix(".bin")], lone
+        source: ov.Model | None = model
+        mapped = [weights.path]
+    else:  # compile the headed model's file: hashed by path, weights mapped once (weights.py)
+        content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
+        headed = pooled_ir(model, content, cfg.cache_dir, head)
+        del model
+        compiled = core.compile_model(str(headed), device, config)
+        extra = core.compile_model(str(headed), device, second) if second is not None else None
+        source = core.read_model(str(headed)) if lone_widths else None
+        mapped = [weights.path, headed.with_suffix(".bin")]
+    lone = _lone_shapes(core, source, lone_widths, device, config, xml.parent.name,
+                        budget=cfg.lone_shapes_max_mb * 2**20, estimate=weights.size)
+    return compiled, _multi_stream(extra, cfg), precision, mapped, lone
 
 
 def _lone_shapes(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...], device: str,
