@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with ovembed, its export stack and test tools.
-#   scripts/setup.sh            -> .venv with ovembed[export,test]
+# Set up a virtual environment with ovembed, its export stack and test tools, from the lock.
+#   scripts/setup.sh            -> .venv with ovembed[export,test] at the versions in requirements/lock.txt
 #   VENV=/path scripts/setup.sh -> another location
-# torch is pinned to 2.13.0 (a CPU wheel on this machine kind). optimum-intel declares
-# torchvision, whose PyPI build is CUDA-only and breaks `import transformers` with CPU torch;
-# nothing in ovembed needs it, so it is removed once the resolver is done, and the script
-# fails if any torchvision or nvidia/CUDA package is left.
+# The lock (refreshed only by scripts/lock.sh) pins every package, so a fresh machine gets the set
+# the tests passed with. It is installed --no-deps: optimum-intel declares torchvision, whose PyPI
+# build is CUDA-only and breaks `import transformers` beside CPU torch 2.13.0; the lock leaves it
+# out, and the script fails if any torchvision or nvidia/CUDA package is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -15,7 +15,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
-"$PY" -m pip install --quiet -e ".[export,test]"
+"$PY" -m pip install --quiet "packaging>=23"
+"$PY" scripts/check_lock.py
+"$PY" -m pip install --quiet --no-deps -r requirements/lock.txt
+"$PY" -m pip install --quiet --no-deps -e .
 "$PY" -m pip uninstall --yes --quiet torchvision torchaudio 2>/dev/null || true
 leftover="$("$PY" -m pip list --format=freeze | grep -i -E '^((torchvision|torchaudio|triton)==|nvidia-|cuda-)' || true)"
 if [ -n "$leftover" ]; then

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from ovembed.prompts import PromptSet
 from ovembed.serving.wire.compact import compact
 from tests.serving.fakes import CLS, SEP, FakeRegistry, FakeServable, expected_vector, make_app, text_ids
+from tests.support.sdk_transport import sdk_client
 
 DIMS = 16
 MAX_LEN = 8
@@ -170,7 +171,7 @@ def test_openai_sdk_extra_body(client: TestClient) -> None:
 
 def test_cohere_sdk_embed(client: TestClient) -> None:
     cohere = pytest.importorskip("cohere")
-    co = cohere.ClientV2(api_key="unused", base_url="http://testserver", httpx_client=client)
+    co = cohere.ClientV2(api_key="unused", base_url="http://testserver", httpx_client=sdk_client(client))
     resp = co.embed(model="e5", texts=["a b", "c"], input_type="search_document",
                     embedding_types=["float", "int8", "ubinary", "base64"])
     expected = np.stack([vec("passage: a b"), vec("passage: c")])
@@ -200,7 +201,7 @@ def test_cohere_truncate_and_errors(client: TestClient) -> None:
     missing = client.post("/v2/embed", json={"model": "nope", "texts": ["a"]})
     assert missing.status_code == 404 and missing.json()["error"]["message"] == "The model 'nope' does not exist"
     cohere = pytest.importorskip("cohere")
-    co = cohere.ClientV2(api_key="unused", base_url="http://testserver", httpx_client=client)
+    co = cohere.ClientV2(api_key="unused", base_url="http://testserver", httpx_client=sdk_client(client))
     with pytest.raises(cohere.errors.BadRequestError) as info:
         co.embed(model="plain", texts=[words], input_type="search_query", truncate="NONE")
     assert info.value.body["error"]["message"] == "Input length 12 longer than allowed 8"
