@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import enum
 import os
+import re
 import sys
 import types
 import typing
@@ -189,12 +191,34 @@ _COMMANDS: dict[str, tuple[type | None, Callable[[Any], int], str]] = {
 }
 
 
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in two lines (the error with a close spelling, then where help is), not the whole
+    usage; flags are never abbreviated (``--config`` is not taken for ``--config_path``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> typing.NoReturn:
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown:
+            canonical = {f: a.option_strings[0] for a in self._actions for f in a.option_strings if f[:2] == "--"}
+            close = difflib.get_close_matches(unknown.group(1).split("=", 1)[0], list(canonical), n=1, cutoff=0.6)
+            if close:  # named by its first (underscore) spelling, the one the docs use
+                message += f" (did you mean {canonical[close[0]]}?)"
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for the options.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ovembed", description="Serve text embeddings with OpenVINO.")
+    parser = _Parser(prog="ovembed", description="Serve text embeddings with OpenVINO.")
     parser.add_argument("--version", action="version", version=f"ovembed {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, (cls, _, help_text) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        _SUBPARSERS[name] = p
         if cls is not None:
             add_config_arguments(p, cls)
     return parser
@@ -227,7 +251,10 @@ def _task_word_as_flag(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_task_word_as_flag(_join_flag_values(list(sys.argv[1:] if argv is None else argv))))
+    args, unknown = parser.parse_known_args(
+        _task_word_as_flag(_join_flag_values(list(sys.argv[1:] if argv is None else argv))))
+    if unknown:  # reported by the command's own parser, which knows its flags' spellings
+        _SUBPARSERS[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     cls, runner, _ = _COMMANDS[args.command]
     try:
         cfg = build_config(cls, args) if cls is not None else None

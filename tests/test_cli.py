@@ -90,3 +90,25 @@ def test_help_lists_every_command() -> None:
     text = cli.build_parser().format_help()
     for name in ("export", "compare", "serve", "benchmark", "devices"):
         assert name in text
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["serve", "--config", "c.json"], "ovembed serve: error: unrecognized arguments: --config c.json "
+                                      "(did you mean --config_path?)"),
+    (["export", "--source_model", "x", "--weight-formt", "int8"],
+     "ovembed export: error: unrecognized arguments: --weight-formt int8 (did you mean --weight_format?)"),
+    (["serve", "--rest_prot", "9"], "ovembed serve: error: unrecognized arguments: --rest_prot 9 "
+                                    "(did you mean --rest_port?)"),
+])
+def test_a_flag_typo_is_two_lines_with_the_closest_flag(argv: list[str], expected: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == cli.ExitCode.USAGE
+    assert capsys.readouterr().err.splitlines() == [expected, f"Run 'ovembed {argv[0]} --help' for the options."]
+
+
+def test_flags_are_never_abbreviated(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--rest_po", "9000"])  # a prefix of --rest_port only, still refused
+    assert "unrecognized arguments: --rest_po 9000" in capsys.readouterr().err
