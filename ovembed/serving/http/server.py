@@ -13,6 +13,7 @@ clean drain is a success here.) A second SIGINT skips the wait.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import re
@@ -149,6 +150,39 @@ def check_config(cfg: ServeConfig) -> None:
         raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
 
 
+class PortUnavailable(OvembedError):
+    """The REST or gRPC port cannot be bound (checked before any model loads)."""
+
+
+def listen(host: str, port: int, flag: str) -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening), or ``PortUnavailable`` naming ``flag``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortUnavailable(f"port {port} is in use ({flag}): stop the process that holds it "
+                                  f"or choose another port") from None
+        raise PortUnavailable(f"cannot listen on {host}:{port} ({flag}): {exc.strerror}") from None
+    return sock
+
+
+def _bind_ports(cfg: ServeConfig) -> socket.socket:
+    """The REST socket, bound before models load; the gRPC port is probed the same way and released
+    (grpcio binds its own), so a port in use is one line at start, not an error after loading."""
+    rest = listen(cfg.rest_bind_address, cfg.rest_port, "--rest_port")
+    if cfg.port:
+        try:
+            listen(cfg.grpc_bind_address, cfg.port, "--port").close()
+        except PortUnavailable:
+            rest.close()
+            raise
+    return rest
+
+
 def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(cfg.log_level.value, cfg.log_format.value)
@@ -157,9 +191,18 @@ def run(cfg: ServeConfig) -> int:
 
         cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)
+        rest_socket = _bind_ports(cfg)
+    except PortUnavailable as exc:
+        logger.error("ovembed serve: %s", exc)
+        return ExitCode.FAILURE
+    except OvembedError as exc:
+        logger.error("ovembed serve: %s", exc)
+        return ExitCode.USAGE
+    try:
         registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
         app = create_app(cfg, registry)
     except OvembedError as exc:
+        rest_socket.close()
         logger.error("ovembed serve: %s", exc)
         return ExitCode.USAGE
     server = Server(uvicorn.Config(
@@ -177,7 +220,7 @@ def run(cfg: ServeConfig) -> int:
     logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
                 cfg.rest_port, "required" if app.state.auth_enabled else "off")
     try:
-        server.run()
+        server.run(sockets=[rest_socket])
     except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
         return ExitCode.OK if exc.code in (None, 0) else ExitCode.FAILURE
     return ExitCode.OK if server.started else ExitCode.FAILURE
