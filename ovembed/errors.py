@@ -29,7 +29,9 @@ class InputTooLong(InvalidInput):
     """An input is longer than the model allows and truncation is off."""
 
     def __init__(self, length: int, maximum: int, *, index: int | None = None) -> None:
-        super().__init__(f"Input length {length} longer than allowed {maximum}", param="input")
+        which = f"input[{index}]" if index is not None else "the input"
+        super().__init__(f"{which} has {length} tokens; the model takes at most {maximum}: send truncate=true "
+                         "(or chunking) or shorten it", param="input")
         self.length = length
         self.maximum = maximum
         self.index = index

@@ -70,13 +70,13 @@ def word_offsets(text: str) -> tuple[list[int], list[tuple[int, int]]]:
 
 
 def seen_ids(item: str | Sequence[int], max_length: int, truncate: bool,
-             direction: str = "right") -> list[int]:
+             direction: str = "right", index: int | None = None) -> list[int]:
     """The ids the fake model embeds; raises InputTooLong like the real engine."""
     ids = text_ids(item) if isinstance(item, str) else list(item)
     if len(ids) <= max_length:
         return ids
     if not truncate:
-        raise InputTooLong(len(ids), max_length)
+        raise InputTooLong(len(ids), max_length, index=index)
     if not isinstance(item, str):
         return ids[-max_length:] if direction == "left" else ids[:max_length]
     return [CLS, *ids[len(ids) - max_length + 1:]] if direction == "left" else [*ids[: max_length - 1], SEP]
@@ -143,7 +143,7 @@ class FakeServable:
         cut = self.info.truncate if truncate is None else truncate
         opts = options or EmbedOptions()
         texts = [opts.prompt + item if isinstance(item, str) else item for item in inputs]
-        seen = [seen_ids(item, self.info.max_length, cut, opts.truncation_direction) for item in texts]
+        seen = [seen_ids(item, self.info.max_length, cut, opts.truncation_direction, i) for i, item in enumerate(texts)]
         self.calls.append((list(inputs), truncate))
         self.options.append(opts)
         if self.fail_with is not None:
@@ -181,7 +181,7 @@ class FakeServable:
                 if bad:  # the real tokenizer's words
                     raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
                                        f"(0..{VOCAB - 1})", param="input")
-                seen.append(seen_ids(item, self.info.max_length, cut, opts.truncation_direction))
+                seen.append(seen_ids(item, self.info.max_length, cut, opts.truncation_direction, len(seen)))
         self.started.set()
         if self.block is not None:
             try:

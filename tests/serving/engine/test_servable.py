@@ -91,8 +91,9 @@ def test_truncation_off_rejects_long_inputs(loop: LoopThread, servable: Embeddin
     assert servable.info.truncate is False  # graph.pbtxt default
     with pytest.raises(InputTooLong) as err:
         loop.run(servable.embed(["short", "word " * 400]))
-    assert str(err.value) == "Input length 402 longer than allowed 256"
-    with pytest.raises(InputTooLong, match="Input length 300 longer than allowed 256"):
+    assert str(err.value) == ("input[1] has 402 tokens; the model takes at most 256: send truncate=true "
+                              "(or chunking) or shorten it")
+    with pytest.raises(InputTooLong, match=r"input\[0\] has 300 tokens; the model takes at most 256: "):
         loop.run(servable.embed([list(range(1000, 1300))], truncate=False))
 
 

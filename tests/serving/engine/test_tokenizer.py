@@ -29,7 +29,8 @@ def test_special_tokens_and_no_declared_padding_or_truncation(tok: ServingTokeni
 def test_too_long_without_truncation(tok: ServingTokenizer) -> None:
     with pytest.raises(InputTooLong) as info:
         tok.encode_texts(["short", LONG], truncate=False)
-    assert str(info.value) == "Input length 302 longer than allowed 256"
+    assert str(info.value) == ("input[1] has 302 tokens; the model takes at most 256: send truncate=true "
+                               "(or chunking) or shorten it")
     assert info.value.index == 1
     exact = "word " * 254  # exactly 256 with specials: allowed
     assert len(tok.encode_texts([exact], truncate=False)[0]) == 256
@@ -58,7 +59,7 @@ def test_token_id_inputs(tok: ServingTokenizer) -> None:
     assert all(d.dtype == np.int64 for d in docs)
     cut = tok.encode_ids([list(range(1, 301))], truncate=True)
     assert cut[0].tolist() == list(range(1, 257))
-    with pytest.raises(InputTooLong, match="Input length 300 longer than allowed 256"):
+    with pytest.raises(InputTooLong, match=r"input\[0\] has 300 tokens; the model takes at most 256: "):
         tok.encode_ids([list(range(1, 301))], truncate=False)
 
 

@@ -219,7 +219,8 @@ def test_infer_truncate_parameter(registry: FakeRegistry) -> None:
 
     response, err = run(registry, scenario)
     assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert err.details() == "Input length 11 longer than allowed 8"
+    assert err.details() == ("input[0] has 11 tokens; the model takes at most 8: "
+                            "send truncate=true (or chunking) or shorten it")
     cut = [*text_ids(long)[:7], 102]
     np.testing.assert_array_equal(vectors(response)[0], expected_vector(cut, DIM, True))
     assert registry.servables["minilm"].calls[-1] == ([long], True)
