@@ -43,7 +43,7 @@ def _pad(docs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 def measure(model_dir: Path, precision: str, trials: int, seed: int = 0) -> tuple[float, float]:
     import openvino as ov
 
-    from ovembed.serving.engine.openvino import load_model
+    from ovembed.serving.openvino.loader import load_model
 
     loaded = load_model(ov.Core(), "minilm", model_dir, ServeConfig(inference_precision=precision))
     tok, engine = loaded.tokenizer, loaded.engine

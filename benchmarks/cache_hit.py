@@ -33,7 +33,7 @@ def _export(workdir: Path) -> Path:
 
 
 async def _run(config_path: Path, n: int) -> dict[str, list[float]]:
-    from ovembed.serving.engine.registry import ModelRegistry
+    from ovembed.serving.models.registry import ModelRegistry
 
     registry = ModelRegistry.from_serve_config(ServeConfig(config_path=config_path, cache_bytes=64 << 20))
     await registry.start()

@@ -64,9 +64,10 @@ def main() -> int:
     import openvino as ov
 
     from ovembed.config import ServeConfig
-    from ovembed.serving.engine.batcher import Batcher, BatchPolicy
-    from ovembed.serving.engine.openvino import load_model
-    from ovembed.serving.engine.servable import EmbeddingServable
+    from ovembed.serving.batching.batcher import Batcher
+    from ovembed.serving.batching.policy import BatchPolicy
+    from ovembed.serving.openvino.loader import load_model
+    from ovembed.serving.tasks.embeddings import EmbeddingServable
 
     cfg = ServeConfig(config_path=args.config_path)
     loaded = load_model(ov.Core(), args.model, args.config_path.parent / args.model, cfg)

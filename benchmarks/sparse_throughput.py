@@ -43,7 +43,7 @@ def _export(workdir: Path, weight_format: str) -> Path:
 
 async def _ovembed(config_path: Path, docs: list[str], batch: int,
                    queries: list[str]) -> tuple[float, list[float], float]:
-    from ovembed.serving.engine.registry import ModelRegistry
+    from ovembed.serving.models.registry import ModelRegistry
 
     registry = ModelRegistry.from_serve_config(ServeConfig(config_path=config_path))
     await registry.start()

@@ -174,7 +174,7 @@ def _run_remove(cfg: RemoveConfig) -> int:
 def _run_devices(_: None) -> int:
     import openvino as ov
 
-    from ovembed.serving.engine.devices import describe_devices, devices_report
+    from ovembed.serving.openvino.devices import describe_devices, devices_report
 
     print(devices_report(describe_devices(ov.Core())))
     return ExitCode.OK

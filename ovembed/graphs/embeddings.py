@@ -32,7 +32,7 @@ class GraphOptions:
 
     models_path: str = "./"
     normalize_embeddings: bool = True
-    # None: the graph does not say; serving then detects it as OVMS does (ovembed.serving.engine.pooling).
+    # None: the graph does not say; serving then detects it as OVMS does (ovembed.serving.tasks.pooling).
     pooling: Pooling | None = None
     truncate: bool = False
     target_device: str = "CPU"

@@ -11,7 +11,8 @@ import pytest
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions
-from ovembed.serving.engine.openvino import inference_precision, load_model, plugin_config
+from ovembed.serving.openvino.loader import load_model
+from ovembed.serving.openvino.plan import inference_precision, plugin_config
 
 pytestmark = pytest.mark.reliability
 

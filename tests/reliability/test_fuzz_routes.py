@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from ovembed.serving.engine.interface import DEFAULT_RERANK, RerankOptions, RerankResult
+from ovembed.serving.api import DEFAULT_RERANK, RerankOptions, RerankResult
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 
 pytestmark = pytest.mark.reliability

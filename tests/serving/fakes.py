@@ -1,4 +1,4 @@
-"""A deterministic registry and servable implementing ovembed.serving.engine.interface, for route tests.
+"""A deterministic registry and servable implementing ovembed.serving.api, for route tests.
 
 Tokenization: a text is ``[CLS] + one id per whitespace word + [SEP]`` (so its token count is
 words + 2); a token-id document is used as is. The embedding of an input is a vector derived
@@ -24,8 +24,7 @@ from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.heads.sparse import prune
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
-from ovembed.serving.engine.cache import CacheStats
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_RERANK,
     DEFAULT_SPARSE,
     BatchObserver,
@@ -46,8 +45,9 @@ from ovembed.serving.engine.interface import (
     not_ready,
     wrong_task,
 )
-from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.http.app import create_app
+from ovembed.serving.tasks.cache import CacheStats
+from ovembed.serving.tasks.passages import chunk_document, weighted_mean
 
 CLS, SEP, PAD = 101, 102, 0
 VOCAB = 30522

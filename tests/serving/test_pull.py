@@ -14,7 +14,7 @@ import pytest
 from ovembed.cli import _join_flag_values, build_config, build_parser
 from ovembed.config import ExportConfig, Pooling, ServeConfig, Task, WeightFormat
 from ovembed.errors import ConfigError
-from ovembed.serving.pull import export_command, export_env, needs_export, pull_config
+from ovembed.serving.models.pull import export_command, export_env, needs_export, pull_config
 from tests.hub_stand_in import hub_env, hub_stand_in
 from tests.live_server import pulling_server, wait_ready
 

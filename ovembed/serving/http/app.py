@@ -4,7 +4,7 @@ routes.
 Nothing heavy happens at import time or in ``create_app``; the lifespan builds the model
 registry (unless one is given), starts it (models load in the background, readiness turns
 green when they are done), follows config.json and the model folders for live reload
-(:mod:`ovembed.serving.engine.reload`) and stops it all on shutdown; with ``--port`` it also serves
+(:mod:`ovembed.serving.models.reload`) and stops it all on shutdown; with ``--port`` it also serves
 KServe gRPC on the same event loop and registry. Handlers find everything in ``app.state``:
 ``app.state.config`` (ServeConfig), ``app.state.registry`` (Registry),
 ``app.state.metrics`` (Metrics, None with ``--no-metrics``), ``app.state.reloader`` (Reloader,
@@ -29,8 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
-from ovembed.serving.engine.interface import Registry
-from ovembed.serving.engine.reload import Reloader, ReloadResult, reloading
+from ovembed.serving.api import Registry
 from ovembed.serving.http.middleware import (
     AuthMiddleware,
     BodySizeLimitMiddleware,
@@ -42,11 +41,12 @@ from ovembed.serving.http.routes import cohere_embed, config, kserve, ollama, op
 from ovembed.serving.http.routes import metrics as metrics_routes
 from ovembed.serving.http.web_safety import WebSafetyMiddleware
 from ovembed.serving.metrics import Metrics
+from ovembed.serving.models.reload import Reloader, ReloadResult, reloading
 
 
 def build_registry(cfg: ServeConfig) -> Registry:
     """The OpenVINO engine's registry for ``cfg`` (imported here: it pulls in openvino)."""
-    from ovembed.serving.engine.registry import ModelRegistry
+    from ovembed.serving.models.registry import ModelRegistry
 
     return ModelRegistry.from_serve_config(cfg)
 
@@ -106,8 +106,8 @@ async def _pull(cfg: ServeConfig, registry: Registry, reloader: Reloader | None)
     if cfg.source_model is None:
         yield
         return
-    from ovembed.serving.engine.registry import ModelRegistry
-    from ovembed.serving.pull import pulling
+    from ovembed.serving.models.pull import pulling
+    from ovembed.serving.models.registry import ModelRegistry
 
     if not isinstance(registry, ModelRegistry):
         raise TypeError("--source_model needs the OpenVINO registry")

@@ -187,7 +187,7 @@ def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(cfg.log_level.value, cfg.log_format.value)
     try:
-        from ovembed.serving.pull import pull_config
+        from ovembed.serving.models.pull import pull_config
 
         cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)

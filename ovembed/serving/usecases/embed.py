@@ -8,9 +8,9 @@ from typing import Literal
 import numpy as np
 
 from ovembed.errors import InvalidInput
+from ovembed.serving.api import ChunkSpan, EmbedOptions, Inputs, ModelInfo, Registry, Timings
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import ChunkSpan, EmbedOptions, Inputs, ModelInfo, Registry, Timings
-from ovembed.serving.engine.passages import ChunkingOptions
+from ovembed.serving.tasks.passages import ChunkingOptions
 from ovembed.serving.usecases import models
 
 

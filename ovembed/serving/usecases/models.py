@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ovembed.errors import ModelNotFound
+from ovembed.serving.api import ModelStatus, Registry, Servable
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import ModelStatus, Registry, Servable
 
 
 def check_version(name: str, version: str | None, status: ModelStatus) -> None:

@@ -8,8 +8,7 @@ import numpy as np
 
 from ovembed.config import Task
 from ovembed.errors import InvalidInput
-from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_RERANK,
     ModelInfo,
     Registry,
@@ -17,6 +16,7 @@ from ovembed.serving.engine.interface import (
     Timings,
     wrong_task,
 )
+from ovembed.serving.context import RequestContext
 from ovembed.serving.usecases import models
 
 

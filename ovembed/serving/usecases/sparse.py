@@ -8,8 +8,7 @@ from typing import Literal
 
 from ovembed.config import Task
 from ovembed.errors import InvalidInput
-from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_SPARSE,
     Inputs,
     ModelInfo,
@@ -19,7 +18,8 @@ from ovembed.serving.engine.interface import (
     Timings,
     wrong_task,
 )
-from ovembed.serving.engine.passages import ChunkingOptions
+from ovembed.serving.context import RequestContext
+from ovembed.serving.tasks.passages import ChunkingOptions
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed_options
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovembed import __version__
-from ovembed.serving.engine.interface import ModelInfo, ModelState, ModelStatus
+from ovembed.serving.api import ModelInfo, ModelState, ModelStatus
 
 # Every embeddings model has the same signature: texts in, one vector per text out.
 INPUT_NAME = "input"

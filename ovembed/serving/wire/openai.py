@@ -17,8 +17,8 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import DEFAULT_SPARSE, ChunkSpan, ModelInfo, SparseOptions
-from ovembed.serving.engine.passages import COMBINE_MODES
+from ovembed.serving.api import DEFAULT_SPARSE, ChunkSpan, ModelInfo, SparseOptions
+from ovembed.serving.tasks.passages import COMBINE_MODES
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields

@@ -19,7 +19,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.passages import COMBINE_MODES, ChunkingOptions
+from ovembed.serving.tasks.passages import COMBINE_MODES, ChunkingOptions
 from ovembed.serving.wire import fields
 
 Direction = Literal["left", "right"]

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from ovembed import __version__
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server

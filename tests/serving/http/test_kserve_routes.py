@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ovembed import __version__
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from ovembed.serving.wire.kserve import ModelPath, parse_model_path
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 

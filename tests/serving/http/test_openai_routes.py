@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from tests.serving.fakes import (
     CREATED,
     FakeRegistry,

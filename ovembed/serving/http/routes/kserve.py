@@ -8,8 +8,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed.errors import InvalidInput, ModelNotFound
+from ovembed.serving.api import ModelState, not_ready
 from ovembed.serving.context import timing_values
-from ovembed.serving.engine.interface import ModelState, not_ready
 from ovembed.serving.http.responses import JSONResponse, json_response, off_loop
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases import models

@@ -1,0 +1,149 @@
+"""Pull mode: ``ovembed serve --source_model ORG/NAME`` exports the model into the repository if it is not
+there yet, then serves it (OVMS's ``--pull --source_model``, TEI's ``--model-id``).
+
+The server starts at once and answers ``/v2/health/ready`` with 503 while the export runs. The export is the
+same pipeline as ``ovembed export`` (same atomicity and verification), run as a child process so that the
+server never imports torch; its output goes to the server log. When it has upserted config.json, the
+reloader loads the model; the server is ready once it is warm. A failed export is logged and the server stays
+not ready (other models in the repository keep serving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ovembed.config import ServeConfig, Task
+from ovembed.errors import ConfigError
+from ovembed.repository import atomic_write_text, read_config
+
+if TYPE_CHECKING:
+    from ovembed.serving.models.registry import ModelRegistry
+    from ovembed.serving.models.reload import Reloader
+
+log = logging.getLogger("ovembed.serving")
+
+
+def served_name(cfg: ServeConfig) -> str:
+    return cfg.model_name or str(cfg.source_model)
+
+
+def pull_config(cfg: ServeConfig) -> ServeConfig:
+    """``cfg`` with its repository's config.json as ``config_path`` (created empty when missing)."""
+    if cfg.source_model is None:
+        return cfg
+    if cfg.model_path is not None:
+        raise ConfigError("--source_model serves a model repository: drop --model_path")
+    config_path = cfg.config_path or Path(cfg.model_repository_path) / "config.json"
+    if not config_path.exists():
+        atomic_write_text(config_path, '{\n  "model_config_list": []\n}\n')
+    return dataclasses.replace(cfg, config_path=config_path)
+
+
+def needs_export(cfg: ServeConfig) -> bool:
+    """Whether the served name is missing from config.json (or its folder has no graph.pbtxt), or
+    ``--overwrite_models`` asks for a new export."""
+    assert cfg.config_path is not None
+    if cfg.overwrite_models:
+        return True
+    name = served_name(cfg)
+    for entry in read_config(cfg.config_path):
+        if entry.name == name:
+            return not (entry.base_path / "graph.pbtxt").is_file()
+    return True
+
+
+def export_command(cfg: ServeConfig) -> list[str]:
+    """``ovembed export`` for the pull, with the serve flags that apply to it."""
+    assert cfg.source_model is not None and cfg.config_path is not None
+    command = [sys.executable, "-m", "ovembed", "export", "--quiet", "--source_model", cfg.source_model,
+               "--model_name", served_name(cfg), "--model_repository_path", str(cfg.model_repository_path),
+               "--config_file_path", str(cfg.config_path), "--weight-format", cfg.weight_format.value]
+    command += ["--task", cfg.task.value, "--num_streams", str(cfg.num_streams)]
+    if cfg.task is Task.RERANK:
+        command += ["--max_doc_length", str(cfg.max_doc_length), "--max_allowed_chunks", str(cfg.max_allowed_chunks)]
+    elif cfg.pooling is not None and cfg.task is Task.EMBEDDINGS:
+        command += ["--pooling", cfg.pooling.value]
+    for flag, value in (("--revision", cfg.revision), ("--target_device", cfg.target_device),
+                        ("--extra_quantization_params", cfg.extra_quantization_params),
+                        ("--reference_model", cfg.reference_model)):
+        if value is not None:
+            command.append(f"{flag}={value}")  # '=': a value may start with '--'
+    for flag, on in (("--skip_normalize", cfg.skip_normalize), ("--truncate", cfg.truncate),
+                     ("--overwrite_models", cfg.overwrite_models), ("--trust_remote_code", cfg.trust_remote_code)):
+        if on:
+            command.append(flag)
+    return command
+
+
+def export_env(cfg: ServeConfig) -> dict[str, str]:
+    """The export's environment: the server's, with ``--hf_token`` as HF_TOKEN (not on its command line,
+    where any local user could read it)."""
+    env = dict(os.environ)
+    if cfg.hf_token is not None:
+        env["HF_TOKEN"] = cfg.hf_token
+    return env
+
+
+async def _run_export(cfg: ServeConfig) -> int:
+    command = export_command(cfg)
+    log.info("pull: exporting %s as %s into %s", cfg.source_model, served_name(cfg), cfg.model_repository_path)
+    proc = await asyncio.create_subprocess_exec(*command, env=export_env(cfg), stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        async for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                log.info("export: %s", line)
+        return await proc.wait()
+    except asyncio.CancelledError:  # the server is stopping: the export cleans up on SIGTERM
+        if proc.returncode is None:
+            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                await asyncio.shield(proc.wait())
+        raise
+
+
+async def pull(cfg: ServeConfig, registry: ModelRegistry, reloader: Reloader | None) -> None:
+    """Export, then have the reloader load the model; the registry is held not ready meanwhile."""
+    name = served_name(cfg)
+    try:
+        code = await _run_export(cfg)
+    except OSError as exc:
+        log.error("pull: cannot start the export of %s: %s", cfg.source_model, exc)
+        return
+    if code != 0:
+        log.error("pull: exporting %s failed (exit %d, see the export lines above); %s is not served and the "
+                  "server stays not ready", cfg.source_model, code, name)
+        return
+    if reloader is not None:
+        await reloader.reload()
+    else:  # no reloader (never with a config.json): add the exported entry directly
+        entry = next(e for e in read_config(cfg.config_path or Path()) if e.name == name)
+        await registry.add(entry)
+    registry.release(name)
+    log.info("pull: %s exported and loaded", name)
+
+
+@contextlib.asynccontextmanager
+async def pulling(cfg: ServeConfig, registry: ModelRegistry, reloader: Reloader | None) -> AsyncIterator[None]:
+    """Run :func:`pull` in the background while the server runs, when pull mode needs an export."""
+    if cfg.source_model is None or not await asyncio.to_thread(needs_export, cfg):
+        yield
+        return
+    registry.hold(served_name(cfg))
+    task = asyncio.create_task(pull(cfg, registry, reloader), name=f"pull {cfg.source_model}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
