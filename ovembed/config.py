@@ -297,6 +297,8 @@ class ServeConfig(_Checked):
     config_path: Path | None = option(None, "Model repository config.json (serves every model in it)")
     model_path: Path | None = option(None, "Single-model mode: the model folder")
     model_name: str | None = option(None, "Single-model mode: the served name (default: folder name)")
+    allow_empty: bool = option(False, "Keep serving when no model could be loaded at start (a repository "
+                                      "that will be filled later); by default serve exits 1")
     rest_port: int = option(8000, "HTTP port")
     rest_bind_address: str = option("127.0.0.1", "HTTP bind address (0.0.0.0 exposes it to the network)")
     port: int = option(0, "KServe gRPC port (0: off)")

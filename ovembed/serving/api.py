@@ -38,12 +38,24 @@ class ModelStatus:
     state: ModelState
     error: str | None = None
     version: int = 1
+    detail: str | None = None  # what a LOADING model is doing, e.g. "exporting from the Hub"
+
+    @property
+    def reason(self) -> str:
+        """Why a model that is not AVAILABLE does not serve: what it is doing, or its error."""
+        if self.state is ModelState.LOADING:
+            return self.detail or "loading"
+        return self.error or "unavailable"
+
+
+LOADING_RETRY_AFTER = 5  # seconds a client is asked to wait before asking a loading model again
 
 
 def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
     """The error for a configured model that cannot serve (the same words for every registry)."""
     if status.state is ModelState.LOADING:
-        return ModelNotReady(f"The model '{name}' is still loading")
+        doing = f" ({status.detail})" if status.detail else ""
+        return ModelNotReady(f"The model '{name}' is still loading{doing}", retry_after=LOADING_RETRY_AFTER)
     return ModelNotReady(f"The model '{name}' is not available: {status.error}")
 
 
@@ -243,7 +255,13 @@ class Registry(Protocol):
 
     @property
     def ready(self) -> bool:
-        """True once every configured model is AVAILABLE or has failed for good."""
+        """True when every configured model is AVAILABLE (OVMS); once the models configured at start
+        have loaded, a model that a reload adds is LOADING on its own without unreadying the server."""
+        ...
+
+    @property
+    def settled(self) -> bool:
+        """True once nothing configured is loading or being prepared (each model served or failed)."""
         ...
 
     # -- lifecycle (the app's lifespan) -------------------------------------------------

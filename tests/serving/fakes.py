@@ -260,7 +260,11 @@ class FakeRegistry:
 
     @property
     def ready(self) -> bool:
-        return all(st.state is not ModelState.LOADING for st in self.states.values())
+        return all(st.state is ModelState.AVAILABLE for st in self.states.values())
+
+    @property
+    def settled(self) -> bool:
+        return self.started and all(st.state is not ModelState.LOADING for st in self.states.values())
 
     async def start(self) -> None:
         self.started = True

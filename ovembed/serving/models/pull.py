@@ -1,11 +1,13 @@
 """Pull mode: ``ovembed serve --source_model ORG/NAME`` exports the model into the repository if it is not
 there yet, then serves it (OVMS's ``--pull --source_model``, TEI's ``--model-id``).
 
-The server starts at once and answers ``/v2/health/ready`` with 503 while the export runs. The export is the
-same pipeline as ``ovembed export`` (same atomicity and verification), run as a child process so that the
-server never imports torch; its output goes to the server log. When it has upserted config.json, the
-reloader loads the model; the server is ready once it is warm. A failed export is logged and the server stays
-not ready (other models in the repository keep serving).
+The server starts at once and answers ``/v2/health/ready`` with 503 while the export runs; the model is
+listed as LOADING with what the export is doing, and a request for it gets 503 with ``Retry-After``. The
+export is the same pipeline as ``ovembed export`` (same atomicity and verification), run as a child process
+so that the server never imports torch; its output goes to the server log. When it has upserted config.json,
+the reloader loads the model; the server is ready once it is warm. A failed export makes the model
+UNAVAILABLE with the export's error (other models in the repository keep serving), and removes the empty
+config.json the pull created.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ovembed.config import ServeConfig, Task
 from ovembed.errors import ConfigError
-from ovembed.repository import atomic_write_text, read_config
+from ovembed.repository import atomic_write_text, model_dir_for, read_config
 
 if TYPE_CHECKING:
     from ovembed.serving.models.registry import ModelRegistry
@@ -35,6 +37,9 @@ def served_name(cfg: ServeConfig) -> str:
     return cfg.model_name or str(cfg.source_model)
 
 
+_EMPTY_CONFIG = '{\n  "model_config_list": []\n}\n'
+
+
 def pull_config(cfg: ServeConfig) -> ServeConfig:
     """``cfg`` with its repository's config.json as ``config_path`` (created empty when missing)."""
     if cfg.source_model is None:
@@ -43,8 +48,15 @@ def pull_config(cfg: ServeConfig) -> ServeConfig:
         raise ConfigError("--source_model serves a model repository: drop --model_path")
     config_path = cfg.config_path or Path(cfg.model_repository_path) / "config.json"
     if not config_path.exists():
-        atomic_write_text(config_path, '{\n  "model_config_list": []\n}\n')
+        atomic_write_text(config_path, _EMPTY_CONFIG)
     return dataclasses.replace(cfg, config_path=config_path)
+
+
+def _drop_empty_config(cfg: ServeConfig) -> None:
+    """A failed or stopped pull leaves no empty config.json behind (one that has entries stays)."""
+    path = cfg.config_path
+    if path is not None and path.is_file() and path.read_text() == _EMPTY_CONFIG:
+        path.unlink()
 
 
 def needs_export(cfg: ServeConfig) -> bool:
@@ -92,8 +104,11 @@ def export_env(cfg: ServeConfig) -> dict[str, str]:
     return env
 
 
-async def _run_export(cfg: ServeConfig) -> int:
+async def _run_export(cfg: ServeConfig, registry: ModelRegistry) -> tuple[int, str]:
+    """The export's exit code and its last output line (the error, when it failed)."""
     command = export_command(cfg)
+    name, doing = served_name(cfg), _doing(cfg)
+    last = ""
     log.info("pull: exporting %s as %s into %s", cfg.source_model, served_name(cfg), cfg.model_repository_path)
     proc = await asyncio.create_subprocess_exec(*command, env=export_env(cfg), stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -103,7 +118,9 @@ async def _run_export(cfg: ServeConfig) -> int:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 log.info("export: %s", line)
-        return await proc.wait()
+                last = line
+                registry.progress(name, f"{doing}: {line}")
+        return await proc.wait(), last
     except asyncio.CancelledError:  # the server is stopping: the export cleans up on SIGTERM
         if proc.returncode is None:
             proc.terminate()
@@ -112,24 +129,33 @@ async def _run_export(cfg: ServeConfig) -> int:
         raise
 
 
+def _doing(cfg: ServeConfig) -> str:
+    source = str(cfg.source_model)
+    return f"exporting {source}" + ("" if Path(source).expanduser().exists() else " from the Hugging Face Hub")
+
+
 async def pull(cfg: ServeConfig, registry: ModelRegistry, reloader: Reloader | None) -> None:
-    """Export, then have the reloader load the model; the registry is held not ready meanwhile."""
+    """Export, then have the reloader load the model; it is shown LOADING meanwhile."""
     name = served_name(cfg)
     try:
-        code = await _run_export(cfg)
+        code, last = await _run_export(cfg, registry)
     except OSError as exc:
         log.error("pull: cannot start the export of %s: %s", cfg.source_model, exc)
+        registry.prepare_failed(name, f"the export of {cfg.source_model} could not start: {exc}")
+        await asyncio.to_thread(_drop_empty_config, cfg)
         return
     if code != 0:
-        log.error("pull: exporting %s failed (exit %d, see the export lines above); %s is not served and the "
-                  "server stays not ready", cfg.source_model, code, name)
+        log.error("pull: exporting %s failed (exit %d, see the export lines above); %s is not served",
+                  cfg.source_model, code, name)
+        reason = last.removeprefix("ovembed export: error: ") or f"exit {code}"
+        registry.prepare_failed(name, f"exporting {cfg.source_model} failed: {reason}")
+        await asyncio.to_thread(_drop_empty_config, cfg)
         return
     if reloader is not None:
         await reloader.reload()
     else:  # no reloader (never with a config.json): add the exported entry directly
         entry = next(e for e in read_config(cfg.config_path or Path()) if e.name == name)
         await registry.add(entry)
-    registry.release(name)
     log.info("pull: %s exported and loaded", name)
 
 
@@ -139,11 +165,15 @@ async def pulling(cfg: ServeConfig, registry: ModelRegistry, reloader: Reloader 
     if cfg.source_model is None or not await asyncio.to_thread(needs_export, cfg):
         yield
         return
-    registry.hold(served_name(cfg))
+    name = served_name(cfg)
+    registry.prepare(name, model_dir_for(Path(cfg.model_repository_path), name), _doing(cfg))
     task = asyncio.create_task(pull(cfg, registry, reloader), name=f"pull {cfg.source_model}")
     try:
         yield
     finally:
+        stopped = not task.done()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if stopped:
+            await asyncio.to_thread(_drop_empty_config, cfg)

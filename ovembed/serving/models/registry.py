@@ -46,6 +46,7 @@ class _Slot:
     servable: EmbeddingServable | None = None
     loaded: LoadedModel | None = None
     task: asyncio.Task[None] | None = None
+    pending: bool = False  # a model being prepared (pull mode's export): no entry in config.json yet
 
 
 def _describe(exc: BaseException) -> str:
@@ -72,7 +73,6 @@ class ModelRegistry:
         self._started = False
         self._warm = False  # the models configured at start have all loaded or failed
         self._observers: Callable[[str], BatchObserver] | None = None
-        self._held: set[str] = set()  # models still being prepared (pull mode): not ready until released
         # One byte budget for every model's repeated inputs; a reload drops the model's entries.
         self.cache = EmbeddingCache(cfg.cache_bytes) if cfg.cache_bytes > 0 else None
 
@@ -131,29 +131,43 @@ class ModelRegistry:
 
     @property
     def ready(self) -> bool:
-        """Once the models configured at start have loaded (or failed), the server stays ready:
-        a model added later by a reload is LOADING on its own (its /v2/models/<name>/ready) and
-        does not take the whole server out of a load balancer while the others serve."""
-        if self._held:
-            return False
+        """Every configured model is AVAILABLE (OVMS): a model that failed, or is still being loaded
+        or pulled at start, keeps the server out of a load balancer. Once warm, a model that a reload
+        adds is LOADING on its own (its /v2/models/<name>/ready) while the others serve."""
         if not self._warm:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
-        return self._warm
+        return self._warm and all(
+            s.status.state is ModelState.AVAILABLE or (s.status.state is ModelState.LOADING and not s.pending)
+            for s in self._slots.values())
 
-    def hold(self, name: str) -> None:
-        """Keep the server not ready until :meth:`release` (a model is being exported for it)."""
-        self._held.add(name)
+    @property
+    def settled(self) -> bool:
+        """Nothing configured is loading or being prepared any more (every model served or failed)."""
+        return self._started and not any(s.status.state is ModelState.LOADING for s in self._slots.values())
 
-    def release(self, name: str) -> None:
-        self._held.discard(name)
+    def prepare(self, name: str, base_path: Path, detail: str) -> None:
+        """Show ``name`` as LOADING with ``detail`` while it is being prepared (pull mode exports it);
+        the reload that finds it in config.json replaces this slot with the real model."""
+        self._slots[name] = _Slot(ModelEntry(name, base_path), ModelStatus(ModelState.LOADING, detail=detail),
+                                  pending=True)
+
+    def progress(self, name: str, detail: str) -> None:
+        slot = self._slots.get(name)
+        if slot is not None and slot.pending and slot.status.state is ModelState.LOADING:
+            slot.status = replace(slot.status, detail=detail)
+
+    def prepare_failed(self, name: str, reason: str) -> None:
+        slot = self._slots.get(name)
+        if slot is not None and slot.pending:
+            slot.status = ModelStatus(ModelState.UNAVAILABLE, reason, slot.status.version)
 
     @property
     def reloadable(self) -> bool:
         return True
 
     def entries(self) -> list[ModelEntry]:
-        return [s.entry for s in self._slots.values()]
+        return [s.entry for s in self._slots.values() if not s.pending]
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -189,7 +203,7 @@ class ModelRegistry:
         if old is None or old.servable is None:
             if old is not None and old.task is not None and not old.task.done():
                 old.task.cancel()
-            version = old.status.version + 1 if old is not None else 1
+            version = old.status.version + (0 if old.pending else 1) if old is not None else 1
             slot = _Slot(entry, ModelStatus(ModelState.LOADING, None, version))
             self._slots[entry.name] = slot
             if self._started:

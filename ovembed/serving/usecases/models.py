@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from ovembed.errors import ModelNotFound
-from ovembed.serving.api import ModelStatus, Registry, Servable
+from ovembed.serving.api import ModelState, ModelStatus, Registry, Servable
 from ovembed.serving.context import RequestContext
+
+
+def not_available(registry: Registry) -> list[tuple[str, ModelStatus]]:
+    """The configured models that cannot serve now, with their status (readiness says why)."""
+    found = []
+    for name in registry.names():
+        try:
+            status = registry.status(name)
+        except ModelNotFound:  # removed by a reload meanwhile
+            continue
+        if status.state is not ModelState.AVAILABLE:
+            found.append((name, status))
+    return found
 
 
 def check_version(name: str, version: str | None, status: ModelStatus) -> None:

@@ -92,12 +92,18 @@ def model_config(info: ModelInfo) -> dict[str, Any]:
 def _version_status(status: ModelStatus) -> dict[str, Any]:
     """A serving model may carry an error too: its last reload failed (the old version serves)."""
     failed = status.state is ModelState.UNAVAILABLE
-    message = (status.error or "UNKNOWN") if failed else (status.error or "OK")
+    message = (status.error or "UNKNOWN") if failed else (status.error or status.detail or "OK")
     return {
         "version": str(status.version),
         "state": status.state.value,
         "status": {"error_code": "UNKNOWN" if failed else "OK", "error_message": message},
     }
+
+
+def not_ready_body(statuses: Iterable[tuple[str, ModelStatus]]) -> dict[str, Any]:
+    """``/v2/health/ready``'s 503 body: which models are not AVAILABLE, and why."""
+    return {"ready": False, "models": [
+        {"name": name, "state": st.state.value, "reason": st.reason} for name, st in statuses]}
 
 
 def config_status(statuses: Iterable[tuple[str, ModelStatus]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.api import DEFAULT_SPARSE, ChunkSpan, ModelInfo, SparseOptions
+from ovembed.serving.api import DEFAULT_SPARSE, ChunkSpan, ModelInfo, ModelStatus, SparseOptions
 from ovembed.serving.tasks.passages import COMBINE_MODES
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
@@ -172,5 +172,11 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
     return card
 
 
-def model_list(infos: Iterable[ModelInfo]) -> dict[str, Any]:
-    return {"object": "list", "data": [model_card(info) for info in infos]}
+def model_list(infos: Iterable[ModelInfo], unavailable: Iterable[tuple[str, ModelStatus]] = ()) -> dict[str, Any]:
+    """Serving models' cards, then the configured models that cannot serve yet (loading, being pulled,
+    failed) with their ``state`` and ``reason``, so a client sees a pulled model before it is ready."""
+    data = [model_card(info) for info in infos]
+    data += [{"id": name, "object": "model", "created": 0, "owned_by": "ovembed", "state": st.state.value,
+              "reason": st.reason}
+             for name, st in unavailable]
+    return {"object": "list", "data": data}

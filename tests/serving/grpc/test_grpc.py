@@ -105,7 +105,10 @@ def test_health(registry: FakeRegistry) -> None:
         assert (await stub.ServerLive(pb.ServerLiveRequest())).live is True
         assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'slow' is still loading
         registry.set_state("slow", ModelState.AVAILABLE)
-        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is True  # 'broken' is final
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'broken' failed (OVMS: all)
+        registry.set_state("broken", ModelState.AVAILABLE)
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is True
+        registry.set_state("broken", ModelState.UNAVAILABLE, "failed")
         for name, version, ready in [("minilm", "", True), ("minilm", "1", True), ("org/long", "", True),
                                      ("broken", "", False)]:
             response = await stub.ModelReady(pb.ModelReadyRequest(name=name, version=version))

@@ -26,7 +26,11 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    return Response(status_code=200 if deps.registry(request).ready else 503)
+    """200 with no body when every configured model is AVAILABLE; else 503 saying which are not and why."""
+    registry = deps.registry(request)
+    if registry.ready:
+        return Response(status_code=200)
+    return JSONResponse(kserve.not_ready_body(models.not_available(registry)), status_code=503)
 
 
 async def model_endpoint(request: Request) -> Response:
