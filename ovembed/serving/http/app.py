@@ -29,6 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
+from ovembed.exitcodes import ExitCode
 from ovembed.serving.api import Registry
 from ovembed.serving.http.middleware import (
     AuthMiddleware,
@@ -42,6 +43,7 @@ from ovembed.serving.http.routes import metrics as metrics_routes
 from ovembed.serving.http.web_safety import WebSafetyMiddleware
 from ovembed.serving.metrics import Metrics
 from ovembed.serving.models.reload import Reloader, ReloadResult, reloading
+from ovembed.serving.models.startup import report_start
 
 
 def build_registry(cfg: ServeConfig) -> Registry:
@@ -115,6 +117,13 @@ async def _pull(cfg: ServeConfig, registry: Registry, reloader: Reloader | None)
         yield
 
 
+def _stop_empty(app: Starlette) -> None:
+    """Nothing could be served at start: the server exits 1 (``run`` reads ``exit_code``)."""
+    app.state.exit_code = ExitCode.FAILURE
+    if app.state.stop_server is not None:
+        app.state.stop_server()
+
+
 def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
                environ: Mapping[str, str] | None = None) -> Starlette:
     """The ASGI app for ``cfg``.
@@ -149,7 +158,12 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
                         _pull(cfg, reg, reloader)):
                 app.state.grpc_port = grpc_port
                 app.state.reloader = reloader
-                yield
+                report = asyncio.create_task(report_start(cfg, reg, grpc_port=lambda: app.state.grpc_port,
+                                                          stop=lambda: _stop_empty(app)), name="start report")
+                try:
+                    yield
+                finally:
+                    report.cancel()
         finally:
             await reg.stop()
 
@@ -166,4 +180,6 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
     app.state.grpc_port = None  # the bound port while the lifespan runs with --port
     app.state.metrics = metrics
     app.state.reloader = None
+    app.state.exit_code = None  # set when the server must exit with a failure (nothing to serve)
+    app.state.stop_server = None  # set by serving.http.server.run: asks uvicorn to shut down
     return app

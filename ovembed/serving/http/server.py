@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import orjson
@@ -35,6 +36,7 @@ from ovembed.exitcodes import ExitCode
 from ovembed.serving.context import REQUEST_ID
 from ovembed.serving.http.app import begin_shutdown, build_registry, create_app
 from ovembed.serving.http.protocol import with_header_timeout
+from ovembed.serving.models.startup import folder_hint
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -148,6 +150,10 @@ def check_config(cfg: ServeConfig) -> None:
         )
     if cfg.model_name is not None and cfg.model_path is None and cfg.source_model is None:
         raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
+    if cfg.model_path is not None and not cfg.allow_empty:
+        hint = folder_hint(Path(cfg.model_path).expanduser())
+        if hint is not None:
+            raise ConfigError(f"--model_path: {hint}")
 
 
 class PortUnavailable(OvembedError):
@@ -220,7 +226,10 @@ def run(cfg: ServeConfig) -> int:
     logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
                 cfg.rest_port, "required" if app.state.auth_enabled else "off")
     try:
+        app.state.stop_server = lambda: setattr(server, "should_exit", True)
         server.run(sockets=[rest_socket])
     except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
         return ExitCode.OK if exc.code in (None, 0) else ExitCode.FAILURE
+    if app.state.exit_code is not None:
+        return int(app.state.exit_code)
     return ExitCode.OK if server.started else ExitCode.FAILURE
