@@ -115,7 +115,7 @@ def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
             assert cosines.min() >= 0.9999, cosines
         text = log.read_text()
         assert "pull: exporting sentence-transformers/all-MiniLM-L6-v2 as minilm" in text
-        assert "export: " in text and "pull: minilm exported and loaded" in text
+        assert "export: " in text and "pull: minilm exported; loading it" in text
         record = json.loads((tmp_path / "models" / "minilm" / "ovembed_model.json").read_text())
         assert record["source_commit"] == hub.commit(REPO_ID)
         assert "model.safetensors" in hub.downloaded(REPO_ID)

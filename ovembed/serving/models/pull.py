@@ -151,12 +151,12 @@ async def pull(cfg: ServeConfig, registry: ModelRegistry, reloader: Reloader | N
         registry.prepare_failed(name, f"exporting {cfg.source_model} failed: {reason}")
         await asyncio.to_thread(_drop_empty_config, cfg)
         return
+    log.info("pull: %s exported; loading it", name)  # the reloader's poll may load it first
     if reloader is not None:
         await reloader.reload()
     else:  # no reloader (never with a config.json): add the exported entry directly
         entry = next(e for e in read_config(cfg.config_path or Path()) if e.name == name)
         await registry.add(entry)
-    log.info("pull: %s exported and loaded", name)
 
 
 @contextlib.asynccontextmanager
