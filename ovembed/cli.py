@@ -24,6 +24,7 @@ from ovembed import __version__
 from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ListConfig, RemoveConfig, ServeConfig
 from ovembed.errors import ConfigError, OvembedError
 from ovembed.exitcodes import ExitCode
+from ovembed.pull_fields import refusal
 
 
 def _base_type(annotation: Any) -> tuple[Any, bool]:
@@ -71,15 +72,38 @@ def _converter(kind: Any) -> Callable[[str], Any]:
     raise TypeError(f"unsupported option type {kind!r}")
 
 
+def _flag_names(field: dataclasses.Field[Any]) -> list[str]:
+    names = [f"--{field.name}"]
+    if "_" in field.name:
+        names.append(f"--{field.name.replace('_', '-')}")
+    return names + [f for f in field.metadata.get("flags", ()) if f not in names]
+
+
+class _Refused(argparse.Action):
+    """A flag of another command: recognised, not in --help, and refused with a message naming it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error(refusal(self.dest))
+
+
+def add_refused_arguments(parser: argparse.ArgumentParser, cls: type, taken: type) -> None:
+    """The flags of ``cls`` that the command's config ``taken`` has no field for, refused (pull mode:
+    the export options ``ovembed serve --source_model`` does not take)."""
+    own = {f.name for f in dataclasses.fields(taken)}
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name not in own:
+            parser.add_argument(*_flag_names(field), dest=field.name, action=_Refused, help=argparse.SUPPRESS,
+                                nargs=0 if hints[field.name] is bool else "?", default=argparse.SUPPRESS)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """One flag per dataclass field, default from the environment when set."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         kind, is_list = _base_type(hints[field.name])
-        names = [f"--{field.name}"]
-        if "_" in field.name:
-            names.append(f"--{field.name.replace('_', '-')}")
-        names += [f for f in field.metadata.get("flags", ()) if f not in names]
+        names = _flag_names(field)
         env = _env_name(field)
         help_text = field.metadata.get("help", "")
         default = field.default if field.default is not dataclasses.MISSING else (
@@ -221,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         _SUBPARSERS[name] = p
         if cls is not None:
             add_config_arguments(p, cls)
+        if cls is ServeConfig:
+            add_refused_arguments(p, ExportConfig, ServeConfig)
     return parser
 
 

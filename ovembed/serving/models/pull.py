@@ -20,10 +20,11 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ovembed.config import ServeConfig, Task
+from ovembed.config import ExportConfig, ServeConfig
 from ovembed.errors import ConfigError
+from ovembed.pull_fields import PULL_FIELDS
 from ovembed.repository import atomic_write_text, model_dir_for, read_config
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ def served_name(cfg: ServeConfig) -> str:
     return cfg.model_name or str(cfg.source_model)
 
 
+def _pulled(cfg: ServeConfig) -> dict[str, Any]:
+    """The serve flags of :data:`~ovembed.pull_fields.PULL_FIELDS` (ServeConfig fields that config.py adds)."""
+    return {name: getattr(cfg, name) for name in PULL_FIELDS}
+
+
 _EMPTY_CONFIG = '{\n  "model_config_list": []\n}\n'
 
 
@@ -46,7 +52,7 @@ def pull_config(cfg: ServeConfig) -> ServeConfig:
         return cfg
     if cfg.model_path is not None:
         raise ConfigError("--source_model serves a model repository: drop --model_path")
-    config_path = cfg.config_path or Path(cfg.model_repository_path) / "config.json"
+    config_path = cfg.config_path or Path(_pulled(cfg)["model_repository_path"]) / "config.json"
     if not config_path.exists():
         atomic_write_text(config_path, _EMPTY_CONFIG)
     return dataclasses.replace(cfg, config_path=config_path)
@@ -63,7 +69,7 @@ def needs_export(cfg: ServeConfig) -> bool:
     """Whether the served name is missing from config.json (or its folder has no graph.pbtxt), or
     ``--overwrite_models`` asks for a new export."""
     assert cfg.config_path is not None
-    if cfg.overwrite_models:
+    if _pulled(cfg)["overwrite_models"]:
         return True
     name = served_name(cfg)
     for entry in read_config(cfg.config_path):
@@ -72,26 +78,31 @@ def needs_export(cfg: ServeConfig) -> bool:
     return True
 
 
-def export_command(cfg: ServeConfig) -> list[str]:
-    """``ovembed export`` for the pull, with the serve flags that apply to it."""
+def export_config(cfg: ServeConfig) -> ExportConfig:
+    """The ``ovembed export`` of the pull: the :data:`~ovembed.pull_fields.PULL_FIELDS` that apply to its
+    task, and what pull mode sets itself (source, served name, config.json, quiet, serve's --target_device)."""
     assert cfg.source_model is not None and cfg.config_path is not None
-    command = [sys.executable, "-m", "ovembed", "export", "--quiet", "--source_model", cfg.source_model,
-               "--model_name", served_name(cfg), "--model_repository_path", str(cfg.model_repository_path),
-               "--config_file_path", str(cfg.config_path), "--weight-format", cfg.weight_format.value]
-    command += ["--task", cfg.task.value, "--num_streams", str(cfg.num_streams)]
-    if cfg.task is Task.RERANK:
-        command += ["--max_doc_length", str(cfg.max_doc_length), "--max_allowed_chunks", str(cfg.max_allowed_chunks)]
-    elif cfg.pooling is not None and cfg.task is Task.EMBEDDINGS:
-        command += ["--pooling", cfg.pooling.value]
-    for flag, value in (("--revision", cfg.revision), ("--target_device", cfg.target_device),
-                        ("--extra_quantization_params", cfg.extra_quantization_params),
-                        ("--reference_model", cfg.reference_model)):
-        if value is not None:
-            command.append(f"{flag}={value}")  # '=': a value may start with '--'
-    for flag, on in (("--skip_normalize", cfg.skip_normalize), ("--truncate", cfg.truncate),
-                     ("--overwrite_models", cfg.overwrite_models), ("--trust_remote_code", cfg.trust_remote_code)):
-        if on:
-            command.append(flag)
+    pulled = _pulled(cfg)
+    values = {name: value for name, value in pulled.items() if PULL_FIELDS[name].applies(str(pulled["task"]))}
+    if cfg.target_device is not None:
+        values["target_device"] = cfg.target_device
+    return ExportConfig(source_model=cfg.source_model, model_name=served_name(cfg), config_file_path=cfg.config_path,
+                        quiet=True, **values)
+
+
+def export_command(cfg: ServeConfig) -> list[str]:
+    """``ovembed export`` for the pull: :func:`export_config` as flags (``--hf_token`` goes in the environment)."""
+    command = [sys.executable, "-m", "ovembed", "export", "--quiet"]
+    export = export_config(cfg)
+    for f in dataclasses.fields(ExportConfig):
+        value = getattr(export, f.name)
+        if f.name in ("quiet", "hf_token") or value == (f.default_factory() if callable(f.default_factory)
+                                                          else f.default):
+            continue
+        if isinstance(value, bool):
+            command.append(f"--{f.name}" if value else f"--no-{f.name}")
+        else:  # '=': a value may start with '--'
+            command += [f"--{f.name}={item}" for item in (value if isinstance(value, list) else [value])]
     return command
 
 
@@ -99,8 +110,9 @@ def export_env(cfg: ServeConfig) -> dict[str, str]:
     """The export's environment: the server's, with ``--hf_token`` as HF_TOKEN (not on its command line,
     where any local user could read it)."""
     env = dict(os.environ)
-    if cfg.hf_token is not None:
-        env["HF_TOKEN"] = cfg.hf_token
+    token = _pulled(cfg)["hf_token"]
+    if token is not None:
+        env["HF_TOKEN"] = token
     return env
 
 
@@ -109,7 +121,7 @@ async def _run_export(cfg: ServeConfig, registry: ModelRegistry) -> tuple[int, s
     command = export_command(cfg)
     name, doing = served_name(cfg), _doing(cfg)
     last = ""
-    log.info("pull: exporting %s as %s into %s", cfg.source_model, served_name(cfg), cfg.model_repository_path)
+    log.info("pull: exporting %s as %s into %s", cfg.source_model, name, _pulled(cfg)["model_repository_path"])
     proc = await asyncio.create_subprocess_exec(*command, env=export_env(cfg), stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
@@ -166,7 +178,7 @@ async def pulling(cfg: ServeConfig, registry: ModelRegistry, reloader: Reloader 
         yield
         return
     name = served_name(cfg)
-    registry.prepare(name, model_dir_for(Path(cfg.model_repository_path), name), _doing(cfg))
+    registry.prepare(name, model_dir_for(Path(_pulled(cfg)["model_repository_path"]), name), _doing(cfg))
     task = asyncio.create_task(pull(cfg, registry, reloader), name=f"pull {cfg.source_model}")
     try:
         yield
