@@ -24,8 +24,9 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,7 +195,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def _wait(what: str, ok: callable, server: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
+def _wait(what: str, ok: Callable[[], bool], server: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not ok():
         if server.poll() is not None:
