@@ -11,7 +11,8 @@ Every fenced ``bash``/``sh``/``python`` block carries a marker on the line befor
 
 The runnable blocks run offline: the Hub is the loopback stand-in (``tests/support/hub_stand_in.py``)
 serving the packaged all-MiniLM-L6-v2 and tiny random rerank and sparse models under the ids the docs
-name; port 8000 in a block becomes a free port (``OVEMBED_REST_PORT`` for the server).
+name; ports 8000 (HTTP) and 9000 (gRPC) in a block become free ports (``OVEMBED_REST_PORT`` for
+the server).
 """
 
 from __future__ import annotations
@@ -171,8 +172,19 @@ def test_every_flag_in_the_docs_exists_and_is_spelled_with_underscores() -> None
 _CURL_FAILS = 'curl() { command curl --fail-with-body --silent --show-error "$@"; }\n'
 
 
-def _run(block: Block, cwd: Path, env: dict[str, str], port: int) -> str:
-    code = block.code.replace(":8000", f":{port}")
+@dataclass(frozen=True)
+class Ports:
+    rest: int
+    grpc: int
+
+    def localise(self, code: str) -> str:
+        """The block's code with the documented ports replaced by this run's free ones."""
+        return (code.replace(":8000", f":{self.rest}").replace(":9000", f":{self.grpc}")
+                .replace("--port 9000", f"--port {self.grpc}"))
+
+
+def _run(block: Block, cwd: Path, env: dict[str, str], ports: Ports) -> str:
+    code = ports.localise(block.code)
     if block.language in ("python", "py"):
         command = [sys.executable, "-c", code]
     else:
@@ -183,6 +195,34 @@ def _run(block: Block, cwd: Path, env: dict[str, str], port: int) -> str:
     if block.expect is not None:
         assert block.expect in output, f"{block}: expected {block.expect!r} in the output:\n{output[-2000:]}"
     return output
+
+
+def test_a_failing_block_fails_the_test(tmp_path: Path) -> None:
+    """The runner itself: an HTTP error from curl, a non-zero exit or a missing expected text fail."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404, "no such route")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        ports = Ports(httpd.server_address[1], free_port())
+        env = dict(os.environ)
+        for code, language, expect in (("curl -s http://127.0.0.1:8000/v3/models\n", "bash", None),
+                                       ("exit 3\n", "bash", None),
+                                       ("print(383)\n", "python", "384")):
+            block = Block(ROOT / "README.md", 1, language, code, "run", expect)
+            with pytest.raises(AssertionError):
+                _run(block, tmp_path, env, ports)
+        assert "ok" in _run(Block(ROOT / "README.md", 1, "bash", "echo ok\n", "run"), tmp_path, env, ports)
+    finally:
+        httpd.shutdown()
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -233,7 +273,8 @@ def test_runnable_blocks(doc: Path, hub_repos: dict[str, Path], tmp_path: Path) 
     from tests.support.hub_stand_in import hub_env, hub_stand_in
     from tests.tiny_models import TINY_INT8_MAX_SCORE_DIFF, TINY_INT8_MIN_RANK_AGREEMENT
 
-    port = free_port()
+    ports = Ports(free_port(), free_port())
+    port = ports.rest
     work = tmp_path / "work"
     work.mkdir()
     server: subprocess.Popen[bytes] | None = None
@@ -249,13 +290,13 @@ def test_runnable_blocks(doc: Path, hub_repos: dict[str, Path], tmp_path: Path) 
             for block in blocks(doc):
                 if block.mode == "serve":
                     assert server is None, f"{block}: a second server in one document"
-                    command = ["bash", "-euo", "pipefail", "-c", "exec " + block.code.strip()]
+                    command = ["bash", "-euo", "pipefail", "-c", "exec " + ports.localise(block.code).strip()]
                     with log.open("ab") as out:
                         server = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
                     _wait("/v2/health/ready", lambda: _get(f"http://127.0.0.1:{port}/v2/health/ready")[0] == 200,
                           server, log)
                 elif block.mode == "run":
-                    _run(block, work, env, port)
+                    _run(block, work, env, ports)
                     if server is not None and "ovembed export" in block.code:
                         _wait("the new models to load", lambda: _every_model_available(port), server, log)
         finally:
