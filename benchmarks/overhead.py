@@ -10,7 +10,7 @@ plugin config) and times the same ~8-token query through each layer, p50 over ``
 
 HTTP (uvicorn, routing, JSON) is what ``engine_ceiling.py``'s server row adds on top of 4.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/overhead.py --config_path REPO/config.json [--n 500]
+    .venv/bin/python -m benchmarks.overhead --config_path REPO/config.json [--n 500]
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ovembed.benchmark.stats import latency_of
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 QUERY = "how do I cook rice quickly"
@@ -41,7 +40,7 @@ def _p50(fn: Callable[[], object], n: int) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return latency_of(times).median
 
 
 async def _p50_async(fn: Callable[[], object], n: int) -> float:
@@ -52,7 +51,7 @@ async def _p50_async(fn: Callable[[], object], n: int) -> float:
         t0 = time.perf_counter()
         await fn()  # type: ignore[misc]
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return latency_of(times).median
 
 
 def main() -> int:

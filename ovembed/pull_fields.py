@@ -1,7 +1,7 @@
 """Which `ovembed export` options `ovembed serve --source_model` (pull mode) takes: the one declared list.
 
 :class:`~ovembed.config.ServeConfig` gets one field per :data:`PULL_FIELDS` entry (type, default, env variable
-and checks are :class:`~ovembed.config.ExportConfig`'s; the help is serve's), :mod:`ovembed.serving.pull`
+and checks are :class:`~ovembed.config.ExportConfig`'s; the help is serve's), :mod:`ovembed.serving.models.pull`
 builds the pull's ``ExportConfig`` and ``ovembed export`` command line from them, and ``ovembed serve``
 refuses every other export option with :func:`refusal`'s message. Serve's own ``source_model``,
 ``model_name``, ``target_device`` and ``default_prompt_name`` mean the same in both commands: the first

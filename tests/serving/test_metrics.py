@@ -22,8 +22,8 @@ from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.metrics import UNMATCHED, Metrics
-from tests.live_server import free_port, live_server
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
+from tests.support.live_server import free_port, live_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -15,8 +15,8 @@ from ovembed.cli import _join_flag_values, build_config, build_parser
 from ovembed.config import ExportConfig, Pooling, ServeConfig, Task, WeightFormat
 from ovembed.errors import ConfigError
 from ovembed.serving.models.pull import export_command, export_env, needs_export, pull_config
-from tests.hub_stand_in import hub_env, hub_stand_in
-from tests.live_server import LiveServer, pulling_server, wait_ready
+from tests.support.hub_stand_in import hub_env, hub_stand_in
+from tests.support.live_server import LiveServer, pulling_server, wait_ready
 
 REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Embeddings from a Hub id in one command."]

@@ -104,7 +104,7 @@ async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metri
 
 @asynccontextmanager
 async def _pull(cfg: ServeConfig, registry: Registry, reloader: Reloader | None) -> AsyncIterator[None]:
-    """``--source_model``: export the model in the background if the repository lacks it (serving.pull)."""
+    """``--source_model``: export the model in the background if the repository lacks it (serving.models.pull)."""
     if cfg.source_model is None:
         yield
         return

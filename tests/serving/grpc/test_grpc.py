@@ -22,8 +22,8 @@ from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.http.server import check_config
-from tests.live_server import free_port
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_vector, make_app, text_ids
+from tests.support.live_server import free_port
 
 KEY = "grpc-secret"
 AUTH = (("authorization", f"Bearer {KEY}"),)

@@ -24,7 +24,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.live_server import LiveServer, free_port, start_server, stop_server
+from tests.support.live_server import LiveServer, free_port, start_server, stop_server
 
 KEY = "triton-secret"
 MODEL = "minilm"

@@ -29,8 +29,8 @@ from ovembed.repository import remove_model, upsert_model
 from ovembed.serving.http.app import create_app
 from ovembed.serving.models.registry import ModelRegistry
 from ovembed.serving.models.reload import Reloader, fingerprint
-from tests.live_server import live_server
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
+from tests.support.live_server import live_server
 
 T = TypeVar("T")
 LONG = " ".join(["reloading must not drop requests that are already being served"] * 20)

@@ -3,7 +3,7 @@
     with live_server(config_path, tmp_path / "server.log", "--api_key_file", key) as server:
         httpx.get(f"{server.base_url}/v3/models", headers=...)
 
-The server is started by :mod:`benchmarks.server_process` (the one server spawner) with a clean
+The server is started by :mod:`tests.support.server` with a clean
 environment (no OVEMBED_* variables, no API_KEY, so only the flags given here apply), polled
 until ``/v2/health/ready`` answers 200, and stopped with SIGTERM. A server that exits or is not
 ready in time fails the test with its log.
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.server_process import Server, clean_env, free_port
-from benchmarks.server_process import spawn_server as _spawn
-from benchmarks.server_process import start_server as _start
-from benchmarks.server_process import wait_ready as _wait_ready
+from tests.support.server import Server, clean_env, free_port
+from tests.support.server import spawn_server as _spawn
+from tests.support.server import start_server as _start
+from tests.support.server import wait_ready as _wait_ready
 
 LiveServer = Server
 __all__ = ["LiveServer", "clean_env", "free_port", "live_server", "pulling_server", "start_server", "stop_server",

