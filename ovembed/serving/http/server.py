@@ -150,6 +150,11 @@ def check_config(cfg: ServeConfig) -> None:
         )
     if cfg.model_name is not None and cfg.model_path is None and cfg.source_model is None:
         raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
+
+
+
+def _check_model_path(cfg: ServeConfig) -> None:
+    """``--model_path`` that is no exported model (missing, a Hugging Face folder) is one line before start."""
     if cfg.model_path is not None and not cfg.allow_empty:
         hint = folder_hint(Path(cfg.model_path).expanduser())
         if hint is not None:
@@ -197,6 +202,7 @@ def run(cfg: ServeConfig) -> int:
 
         cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)
+        _check_model_path(cfg)
         rest_socket = _bind_ports(cfg)
     except PortUnavailable as exc:
         logger.error("ovembed serve: %s", exc)
