@@ -19,6 +19,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip ins
 jsonschema = pytest.importorskip("jsonschema")
 referencing = pytest.importorskip("referencing")
 
+from tests.deploy.container_args import export_config, serve_config  # noqa: E402
 from tests.deploy.validation import CUSTOM_SCHEMAS, K8S_VERSIONS, validate_custom  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,23 +45,6 @@ def _one(folder: Path, filename: str, kind: str) -> dict[str, Any]:
     docs = [d for d in _docs(folder / filename) if d["kind"] == kind]
     assert len(docs) == 1, f"{filename}: expected one {kind}"
     return docs[0]
-
-
-def _serve_config(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Parse container args with ovembed's own CLI; returns the ServeConfig after check_config."""
-    import os
-
-    from ovembed.cli import build_config, build_parser
-    from ovembed.config import ServeConfig
-    from ovembed.serving.http.server import check_config
-
-    for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
-        monkeypatch.delenv(key)
-    assert args[0] == "serve"
-    parsed = build_parser().parse_args(args)
-    cfg = build_config(ServeConfig, parsed)
-    check_config(cfg)
-    return cfg
 
 
 # --- schema validation ------------------------------------------------------------------------
@@ -126,7 +110,7 @@ def test_deployment_serves_the_repository(monkeypatch: pytest.MonkeyPatch) -> No
     deployment = _one(K8S, "deployment.yaml", "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    cfg = _serve_config(container["args"], monkeypatch)
+    cfg = serve_config(container["args"], monkeypatch)
     assert str(cfg.config_path) == "/models/config.json" and cfg.model_path is None
     assert (cfg.rest_bind_address, cfg.grpc_bind_address) == ("0.0.0.0", "0.0.0.0")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -231,7 +215,7 @@ def test_keda_scaled_object_scales_the_deployment_on_queue_depth() -> None:
 def test_service_monitor_scrapes_metrics_on_the_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
     deployment = _one(K8S, "deployment.yaml", "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    cfg = _serve_config(container["args"], monkeypatch)
+    cfg = serve_config(container["args"], monkeypatch)
     service = _one(K8S, "service.yaml", "Service")
     monitor = _one(K8S, "servicemonitor.yaml", "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -281,18 +265,10 @@ def test_kustomization_lists_the_default_set() -> None:
 
 
 def test_export_job_writes_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    from ovembed.cli import build_config, build_parser
-    from ovembed.config import ExportConfig
-
-    for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
-        monkeypatch.delenv(key)
     job = _one(K8S, "export-job.yaml", "Job")
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    parsed = build_parser().parse_args(container["args"])
-    cfg = build_config(ExportConfig, parsed)
+    cfg = export_config(container["args"], monkeypatch)
     assert str(cfg.model_repository_path) == "/models"
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
     assert not mount.get("readOnly", False)
@@ -313,7 +289,7 @@ def test_serving_runtime_speaks_v2_on_both_ports(monkeypatch: pytest.MonkeyPatch
     assert container["name"] == "kserve-container"
     args = [a.replace("{{.Name}}", "minilm") for a in container["args"]]
     assert "--model_name={{.Name}}" in container["args"], "serve the model under the InferenceService name"
-    cfg = _serve_config(args, monkeypatch)
+    cfg = serve_config(args, monkeypatch)
     assert str(cfg.model_path) == "/mnt/models" and cfg.config_path is None  # the storage initializer's path
     assert cfg.model_name == "minilm"
     assert (cfg.rest_bind_address, cfg.grpc_bind_address) == ("0.0.0.0", "0.0.0.0")
@@ -377,7 +353,7 @@ def test_gpu_overlay_requests_an_intel_gpu(monkeypatch: pytest.MonkeyPatch) -> N
         assert container["resources"][part]["gpu.intel.com/i915"] == "1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"  # the rest is the base's
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["supplementalGroups"]
-    cfg = _serve_config(container["args"], monkeypatch)
+    cfg = serve_config(container["args"], monkeypatch)
     assert cfg.target_device == "GPU" and str(cfg.config_path) == "/models/config.json"
     base_args = _one(K8S, "deployment.yaml", "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert container["args"][:len(base_args)] == base_args  # only --target_device GPU added
