@@ -9,6 +9,11 @@ keys are rejected at every level described here, as the API server's strict fiel
 LabelSelector, HorizontalPodAutoscalerBehavior, SecretKeySelector) are checked against the core
 definitions that kubernetes-validate ships, as in kserve_schema.py. Status fields and rarely used
 options (TLS, OAuth2, proxies) are left out: a manifest using them fails here first, deliberately.
+
+Cross-checked once (not in the suite: it needs extra packages) against the Pydantic models generated
+from the CRDs themselves, cloudcoil-models-keda 2.16.1.0 and cloudcoil-models-prometheus-operator
+0.80.1.0: every field named here exists there, except ``fallback.behavior`` (KEDA 2.17+), and the
+rendered ScaledObjects and ServiceMonitors load into those models without losing a field.
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def test_chart_lints_clean(name: str, tmp_path: Path) -> None:
 
 def test_value_sets_render_the_expected_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
     kinds = {name: sorted(d["kind"] for d in docs) for name, docs in rendered.items()}
-    base = ["Deployment", "PodDisruptionBudget", "Service"]
+    base = ["Deployment", "Pod", "PodDisruptionBudget", "Service"]  # Pod: the `helm test` hook
     assert kinds["default"] == sorted([*base, "PersistentVolumeClaim", "HorizontalPodAutoscaler"])
     assert kinds["keda"] == sorted([*base, "PersistentVolumeClaim", "ScaledObject", "ServiceMonitor"])
     assert kinds["hub"] == sorted([*base, "HorizontalPodAutoscaler"])  # no claim: an emptyDir per pod
@@ -300,6 +300,24 @@ def test_gpu_values_request_an_intel_gpu(rendered: dict[str, list[dict[str, Any]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["supplementalGroups"] == [44, 110]
     assert pod["nodeSelector"] == {"intel.feature.node.kubernetes.io/gpu": "true"}
     assert _the(docs, "Deployment")["spec"]["replicas"] == 2
+
+
+def test_helm_test_pod_checks_readiness_and_metrics_through_the_service(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for name in ("default", "hub"):
+        docs = rendered[name]
+        pod = _the(docs, "Pod")
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+        (container,) = pod["spec"]["containers"]
+        assert container["image"] == _container(docs)["image"], "the test needs no other image"
+        assert container["command"][:2] == ["python", "-c"]
+        script = container["command"][2]
+        compile(script, "test-connection", "exec")
+        service = _the(docs, "Service")
+        http = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+        assert f'base = "http://{service["metadata"]["name"]}:{http}"' in script
+        assert '"/v2/health/ready"' in script and "ovembed_queue_depth" in script
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
 # --- Hub pull mode and secrets -----------------------------------------------------------------------

@@ -50,6 +50,11 @@ app.kubernetes.io/component: server
 {{- printf "%s:%s" .Values.exportImage.repository (default (printf "%s-export" .Chart.AppVersion) .Values.exportImage.tag) }}
 {{- end }}
 
+{{/* The serving container's image: the export image in Hub mode (the pod exports), else the serving image. */}}
+{{- define "ovembed.podImage" -}}
+{{- if eq .Values.models.source "hub" }}{{ include "ovembed.exportImage" . }}{{ else }}{{ include "ovembed.image" . }}{{ end }}
+{{- end }}
+
 {{/* The claim holding the model repository. */}}
 {{- define "ovembed.claimName" -}}
 {{- default (printf "%s-models" (include "ovembed.fullname" .)) .Values.models.repository.existingClaim }}
