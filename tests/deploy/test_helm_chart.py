@@ -171,7 +171,7 @@ def test_value_sets_render_the_expected_objects(rendered: dict[str, list[dict[st
     assert kinds["hub"] == sorted([*base, "HorizontalPodAutoscaler"])  # no claim: an emptyDir per pod
     assert kinds["ingress"] == sorted([*base, "HorizontalPodAutoscaler", "Ingress"])  # existing claim
     assert kinds["gpu"] == sorted([*base, "PersistentVolumeClaim"])  # autoscaling none
-    assert kinds["export-job"] == sorted([*base, "PersistentVolumeClaim", "HorizontalPodAutoscaler", "Job", "Job"])
+    assert kinds["export-job"] == sorted([*base, "PersistentVolumeClaim", "HorizontalPodAutoscaler", "Job"])
     for name, doc in _all_objects(rendered):
         assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, (name, doc["kind"])
         assert doc["metadata"]["name"].startswith(FULLNAME), (name, doc["kind"])
@@ -353,8 +353,7 @@ def test_secrets_are_referenced_never_inlined(tmp_path: Path) -> None:
     container = _container(docs)
     env = {e["name"]: e for e in container["env"]}
     assert env["API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "ovembed-api-key", "key": "api-key"}
-    for job in _kind(docs, "Job"):
-        (job_container,) = job["spec"]["template"]["spec"]["containers"]
+    for job_container in _the(docs, "Job")["spec"]["template"]["spec"]["initContainers"]:
         job_env = {e["name"]: e for e in job_container["env"]}
         assert job_env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
     # There is no value that could carry a token into the output: a token given anywhere in values is
@@ -369,31 +368,64 @@ def test_secrets_are_referenced_never_inlined(tmp_path: Path) -> None:
 # --- export Jobs --------------------------------------------------------------------------------------
 
 
-def test_export_jobs_fill_the_served_repository(rendered: dict[str, list[dict[str, Any]]],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_job_fills_the_served_repository_one_model_at_a_time(
+        rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> None:
     docs = rendered["export-job"]
     claim = _the(docs, "PersistentVolumeClaim")["metadata"]["name"]
     served = serve_config(_container(docs)["args"], monkeypatch)
-    jobs = _kind(docs, "Job")
-    assert [j["metadata"]["name"] for j in jobs] == [f"{FULLNAME}-export-minilm", f"{FULLNAME}-export-bge-reranker"]
+    job = _the(docs, "Job")
+    assert re.fullmatch(rf"{FULLNAME}-export-[0-9a-f]{{8}}", job["metadata"]["name"])
+    assert "helm.sh/hook" not in job["metadata"].get("annotations", {}), \
+        "a post-install hook would wait for pods that wait for the export (helm install --wait)"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 10001 and pod["restartPolicy"] == "Never"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # Init containers run one after the other: config.json has a single writer at a time.
     exported = []
-    for index, job in enumerate(jobs):
-        annotations = job["metadata"]["annotations"]
-        assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
-        assert annotations["helm.sh/hook-weight"] == str(index)
-        pod = job["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
+    for container in pod["initContainers"]:
         assert container["image"] == "ovembed:0.1.0-export"
         cfg = export_config(container["args"], monkeypatch)
-        assert cfg.model_repository_path.parent / cfg.model_repository_path.name / "config.json" == served.config_path
-        exported.append((cfg.source_model, cfg.model_name, cfg.weight_format.value, cfg.task.value))
+        assert Path(cfg.model_repository_path) / "config.json" == served.config_path
+        exported.append((container["name"], cfg.source_model, cfg.model_name, cfg.weight_format.value,
+                         cfg.task.value))
         mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
         assert not mount.get("readOnly")
-        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
-        assert volume["persistentVolumeClaim"] == {"claimName": claim}
-        assert pod["securityContext"]["runAsUser"] == 10001 and pod["restartPolicy"] == "Never"
-    assert exported == [("sentence-transformers/all-MiniLM-L6-v2", "minilm", "int8", "embeddings"),
-                        ("BAAI/bge-reranker-base", "bge_reranker", "fp16", "rerank")]
+        assert volumes[mount["name"]]["persistentVolumeClaim"] == {"claimName": claim}
+        env = {e["name"]: e for e in container["env"]}
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+    assert exported == [
+        ("export-minilm", "sentence-transformers/all-MiniLM-L6-v2", "minilm", "int8", "embeddings"),
+        ("export-bge-reranker", "BAAI/bge-reranker-base", "bge_reranker", "fp16", "rerank")]
+    (summary,) = pod["containers"]
+    assert summary["command"][-1] == str(served.config_path)
+
+
+def test_export_job_name_changes_with_its_pod(tmp_path: Path) -> None:
+    """A Job's pod template is immutable: a changed model list must give a new Job, the same list the same."""
+    def name(values: dict[str, Any]) -> str:
+        return str(_the(_render(values, tmp_path), "Job")["metadata"]["name"])
+
+    changed = copy.deepcopy(EXPORT_JOB)
+    changed["exportJob"]["models"][0]["weightFormat"] = "int4"
+    assert name(EXPORT_JOB) == name(copy.deepcopy(EXPORT_JOB)) != name(changed)
+    assert name(EXPORT_JOB) != name({**EXPORT_JOB, "exportImage": {"tag": "0.1.1-export"}})
+
+
+def test_serving_pods_wait_for_the_repository(rendered: dict[str, list[dict[str, Any]]],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh volume has no config.json until the export Job writes it; `ovembed serve` exits without
+    it, so the pod waits in an init container instead of crash-looping (and backing off)."""
+    docs = rendered["default"]
+    pod = _the(docs, "Deployment")["spec"]["template"]["spec"]
+    (wait,) = pod["initContainers"]
+    script, path = wait["command"][2], wait["command"][3]
+    compile(script, "wait-for-repository", "exec")
+    assert "os.path.exists(sys.argv[1])" in script
+    assert path == str(serve_config(_container(docs)["args"], monkeypatch).config_path)
+    mount = next(m for m in wait["volumeMounts"] if m["mountPath"] == "/models")
+    assert mount["readOnly"] is True and mount["name"] == "models"
+    assert wait["image"] == _container(docs)["image"]
+    assert "initContainers" not in _the(rendered["hub"], "Deployment")["spec"]["template"]["spec"]
 
 
 # --- autoscaling and metrics --------------------------------------------------------------------------

@@ -145,3 +145,139 @@ serve.flags (sorted by key), then serve.extraArgs.
 {{- define "ovembed.requestRateQuery" -}}
 {{- default (printf "sum(rate(ovembed_requests_total{%s,model!=\"\"}[2m]))" (include "ovembed.promSelector" .)) .Values.autoscaling.keda.requestRate.query }}
 {{- end }}
+
+{{/* The export Job's pod template: one init container per model, in order, then a summary. */}}
+{{- define "ovembed.exportPod" -}}
+{{- $job := .Values.exportJob }}
+{{- $mount := .Values.models.mountPath }}
+metadata:
+  labels:
+    {{- include "ovembed.commonLabels" . | nindent 4 }}
+    app.kubernetes.io/component: export
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  initContainers:
+    {{- range $model := required "exportJob.models lists the models to export" $job.models }}
+    - name: {{ printf "export-%s" ($model.name | lower | replace "_" "-" | replace "." "-") | trunc 63 | trimSuffix "-" }}
+      image: {{ include "ovembed.exportImage" $ | quote }}
+      imagePullPolicy: {{ $.Values.exportImage.pullPolicy }}
+      args:
+        - export
+        - --source_model
+        - {{ required "exportJob.models[].sourceModel is required" $model.sourceModel | quote }}
+        - --model_name
+        - {{ required "exportJob.models[].name is required" $model.name | quote }}
+        - --model_repository_path
+        - {{ $mount | quote }}
+        - --weight_format
+        - {{ default "int8" $model.weightFormat | quote }}
+        {{- range $model.extraArgs }}
+        - {{ . | quote }}
+        {{- end }}
+      {{- include "ovembed.exportContainerCommon" $ | nindent 6 }}
+    {{- end }}
+  containers:
+    - name: summary
+      image: {{ include "ovembed.exportImage" . | quote }}
+      imagePullPolicy: {{ .Values.exportImage.pullPolicy }}
+      command:
+        - python
+        - -c
+        - import sys; print(open(sys.argv[1]).read())
+        - {{ printf "%s/%s" (trimSuffix "/" $mount) .Values.models.repository.configFile | quote }}
+      resources:
+        requests:
+          cpu: 10m
+          memory: 32Mi
+        limits:
+          memory: 64Mi
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: models
+          mountPath: {{ $mount }}
+          readOnly: true
+  volumes:
+    - name: models
+      persistentVolumeClaim:
+        claimName: {{ include "ovembed.claimName" . }}
+    - name: cache
+      emptyDir: {}
+    - name: tmp
+      emptyDir: {}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* env, resources, securityContext and mounts shared by the export Job's containers. */}}
+{{- define "ovembed.exportContainerCommon" -}}
+env:
+  - name: HF_HOME
+    value: /cache/huggingface
+  - name: HOME
+    value: /tmp
+  {{- with .Values.exportJob.tokenSecret.name }}
+  - name: HF_TOKEN
+    valueFrom:
+      secretKeyRef:
+        name: {{ . }}
+        key: {{ $.Values.exportJob.tokenSecret.key }}
+  {{- end }}
+  {{- with .Values.env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+resources:
+  {{- toYaml .Values.exportJob.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - name: models
+    mountPath: {{ .Values.models.mountPath }}
+  - name: cache
+    mountPath: /cache
+  - name: tmp
+    mountPath: /tmp
+{{- end }}
+
+{{/* Repository mode: an init container that waits for config.json (a fresh volume is empty until the
+export Job or you fill it; ovembed serve exits without it, and a crash-looping pod backs off for
+minutes after the file appears). */}}
+{{- define "ovembed.waitForRepository" -}}
+- name: wait-for-repository
+  image: {{ include "ovembed.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command:
+    - python
+    - -c
+    - |
+      import os, sys, time
+      while not os.path.exists(sys.argv[1]):
+          print("waiting for", sys.argv[1], flush=True)
+          time.sleep(5)
+    - {{ printf "%s/%s" (trimSuffix "/" .Values.models.mountPath) .Values.models.repository.configFile | quote }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 32Mi
+    limits:
+      memory: 64Mi
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: models
+      mountPath: {{ .Values.models.mountPath }}
+      readOnly: true
+{{- end }}
