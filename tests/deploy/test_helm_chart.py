@@ -501,6 +501,9 @@ def test_autoscaling_none_sets_replicas(tmp_path: Path) -> None:
     docs = _render({"autoscaling": {"mode": "none"}, "replicaCount": 3}, tmp_path)
     assert _the(docs, "Deployment")["spec"]["replicas"] == 3
     assert not _kind(docs, "HorizontalPodAutoscaler") and not _kind(docs, "ScaledObject")
+    single = _render({"autoscaling": {"mode": "none"}, "replicaCount": 1, "podDisruptionBudget": {"enabled": False}},
+                     tmp_path)
+    assert _the(single, "Deployment")["spec"]["replicas"] == 1 and not _kind(single, "PodDisruptionBudget")
 
 
 def test_ingress_routes_to_the_http_port(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -539,6 +542,9 @@ def test_values_schema_refuses_mistakes(values: dict[str, Any], message: str, tm
     ({"serve": {"flags": {"metrics_enable": False}}}, "is set by the chart"),
     ({"serve": {"flags": {"graceful_timeout": 60}}}, "terminationGracePeriodSeconds must exceed"),
     ({"models": {"source": "hub"}}, "models.hub.sourceModel is required"),
+    ({"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}, "autoscaling.minReplicas (5) exceeds"),
+    ({"autoscaling": {"mode": "none"}, "replicaCount": 1}, "podDisruptionBudget.minAvailable (1) must be below"),
+    ({"autoscaling": {"minReplicas": 1}}, "podDisruptionBudget.minAvailable (1) must be below"),
     ({"models": {"source": "hub", "hub": {"sourceModel": "a/b"}}, "exportJob": EXPORT_JOB["exportJob"]},
      "needs models.source repository"),
 ])

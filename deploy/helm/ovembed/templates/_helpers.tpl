@@ -281,3 +281,18 @@ minutes after the file appears). */}}
       mountPath: {{ .Values.models.mountPath }}
       readOnly: true
 {{- end }}
+
+{{/* Checks across values that the schema cannot express; included once, by deployment.yaml. */}}
+{{- define "ovembed.validate" -}}
+{{- $a := .Values.autoscaling }}
+{{- if and (ne $a.mode "none") (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) exceeds autoscaling.maxReplicas (%d)" (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and $pdb.enabled (kindIs "float64" $pdb.minAvailable) }}
+{{- $least := eq $a.mode "none" | ternary (int .Values.replicaCount) (int $a.minReplicas) }}
+{{- if ge (int $pdb.minAvailable) $least }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below the replica count (%d), or no pod can ever be evicted (node drains hang): raise the replicas or set podDisruptionBudget.enabled=false" (int $pdb.minAvailable) $least) }}
+{{- end }}
+{{- end }}
+{{- end }}
