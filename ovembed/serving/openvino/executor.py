@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ovembed.errors import ConfigError
-from ovembed.serving.batching.policy import BatchPolicy
 from ovembed.serving.openvino.lone import LONE_BUDGET_S, LONE_LENGTHS, LoneShapes
 
 if TYPE_CHECKING:
@@ -285,13 +284,12 @@ class OpenVINOEngine:
         would add seconds to every load)."""
         if self._inline_request is None:
             return {}
-        padded_width = BatchPolicy(pad_multiple=multiple).width
         ways: dict[str, list[tuple[Any, dict[int, np.ndarray]]]] = {"exact": [], "padded": []}
         if self._lone:
             ways["static"] = []
         for length in LONE_LENGTHS:
             for way, runs in ways.items():
-                width = padded_width(length) if way == "padded" else length
+                width = -(-length // multiple) * multiple if way == "padded" else length
                 ids = np.full((1, width), pad_id, dtype=np.int64)
                 ids[0, :length] = token
                 mask = np.zeros((1, width), dtype=np.int64)

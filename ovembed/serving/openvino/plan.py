@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ovembed.config import Executors, ServeConfig
-from ovembed.graphs import GraphOptions, RerankGraphOptions
+from ovembed.graphs import AnyGraphOptions
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -42,7 +42,7 @@ def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
     return "fp32"
 
 
-def inference_precision(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
+def inference_precision(graph: AnyGraphOptions, cfg: ServeConfig, device: str,
                         precision: str) -> tuple[str | None, str]:
     """(INFERENCE_PRECISION_HINT to set, None for the device's default; why), from
     ``--inference_precision``, then graph.pbtxt's plugin_config, then ``auto``:
@@ -62,7 +62,7 @@ def inference_precision(graph: GraphOptions | RerankGraphOptions, cfg: ServeConf
     return None, f"auto: the device's default for {precision} weights"
 
 
-def plugin_config(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
+def plugin_config(graph: AnyGraphOptions, cfg: ServeConfig, device: str,
                   precision: str) -> dict[str, str]:
     """graph.pbtxt's plugin_config, as strings, plus defaults:
 

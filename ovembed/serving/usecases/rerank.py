@@ -47,7 +47,7 @@ class Ranking:
 
 def default_model(registry: Registry) -> str:
     """The name of the only rerank model being served (for requests that name none)."""
-    names = [s.info.name for s in registry.available() if s.info.task == Task.RERANK.value]
+    names = [s.info.name for s in registry.available() if s.info.task == Task.RERANK]
     if len(names) == 1:
         return names[0]
     if not names:
@@ -67,7 +67,7 @@ async def rerank(registry: Registry, ctx: RequestContext, req: RerankRequest) ->
     name = req.model if req.model is not None else default_model(registry)
     servable, status = models.servable(registry, ctx, name)
     info = servable.info
-    if info.task != Task.RERANK.value:
+    if info.task != Task.RERANK:
         raise wrong_task(info, Task.RERANK.value)
     result = await ctx.guard(servable.rerank(req.query, req.documents, req.options))
     order = ranked(result.raw_scores, req.top_n)

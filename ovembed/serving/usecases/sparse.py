@@ -4,22 +4,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ovembed.config import Task
 from ovembed.errors import InvalidInput
 from ovembed.serving.api import (
     DEFAULT_SPARSE,
+    ChunkingOptions,
     Inputs,
     ModelInfo,
     Registry,
     SparseOptions,
     SparseVector,
     Timings,
+    TruncationDirection,
     wrong_task,
 )
 from ovembed.serving.context import RequestContext
-from ovembed.serving.tasks.passages import ChunkingOptions
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed_options
 
@@ -33,7 +33,7 @@ class SparseRequest:
     prompt: str | None = None
     prompt_name: str | None = None
     input_type: str | None = None
-    truncation_direction: Literal["left", "right"] = "right"
+    truncation_direction: TruncationDirection = "right"
     pruning: SparseOptions = DEFAULT_SPARSE
     chunking: ChunkingOptions | None = None  # refused: sparse vectors of chunks are not combined
 
@@ -53,7 +53,7 @@ class SparseEmbeddings:
 
 def default_model(registry: Registry) -> str:
     """The name of the only sparse model being served (for requests that name none)."""
-    names = [s.info.name for s in registry.available() if s.info.task == Task.SPARSE.value]
+    names = [s.info.name for s in registry.available() if s.info.task == Task.SPARSE]
     if len(names) == 1:
         return names[0]
     if not names:
@@ -68,7 +68,7 @@ async def embed_sparse(registry: Registry, ctx: RequestContext, req: SparseReque
     name = req.model if req.model is not None else default_model(registry)
     servable, status = models.servable(registry, ctx, name, req.version)
     info = servable.info
-    if info.task != Task.SPARSE.value:
+    if info.task != Task.SPARSE:
         raise wrong_task(info, Task.SPARSE.value)
     if req.chunking is not None:
         raise InvalidInput(f"The model '{info.name}' is a sparse model: 'chunking' is for dense embeddings "

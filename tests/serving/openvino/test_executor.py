@@ -14,8 +14,9 @@ from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions
 from ovembed.serving.openvino import devices
 from ovembed.serving.openvino.executor import OpenVINOEngine
-from ovembed.serving.openvino.loader import load_model, resolve_max_length
+from ovembed.serving.openvino.loader import load_model
 from ovembed.serving.openvino.plan import bulk_config, bulk_plan, detect_precision, plugin_config
+from ovembed.serving.tasks.spec import resolve_max_length
 
 
 def write(folder: Path, name: str, data: dict[str, object]) -> None:
