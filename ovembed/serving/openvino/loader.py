@@ -21,22 +21,22 @@ from ovembed.repository import read_record
 from ovembed.serving.batching.policy import PAD_MULTIPLE, padded_width
 from ovembed.serving.openvino.devices import check_device, device_info, device_summary, primary_device
 from ovembed.serving.openvino.errors import loading_errors
-from ovembed.serving.openvino.executor import OpenVINOEngine
+from ovembed.serving.openvino.executor import OpenVINOExecutor
 from ovembed.serving.openvino.lone import (
     LONE_BUDGET_S,
     LONE_LENGTHS,
     LONE_STATIC_GAIN,
     LONE_WIDTHS,
     LoneShapes,
-    _lone_shapes,
+    compile_static_copies,
 )
 from ovembed.serving.openvino.plan import (
     _multi_stream,
-    bulk_plan,
     detect_precision,
     inference_precision,
     plugin_config,
     property_text,
+    throughput_plan,
 )
 from ovembed.serving.openvino.weights import (
     PrivateWeights,
@@ -83,11 +83,11 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
         created = int(xml.stat().st_mtime)
         with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
             widths = tuple(w for w in LONE_WIDTHS if w <= prepared.max_length) if spec.throughput_executor else ()
-            compiled, bulk, precision, mapped, lone = compile_executors(
+            latency, throughput, precision, mapped, lone = compile_executors(
                 core, xml, weights, prepared.head, graph, record, cfg, device, prepared.head_key,
-                bulk=spec.throughput_executor, lone_widths=widths)
+                throughput=spec.throughput_executor, lone_widths=widths)
             release_file_pages(*mapped)  # compiling read every weight; most now live repacked
-            engine = _warm_up(name, compiled, bulk, tokenizer, prepared.warm_shapes, lone)
+            engine = _warm_up(name, latency, throughput, tokenizer, prepared.warm_shapes, lone)
             if lone and not engine.lone_widths:  # compiled, timed and dropped: free their memory now
                 lone.clear()
                 trim_heap()
@@ -96,12 +96,12 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
     info = spec.info(source, prepared, dimensions=engine.dimensions, device=device, precision=precision,
                      created=created)
     dev = device_info(core, primary_device(core, device))
-    exec_precision = property_text(compiled, "INFERENCE_PRECISION_HINT")
-    streams = property_text(compiled, "NUM_STREAMS")
+    exec_precision = property_text(latency, "INFERENCE_PRECISION_HINT")
+    streams = property_text(latency, "NUM_STREAMS")
     _, why = inference_precision(graph, cfg, device, precision)
     log.info("model %s computes in %s (%s)", name, exec_precision or "the device's default", why)
-    if bulk is not None:
-        streams = f"{streams} (small batches) + {property_text(bulk, 'NUM_STREAMS')} (large batches)"
+    if throughput is not None:
+        streams = f"{streams} (small batches) + {property_text(throughput, 'NUM_STREAMS')} (large batches)"
     log.info("%smodel %s ready on %s (%s): weights %s, inference precision %s, %s stream(s), "
              "%d infer request(s), %s, loaded in %.2f s; %.0f MB of mapped weights released", spec.label, name,
              device, dev.full_name, precision, exec_precision or "default", streams, engine.slots,
@@ -112,54 +112,55 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
 
 def compile_executors(core: ov.Core, xml: Path, weights: PrivateWeights, build: Callable[[ov.Model], ov.Model],
                       graph: AnyGraphOptions, record: dict[str, Any], cfg: ServeConfig,
-                      device: str, head: dict[str, object], *, bulk: bool = True,
+                      device: str, head: dict[str, object], *, throughput: bool = True,
                       lone_widths: tuple[int, ...] = (),
                       ) -> tuple[ov.CompiledModel, ov.CompiledModel | None, str, list[Path], LoneShapes]:
     """Read ``xml`` with the private copy ``weights``, append the head (``build``; ``head`` describes it
     and keys the cached headed IR with ``--cache_dir``) and compile the latency executor, plus the
     throughput executor of :func:`~ovembed.serving.openvino.plan.throughput_plan` when ``throughput``
     and it applies (else None), plus static-shape copies for input shape ``[1, width]`` for
-    ``lone_widths`` while they fit in ``--lone_shapes_max_mb`` (:func:`~.lone.compile_lone_copies`):
+    ``lone_widths`` while they fit in ``--lone_shapes_max_mb`` (:func:`~.lone.compile_static_copies`):
     (latency executor, throughput executor, weight precision, the weight files it maps, copies by width)."""
     model = build(core.read_model(xml, weights.path))  # weights mapped, not read yet
     precision = detect_precision(record, model)
     config = plugin_config(graph, cfg, device, precision)
-    second, why = bulk_plan(config, graph.plugin_config, device, precision, cfg.executors) if bulk else (None, "")
-    if bulk and second is None and cfg.executors is Executors.TWO:
+    plan, why = (throughput_plan(config, graph.plugin_config, device, precision, cfg.executors) if throughput
+                 else (None, ""))
+    if throughput and plan is None and cfg.executors is Executors.TWO:
         log.warning("%s: --executors two, but one executor: %s", xml.parent.name, why)
     if cfg.cache_dir is None:
-        compiled = core.compile_model(model, device, config)
-        extra = core.compile_model(model, device, second) if second is not None else None
+        latency = core.compile_model(model, device, config)
+        second = core.compile_model(model, device, plan) if plan is not None else None
         source: ov.Model | None = model
         mapped = [weights.path]
     else:  # compile the headed model's file: hashed by path, weights mapped once (weights.py)
         content = hashlib.sha256(xml.read_bytes()).hexdigest() + weights.sha256
         headed = pooled_ir(model, content, cfg.cache_dir, head)
         del model
-        compiled = core.compile_model(str(headed), device, config)
-        extra = core.compile_model(str(headed), device, second) if second is not None else None
+        latency = core.compile_model(str(headed), device, config)
+        second = core.compile_model(str(headed), device, plan) if plan is not None else None
         source = core.read_model(str(headed)) if lone_widths else None
         mapped = [weights.path, headed.with_suffix(".bin")]
-    lone = _lone_shapes(core, source, lone_widths, device, config, xml.parent.name,
+    lone = compile_static_copies(core, source, lone_widths, device, config, xml.parent.name,
                         budget=cfg.lone_shapes_max_mb * 2**20, estimate=weights.size)
-    return compiled, _multi_stream(extra, cfg), precision, mapped, lone
+    return latency, _multi_stream(second, cfg), precision, mapped, lone
 
 
-def _warm_up(name: str, compiled: ov.CompiledModel, bulk: ov.CompiledModel | None, tokenizer: ServingTokenizer,
-             shapes: tuple[tuple[int, int], ...], lone: LoneShapes) -> OpenVINOEngine:
-    engine = OpenVINOEngine(compiled, bulk=bulk)
+def _warm_up(name: str, latency: ov.CompiledModel, throughput: ov.CompiledModel | None, tokenizer: ServingTokenizer,
+             shapes: tuple[tuple[int, int], ...], lone: LoneShapes) -> OpenVINOExecutor:
+    engine = OpenVINOExecutor(latency, throughput=throughput)
     engine.set_lone_shapes(lone)
     for batch, length in shapes:  # first runs pay shape setup
         ids = np.full((batch, length), tokenizer.pad_id + 1, dtype=np.int64)
         out = engine.infer(ids, np.ones_like(ids))
-        if bulk is not None:
-            engine.infer(ids, np.ones_like(ids), bulk=True)
+        if throughput is not None:
+            engine.infer(ids, np.ones_like(ids), throughput=True)
     engine.dimensions = int(out.shape[1])
     _time_inline(name, engine, tokenizer)
     return engine
 
 
-def _time_inline(name: str, engine: OpenVINOEngine, tokenizer: ServingTokenizer) -> None:
+def _time_inline(name: str, engine: OpenVINOExecutor, tokenizer: ServingTokenizer) -> None:
     """How lone queries run (``engine.pad_lone``; static-shape copies kept or dropped), then the
     inline time's first samples."""
     engine.pad_id = tokenizer.pad_id

@@ -89,23 +89,16 @@ def plugin_config(graph: AnyGraphOptions, cfg: ServeConfig, device: str,
     return out
 
 
-def bulk_config(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
-                executors: Executors = Executors.AUTO) -> dict[str, str] | None:
-    """The plugin config of the second, multi-stream executor (:class:`OpenVINOEngine`), or None
-    when there is none (:func:`bulk_plan` says why)."""
-    return bulk_plan(config, given, device, precision, executors)[0]
-
-
-def bulk_plan(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
+def throughput_plan(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
               executors: Executors = Executors.AUTO) -> tuple[dict[str, str] | None, str]:
-    """(plugin config of the second, multi-stream executor or None, why). There is one only on
+    """(plugin config of the throughput executor or None, why). There is one only on
     CPU, when graph.pbtxt keeps the exported default (``given``, its plugin_config:
     ``NUM_STREAMS 1`` or nothing, no hint, no thread setting: explicit settings there win), and
     ``executors`` (``--executors``) is ``two``, or ``auto`` with int8/int4 weights.
 
     Measured on 2 cores (MiniLM, Sapphire Rapids): two single-thread streams embed batches of
     256-token passages faster than one two-thread stream (int8 and fp32 alike), while a single
-    short query is fastest on one stream with every core. The second executor repacks the
+    short query is fastest on one stream with every core. The throughput executor repacks the
     weights again: peak RSS under load fp32 281 -> 389 MB, static int8 333 -> 471 MB. So
     ``auto`` gives fp32/fp16 one executor (its 300 MB budget), int8/int4 two.
     """

@@ -137,12 +137,12 @@ class FakeEngine:
     """Row r of the output is [sum of real ids, length, first id]; completes when released."""
 
     dimensions = 3
-    pad_lone = True  # the executor's measurement at load (OpenVINOEngine: _time_inline)
+    pad_lone = True  # the executor's measurement at load (OpenVINOExecutor: _time_inline)
 
     def __init__(self, slots: int = 1, *, auto: bool = True, inline: bool = False) -> None:
         self.slots = slots
         self.auto = auto
-        self.inline = inline  # on_done before start() returns, as OpenVINOEngine's inline path
+        self.inline = inline  # on_done before start() returns, as OpenVINOExecutor's inline path
         self.batches: list[np.ndarray] = []
         self.held: list[Callable[[], None]] = []
         self.fail_next = False
@@ -196,7 +196,7 @@ def test_results_go_back_to_the_right_request_in_order() -> None:
 
 
 def test_an_engine_that_finishes_inside_start() -> None:
-    """on_done from within start() (OpenVINOEngine's inline path): results are right, and thousands
+    """on_done from within start() (OpenVINOExecutor's inline path): results are right, and thousands
     of queued batches finished that way neither nest (one _schedule inside another) nor stall."""
     async def main() -> None:
         engine = FakeEngine(slots=1, inline=True)
