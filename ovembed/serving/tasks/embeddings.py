@@ -110,11 +110,8 @@ def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
     return add_pooling(model, graph.pooling, graph.normalize_embeddings)
 
 
-class EmbeddingsSpec(TaskSpec):
-    task = Task.EMBEDDINGS
-    calculator = EMBEDDINGS
-    endpoint = "/v3/embeddings"
-    throughput_executor = True
+class EmbeddingsSpec(TaskSpec, task=Task.EMBEDDINGS, calculator=EMBEDDINGS, endpoint="/v3/embeddings",
+                     throughput_executor=True):
 
     def prepare(self, source: Source) -> Prepared:
         choice = resolve_pooling(source.graph.pooling, source.model_dir, source.record)

@@ -100,11 +100,7 @@ def _head(record: dict[str, Any], hf_config: dict[str, Any], tokenizer_json: str
     return head
 
 
-class RerankSpec(TaskSpec):
-    task = Task.RERANK
-    calculator = RERANK
-    endpoint = "/v3/rerank"
-    label = "rerank "
+class RerankSpec(TaskSpec, task=Task.RERANK, calculator=RERANK, endpoint="/v3/rerank", label="rerank "):
 
     def prepare(self, source: Source) -> Prepared:
         graph = source.graph

@@ -83,11 +83,8 @@ class SparseServable(BaseServable):
         return SparseResult(vectors, [len(d) for d in docs], timings)
 
 
-class SparseSpec(TaskSpec):
-    task = Task.SPARSE
-    calculator = SPARSE
-    endpoint = "/embed_sparse, or encoding_format 'sparse' on /v3/embeddings"
-    label = "sparse "
+class SparseSpec(TaskSpec, task=Task.SPARSE, calculator=SPARSE, label="sparse ",
+                 endpoint="/embed_sparse, or encoding_format 'sparse' on /v3/embeddings"):
 
     def prepare(self, source: Source) -> Prepared:
         max_length = resolve_max_length(source.model_dir, source.record)

@@ -79,14 +79,21 @@ class LoadedModel:
 
 
 class TaskSpec:
-    """One serving task. Subclasses set the class attributes and implement :meth:`prepare`,
-    :meth:`ready_details` and :meth:`servable`; the rest has defaults."""
+    """One serving task. A subclass names its task in its class line
+    (``class RerankSpec(TaskSpec, task=Task.RERANK, calculator=RERANK, endpoint="/v3/rerank")``) and
+    implements :meth:`prepare`, :meth:`ready_details` and :meth:`servable`; the rest has defaults."""
 
     task: ClassVar[Task]
     calculator: ClassVar[Calculator]  # the graph.pbtxt calculator that selects this task
     endpoint: ClassVar[str]  # where this task is served (the hint of a wrong-task error)
-    label: ClassVar[str] = ""  # before "model <name> ready on ..." in the log ("rerank ", "sparse ")
-    throughput_executor: ClassVar[bool] = False  # may get a throughput executor and static-shape copies
+    label: ClassVar[str]  # before "model <name> ready on ..." in the log ("rerank ", "sparse ")
+    throughput_executor: ClassVar[bool]  # may get a throughput executor and static-shape copies
+
+    def __init_subclass__(cls, *, task: Task, calculator: Calculator, endpoint: str, label: str = "",
+                          throughput_executor: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.task, cls.calculator, cls.endpoint = task, calculator, endpoint
+        cls.label, cls.throughput_executor = label, throughput_executor
 
     def prepare(self, source: Source) -> Prepared:
         raise NotImplementedError

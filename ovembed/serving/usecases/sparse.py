@@ -17,7 +17,6 @@ from ovembed.serving.api import (
     SparseVector,
     Timings,
     TruncationDirection,
-    wrong_task,
 )
 from ovembed.serving.context import RequestContext
 from ovembed.serving.usecases import models
@@ -51,25 +50,11 @@ class SparseEmbeddings:
         return sum(self.token_counts)
 
 
-def default_model(registry: Registry) -> str:
-    """The name of the only sparse model being served (for requests that name none)."""
-    names = [s.info.name for s in registry.available() if s.info.task == Task.SPARSE]
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise InvalidInput("No sparse model is being served (export one with `ovembed export --task sparse`)",
-                           param="model")
-    raise InvalidInput(f"Several sparse models are served ({', '.join(sorted(names))}): name one in 'model'",
-                       param="model")
-
-
 async def embed_sparse(registry: Registry, ctx: RequestContext, req: SparseRequest) -> SparseEmbeddings:
     """Resolve, check the task, embed (cancelled if the client goes away), prune."""
-    name = req.model if req.model is not None else default_model(registry)
-    servable, status = models.servable(registry, ctx, name, req.version)
+    servable, status = models.task_servable(registry, ctx, Task.SPARSE, req.model, req.version,
+                                            hint=" (export one with `ovembed export --task sparse`)")
     info = servable.info
-    if info.task != Task.SPARSE:
-        raise wrong_task(info, Task.SPARSE.value)
     if req.chunking is not None:
         raise InvalidInput(f"The model '{info.name}' is a sparse model: 'chunking' is for dense embeddings "
                            "(split long documents before sending them)", param="chunking")
