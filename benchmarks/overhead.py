@@ -4,7 +4,7 @@ Loads the model the way ``ovembed serve`` does (``load_model``: private weights,
 plugin config) and times the same ~8-token query through each layer, p50 over ``--n`` runs:
 
 1. ``infer``: one synchronous ``InferRequest.infer`` (the raw engine's single-query figure);
-2. ``engine``: ``OpenVINOEngine.start`` (the server's own dispatch) waited on with an event;
+2. ``engine``: ``OpenVINOExecutor.start`` (the server's own dispatch) waited on with an event;
 3. ``batcher``: ``Batcher.submit`` on an asyncio loop (padding, the loop hand-off);
 4. ``servable``: ``EmbeddingServable.embed`` of the text (tokenizing too).
 
@@ -74,8 +74,8 @@ def main() -> int:
     ids = np.array([tokenizer.encode_texts([QUERY], truncate=True)[0]], dtype=np.int64)
     mask = np.ones_like(ids)
     print(f"query: {ids.shape[1]} tokens; {engine.slots} infer request(s); "
-          f"streams {engine.compiled.get_property('NUM_STREAMS')}")
-    request = engine.compiled.create_infer_request()
+          f"streams {engine.latency.get_property('NUM_STREAMS')}")
+    request = engine.latency.create_infer_request()
     feed = engine.inputs(ids, mask)
     rows = {"infer": _p50(lambda: request.infer(feed), args.n)}
 

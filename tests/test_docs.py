@@ -149,6 +149,8 @@ OTHER_TOOLS = {
     "--group-size", "--ratio", "--sym", "--all-layers", "--backup-precision", "--awq", "--scale-estimation",
     "--gptq", "--sensitivity-metric", "--dataset", "--num-samples", "--library",
     "--flag_name", "--flag-name",  # export.md: how flags are spelled
+    # deploy.md: helm and kubectl
+    "--namespace", "--create-namespace", "--set", "--wait", "--strict", "--all-containers", "--from-literal",
 }
 
 

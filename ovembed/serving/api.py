@@ -13,18 +13,41 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from ovembed.config import Pooling
+from ovembed.config import Pooling, Task
 from ovembed.errors import InvalidInput, ModelNotReady
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
-from ovembed.serving.tasks.cache import CacheStats
-from ovembed.serving.tasks.passages import ChunkingOptions
 
 # A document as the batcher receives it: a list of ids (texts) or an int64 array (token ids).
 TokenIds = Sequence[int] | np.ndarray
 
+TruncationDirection = Literal["left", "right"]  # which end of a text truncation cuts
+
 # One request's inputs: texts, or pre-tokenized documents (token ids, no special tokens added).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
+
+
+Combine = Literal["mean", "none"]
+COMBINE_MODES: tuple[Combine, ...] = ("mean", "none")
+
+
+@dataclass(frozen=True)
+class ChunkingOptions:
+    """A request's ``chunking`` object; ``size`` None means as large as the model allows."""
+
+    size: int | None = None
+    overlap: int = 0
+    combine: Combine = "mean"
+    max_chunks: int | None = None  # most chunks one input may need (the request's); more is a 413
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    hits: int
+    misses: int
+    entries: int
+    bytes: int
+    max_bytes: int
 
 
 class ModelState(str, enum.Enum):
@@ -81,7 +104,8 @@ class ModelInfo:
     device: str  # e.g. "CPU"
     precision: str  # e.g. "fp32", "int8"
     created: int  # unix time the model folder was written
-    task: str = "embeddings"  # "embeddings", "rerank" or "sparse" (ovembed.config.Task values)
+    task: Task = Task.EMBEDDINGS
+    endpoint: str = "/v3/embeddings"  # where this task is served (the hint of a wrong-task error)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
     pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
 
@@ -91,7 +115,7 @@ class EmbedOptions:
     """How a request wants its texts embedded (token-id documents take none of these)."""
 
     prompt: str = ""  # text put in front of every text input (already chosen by the use case)
-    truncation_direction: Literal["left", "right"] = "right"  # which end truncation cuts
+    truncation_direction: TruncationDirection = "right"  # which end truncation cuts
     chunking: ChunkingOptions | None = None  # split long texts instead of truncating/rejecting
 
 
@@ -160,9 +184,6 @@ class SparseResult:
 
 DEFAULT_SPARSE = SparseOptions()
 
-TruncationDirection = Literal["right", "left"]
-
-
 @dataclass(frozen=True)
 class RerankOptions:
     """How a rerank request treats long documents."""
@@ -225,13 +246,11 @@ class Servable(Protocol):
 
 
 def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
-    """The error for asking a model for another task than its own."""
-    endpoint = _ENDPOINTS.get(info.task, "/v3/embeddings")
-    return InvalidInput(f"The model '{info.name}' is {_article(info.task)} {info.task} model, "
-                        f"not {_article(wanted)} {wanted} model (use {endpoint})", param="model")
-
-
-_ENDPOINTS = {"rerank": "/v3/rerank", "sparse": "/embed_sparse, or encoding_format 'sparse' on /v3/embeddings"}
+    """The error for asking a model for another task than its own (the hint: ``info.endpoint``, which the
+    model's task spec sets)."""
+    task = info.task.value
+    return InvalidInput(f"The model '{info.name}' is {_article(task)} {task} model, "
+                        f"not {_article(wanted)} {wanted} model (use {info.endpoint})", param="model")
 
 
 def _article(word: str) -> str:
@@ -312,6 +331,12 @@ class Executor(Protocol):
 
     @property
     def dimensions(self) -> int: ...
+
+    @property
+    def pad_lone(self) -> bool:
+        """Whether a lone document is padded like a batch (measured at load: padding changes the input
+        shape less often, which an executor may or may not run faster)."""
+        ...
 
     def start(self, input_ids: np.ndarray, attention_mask: np.ndarray,
               on_done: Callable[[np.ndarray | BaseException], None]) -> None:

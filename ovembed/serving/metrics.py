@@ -28,8 +28,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from ovembed.errors import ModelNotFound
-from ovembed.serving.api import ModelState, Registry
-from ovembed.serving.tasks.cache import CacheStats
+from ovembed.serving.api import CacheStats, ModelState, Registry
 
 PREFIX = "ovembed"
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -11,7 +11,6 @@ documents, and arbitrary bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -145,8 +144,7 @@ class _FakeReranker(FakeServable):
     """A rerank model: a score per document (its length), so the rerank routes' success path runs."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(name, max_length=16)
-        self._info = dataclasses.replace(self._info, task="rerank")
+        super().__init__(name, max_length=16, task="rerank")
 
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 
-from ovembed.config import Pooling, ServeConfig
+from ovembed.config import Pooling, ServeConfig, Task
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.heads.sparse import prune
 from ovembed.prompts import PromptSet
@@ -28,6 +28,7 @@ from ovembed.serving.api import (
     DEFAULT_RERANK,
     DEFAULT_SPARSE,
     BatchObserver,
+    CacheStats,
     ChunkSpan,
     EmbedOptions,
     EmbedResult,
@@ -46,8 +47,8 @@ from ovembed.serving.api import (
     wrong_task,
 )
 from ovembed.serving.http.app import create_app
-from ovembed.serving.tasks.cache import CacheStats
 from ovembed.serving.tasks.passages import chunk_document, weighted_mean
+from ovembed.serving.tasks.table import spec_of
 
 CLS, SEP, PAD = 101, 102, 0
 VOCAB = 30522
@@ -110,7 +111,8 @@ class FakeServable:
         self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
                                pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
                                device="CPU", precision=precision, created=CREATED,
-                               prompts=prompts or PromptSet(), task=task)
+                               prompts=prompts or PromptSet(), task=Task(task),
+                               endpoint=spec_of(Task(task)).endpoint)
         self.pruning: list[SparseOptions] = []
         self.calls: list[tuple[list[Any], bool | None]] = []
         self.tokenize_calls: list[dict[str, Any]] = []

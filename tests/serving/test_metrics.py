@@ -118,6 +118,7 @@ class _Engine:
 
     slots = 1
     dimensions = 4
+    pad_lone = True
 
     def __init__(self) -> None:
         self.fail = False
@@ -226,7 +227,7 @@ def test_live_metrics_count_rest_grpc_and_batches(minilm_repo: Path, tmp_path: P
 
 
 def test_cache_metrics_come_from_the_registry() -> None:
-    from ovembed.serving.tasks.cache import CacheStats
+    from ovembed.serving.api import CacheStats
 
     registry = FakeRegistry(FakeServable("m"))
     with TestClient(make_app(registry)) as client:

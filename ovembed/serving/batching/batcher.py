@@ -164,13 +164,13 @@ class Batcher:
             job.undispatched -= 1
             if job.dispatched_at is None:
                 job.dispatched_at = now
-        width = self.policy.width(longest, len(batch))
+        width = self.policy.width(longest, len(batch), pad_lone=self.engine.pad_lone)
         if self.max_width is not None:
             width = max(longest, min(width, self.max_width))
         input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
         if len(batch) == 1:
             # A lone document is padded like a batch when its engine measured that this pays
-            # (BatchPolicy.pad_lone), although its exact length is less work: OpenVINO's CPU plugin
+            # (Executor.pad_lone), although its exact length is less work: OpenVINO's CPU plugin
             # re-prepares the whole dynamic-shape graph whenever the input shape differs from the
             # previous inference's (~0.3-1 ms for MiniLM on 2 cores), and varied queries padded
             # to 8 change shape less often. Paired A/B, server, varied 5-20-token queries, padded

@@ -15,6 +15,15 @@ from ovembed.serving.api import TokenIds
 if TYPE_CHECKING:
     import asyncio
 
+# Widths are padded to a multiple of this: it bounds the number of distinct shapes, and
+# OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
+PAD_MULTIPLE = 8
+
+
+def padded_width(longest: int, multiple: int = PAD_MULTIPLE) -> int:
+    """``longest`` tokens rounded up to a multiple of ``multiple``."""
+    return -(-longest // multiple) * multiple
+
 
 class Job:
     """One request's documents, its result rows and its future."""
@@ -74,19 +83,14 @@ class BatchPolicy:
     max_wait: float = 0.002
     min_split_tokens: int = 512
     window: int = 256  # queued items considered per decision (from the head, in service order)
-    # Widths are padded to a multiple of this: it bounds the number of distinct shapes, and
-    # OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
-    pad_multiple: int = 8
-    # A lone document too (see Batcher._dispatch); the registry sets this per model from what
-    # its engine measured at load (OpenVINOEngine.time_lone).
-    pad_lone: bool = True
+    pad_multiple: int = PAD_MULTIPLE
 
-    def width(self, longest: int, size: int = 2) -> int:
-        """The padded width of a batch of ``size`` documents whose longest has ``longest`` tokens."""
-        if size == 1 and not self.pad_lone:
+    def width(self, longest: int, size: int = 2, *, pad_lone: bool = True) -> int:
+        """The padded width of a batch of ``size`` documents whose longest has ``longest`` tokens; a lone
+        document (``size`` 1) is padded only with ``pad_lone`` (its executor's measurement at load)."""
+        if size == 1 and not pad_lone:
             return longest
-        m = self.pad_multiple
-        return -(-longest // m) * m
+        return padded_width(longest, self.pad_multiple)
 
     def decide(self, queue: Sequence[Item], now: float, in_flight: int,
                free_slots: int) -> Decision:

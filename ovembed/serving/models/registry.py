@@ -17,21 +17,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovembed.config import ServeConfig, Task
+from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
-from ovembed.graphs import RerankGraphOptions, SparseGraphOptions, read_model_graph
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.api import BatchObserver, ModelState, ModelStatus, not_ready
+from ovembed.serving.api import BatchObserver, CacheStats, ModelState, ModelStatus, not_ready
 from ovembed.serving.batching.batcher import Batcher
 from ovembed.serving.batching.policy import BatchPolicy
 from ovembed.serving.openvino.errors import openvino_reason
-from ovembed.serving.openvino.loader import LoadedModel, load_model
-from ovembed.serving.tasks.cache import CacheStats, EmbeddingCache
-from ovembed.serving.tasks.embeddings import EmbeddingServable
-from ovembed.serving.tasks.rerank import RerankServable
-from ovembed.serving.tasks.rerank_loader import load_rerank_model
-from ovembed.serving.tasks.sparse import SparseServable
-from ovembed.serving.tasks.sparse_loader import batch_token_budget, load_sparse_model
+from ovembed.serving.openvino.loader import load_model
+from ovembed.serving.tasks.base import BaseServable, ServableDeps
+from ovembed.serving.tasks.cache import EmbeddingCache
+from ovembed.serving.tasks.spec import LoadedModel
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -43,7 +39,7 @@ log = logging.getLogger("ovembed.serving")
 class _Slot:
     entry: ModelEntry
     status: ModelStatus
-    servable: EmbeddingServable | None = None
+    servable: BaseServable | None = None
     loaded: LoadedModel | None = None
     task: asyncio.Task[None] | None = None
     pending: bool = False  # a model being prepared (pull mode's export): no entry in config.json yet
@@ -109,7 +105,7 @@ class ModelRegistry:
 
     # -- Registry protocol --------------------------------------------------------------
 
-    def get(self, name: str) -> EmbeddingServable:
+    def get(self, name: str) -> BaseServable:
         slot = self._slots.get(name)
         if slot is None:
             raise ModelNotFound(name)
@@ -126,7 +122,7 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return list(self._slots)
 
-    def available(self) -> list[EmbeddingServable]:
+    def available(self) -> list[BaseServable]:
         return [s.servable for s in self._slots.values() if s.servable is not None]
 
     @property
@@ -248,38 +244,20 @@ class ModelRegistry:
                 log.exception("model %s failed to load", name)
             slot.status = ModelStatus(ModelState.UNAVAILABLE, _describe(exc), version)
             return
-        policy = replace(self.policy, pad_lone=loaded.engine.pad_lone)
-        sparse = loaded.info.task == Task.SPARSE.value
-        if sparse:  # bound the [batch, seq, vocab] logits the head reduces
-            policy = replace(policy, max_batch_tokens=batch_token_budget(policy.max_batch_tokens,
-                                                                         loaded.info.dimensions))
+        policy = loaded.spec.batch_policy(self.policy, loaded.info)
         batcher = Batcher(loaded.engine, policy, max_queue=self.cfg.max_queue,
                           pad_id=loaded.tokenizer.pad_id, name=name,
                           max_width=loaded.info.max_length,
                           observer=self._observers(name) if self._observers is not None else None)
         slot.loaded = loaded
-        if loaded.rerank is not None:
-            slot.servable = RerankServable(loaded.info, loaded.tokenizer, loaded.rerank.chunker, batcher,
-                                           max_allowed_chunks=loaded.rerank.max_allowed_chunks,
-                                           max_doc_length=loaded.rerank.max_doc_length)
-        elif sparse:
-            slot.servable = SparseServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache, version=version)
-        else:
-            slot.servable = EmbeddingServable(loaded.info, loaded.tokenizer, batcher, cache=self.cache,
-                                              version=version, max_chunks=self.cfg.max_chunks_per_input)
+        slot.servable = loaded.spec.servable(loaded, batcher, ServableDeps(
+            cache=self.cache, version=version, max_chunks=self.cfg.max_chunks_per_input))
         slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
 
     def _load_blocking(self, entry: ModelEntry) -> LoadedModel:
-        """The graph's calculator decides the task: RerankCalculatorOV, SparseEmbeddingsCalculatorOV
-        (ovembed's) or EmbeddingsCalculatorOV."""
+        """One loader for every task: the graph's calculator chooses it (:mod:`ovembed.serving.tasks.table`)."""
         if entry.error is not None:  # e.g. an s3:// base_path: this model fails, the others serve
             raise ConfigError(entry.error)
-        if entry.graph_file.is_file():
-            graph = read_model_graph(entry.base_path, entry.graph_path)
-            if isinstance(graph, RerankGraphOptions):
-                return load_rerank_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
-            if isinstance(graph, SparseGraphOptions):
-                return load_sparse_model(self.core, entry.name, Path(entry.base_path), self.cfg, graph)
         return load_model(self.core, entry.name, entry.base_path, self.cfg, entry.graph_path)
 
     async def _unload(self, slot: _Slot, timeout: float | None = None) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ovembed.config import ServeConfig
-from ovembed.repository import GRAPH_FILE, ModelEntry
+from ovembed.layout import GRAPH_FILENAME
+from ovembed.repository import ModelEntry
 from ovembed.serving.api import Registry
 from ovembed.serving.usecases.models import not_available
 
@@ -29,13 +30,13 @@ def folder_hint(path: Path) -> str | None:
         return f"{path} does not exist"
     if not path.is_dir():
         return f"{path} is not a folder"
-    if (path / GRAPH_FILE).is_file() or any(path.glob("*.xml")) or any(path.glob("[0-9]*/*.xml")):
+    if (path / GRAPH_FILENAME).is_file() or any(path.glob("*.xml")) or any(path.glob("[0-9]*/*.xml")):
         return None
     weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin")) or (path / "modules.json").is_file()
     if (path / "config.json").is_file() and weights:
         return (f"{path} is a Hugging Face model folder, not an exported one: serve it with --source_model {path} "
                 "(it is exported first) or run 'ovembed export --source_model' on it")
-    return f"{path} has no {GRAPH_FILE} and no OpenVINO IR: it is not an exported model folder"
+    return f"{path} has no {GRAPH_FILENAME} and no OpenVINO IR: it is not an exported model folder"
 
 
 def _hints(entries: list[ModelEntry]) -> str:

@@ -1,10 +1,5 @@
-"""Load one model folder into a compiled OpenVINO model ready for batches.
-
-``load_model`` reads graph.pbtxt, the IR and tokenizer.json, appends pooling and L2
-normalisation to the graph, compiles it on the requested device with the graph's plugin_config
-(plus defaults), warms it up and wraps it in an :class:`OpenVINOEngine` (an ``AsyncInferQueue``
-sized from ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``). It blocks: call it in a worker thread.
-"""
+"""The OpenVINO executor: runs the batcher's batches on a model's latency and throughput executors,
+lone queries inline, on static-shape copies when it has them (:class:`OpenVINOExecutor`)."""
 
 from __future__ import annotations
 
@@ -18,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ovembed.errors import ConfigError
-from ovembed.serving.batching.policy import BatchPolicy
 from ovembed.serving.openvino.lone import LONE_BUDGET_S, LONE_LENGTHS, LoneShapes
 
 if TYPE_CHECKING:
@@ -30,13 +24,13 @@ log = logging.getLogger("ovembed.serving")
 _ROLES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
-# Padded tokens (batch x width) up to which a batch runs on the one-stream executor when the
-# engine has a multi-stream one too and nothing is running: a short query or a handful of them
+# Padded tokens (batch x width) up to which a batch runs on the latency executor when the
+# model has a throughput executor too and nothing is running: a short query or a handful of them
 # finishes sooner on every core at once; larger batches go to the streams, one per core.
 LATENCY_TOKENS = 256
 # A lone batch of at most INLINE_TOKENS padded tokens, with nothing running, runs synchronously on
 # the calling thread (the event loop) while that inference takes at most INLINE_MAX_S on average
-# (measured at warm-up and on every such batch): see OpenVINOEngine.
+# (measured at warm-up and on every such batch): see OpenVINOExecutor.
 INLINE_TOKENS = 64
 INLINE_MAX_S = 0.010
 # The inline time that decides is the median of this many recent inline inferences: one preempted
@@ -44,47 +38,32 @@ INLINE_MAX_S = 0.010
 INLINE_SAMPLES = 9
 
 
-class OpenVINOEngine:
-    """A compiled model behind an ``AsyncInferQueue``; implements the batcher's ``Executor``.
+class OpenVINOExecutor:
+    r"""One model's executors behind ``AsyncInferQueue``\ s; implements the batcher's ``Executor``.
 
-    With ``bulk`` (the same model compiled with several single-thread streams, see
-    :func:`bulk_config`) each batch picks its executor: a small batch (at most
-    :data:`LATENCY_TOKENS` padded tokens) that finds nothing running goes to ``compiled`` (one
-    stream, every core: the lowest latency), every other batch to ``bulk`` (the highest
-    throughput). The two never run at once (that would put two threads on each core):
-    :attr:`slots` is 1 while a small batch runs, else the bulk executor's request count.
+    - The latency executor (``latency``: one stream, every core) runs a batch of at most
+      :data:`LATENCY_TOKENS` padded tokens that finds nothing running; the throughput executor
+      (``throughput``, when the plan gives one: single-thread streams) runs every other batch. They
+      never run at once (two threads per core): :attr:`slots` is 1 while the latency executor runs.
+    - A lone query (one batch of at most :data:`INLINE_TOKENS` padded tokens, nothing running) is
+      inferred on the caller's thread (the event loop) while the median of the last
+      :data:`INLINE_SAMPLES` such inferences is at most :data:`INLINE_MAX_S`; ``on_done`` has run
+      when :meth:`start` returns.
+    - Static-shape copies (:meth:`set_lone_shapes`): a lone query that fits one runs on the
+      narrowest, padded to its width, so its graph never re-prepares for a new shape.
 
-    ``inline``: a lone batch of at most :data:`INLINE_TOKENS` padded tokens that finds nothing
-    running is inferred synchronously by the caller (the batcher, on the event loop), and
-    ``on_done`` is called before :meth:`start` returns. A single short query is the common case
-    of interactive traffic, and this is how the raw engine runs it: the calling thread is one of
-    OpenVINO's compute threads. ``start_async`` instead wakes a stream thread, adds a third busy
-    thread on 2 cores, and hands the result back through a callback thread and the loop's self-pipe
-    (paired A/B on 2 Zen 4 cores, MiniLM: single query fp32 -0.21 .. -0.91 ms, int8 -0.16 ..
-    -0.36 ms; 16 concurrent clients x1.02 .. x1.14). The loop is blocked meanwhile, so this only
-    happens while an inline inference takes at most :data:`INLINE_MAX_S` (a
-    big model's lone query goes async; one in 100 is tried inline again); nothing else can run on
-    the engine then anyway. That time is the median of the last :data:`INLINE_SAMPLES` inline
-    inferences, not a moving average: one inference preempted by another process (or paused by a
-    sampling profiler) for 50 ms must not send the next few hundred lone queries async.
-
-    Lone shapes (:meth:`set_lone_shapes`): copies of the model compiled for one row of a fixed
-    width. OpenVINO's CPU plugin re-prepares a dynamic-shape graph (shape inference, kernels,
-    memory) whenever the input shape differs from the previous inference's: ~1 ms for int8
-    MiniLM on 2 Xeon cores, half its lone query. A lone inline query that fits one of these
-    widths is padded to it and runs on that copy, whose shape never changes; the timing at load
-    (:meth:`time_lone`) keeps them only when that is faster.
+    Why and measurements: docs/architecture.md ("Executors") and docs/performance.md.
     """
 
-    def __init__(self, compiled: ov.CompiledModel, infer_requests: int | None = None, *,
-                 bulk: ov.CompiledModel | None = None, latency_tokens: int = LATENCY_TOKENS,
+    def __init__(self, latency: ov.CompiledModel, infer_requests: int | None = None, *,
+                 throughput: ov.CompiledModel | None = None, latency_tokens: int = LATENCY_TOKENS,
                  inline: bool = True) -> None:
         import openvino as ov
 
-        self.compiled = compiled
-        self.bulk = bulk
+        self.latency = latency
+        self.throughput = throughput
         self._roles: list[tuple[int, str, Any]] = []
-        for index, port in enumerate(compiled.inputs):
+        for index, port in enumerate(latency.inputs):
             names = port.get_names()
             role = next((r for r in _ROLES if r in names), None)
             if role is None:
@@ -94,26 +73,26 @@ class OpenVINOEngine:
             self._roles.append((index, role, dtype))
         if not any(role == "input_ids" for _, role, _ in self._roles):
             raise ConfigError("the model has no input_ids input")
-        n = infer_requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        n = infer_requests or int(latency.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         # One request more than the batcher ever runs at once: a batch's callback may still be
         # returning when the loop starts the next batch, and start_async would wait for it.
-        self._queue = ov.AsyncInferQueue(compiled, max(1, n) + 1)
-        self._queue.set_callback(self._small_callback)
+        self._queue = ov.AsyncInferQueue(latency, max(1, n) + 1)
+        self._queue.set_callback(self._latency_callback)
         self._slots = max(1, n)
         self._lock = threading.Lock()  # the running counts: the loop adds, callback threads subtract
-        self._bulk_queue: Any = None
+        self._throughput_queue: Any = None
         self._latency_tokens = latency_tokens
-        self._small_running = 0  # batches running on ``compiled``
-        self._bulk_running = 0
-        self.batches = {"small": 0, "bulk": 0}  # batches started on each executor (with ``bulk``)
-        self._inline_request = compiled.create_infer_request() if inline else None
+        self._latency_running = 0  # batches running on the latency executor
+        self._throughput_running = 0
+        self.batches = {"latency": 0, "throughput": 0}  # batches started on each (with a throughput executor)
+        self._inline_request = latency.create_infer_request() if inline else None
         self._inline_times: deque[float] = deque(maxlen=INLINE_SAMPLES)  # recent inline inferences
         self._inline_skipped = 0
         self.inlined = 0
-        if bulk is not None:
-            m = max(1, int(bulk.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-            self._bulk_queue = ov.AsyncInferQueue(bulk, m + 1)
-            self._bulk_queue.set_callback(self._bulk_callback)
+        if throughput is not None:
+            m = max(1, int(throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            self._throughput_queue = ov.AsyncInferQueue(throughput, m + 1)
+            self._throughput_queue.set_callback(self._throughput_callback)
             self._slots = m
         self.dimensions = 0
         self.pad_lone = True  # pad a lone batch like any other: set at load by _time_inline
@@ -123,7 +102,7 @@ class OpenVINOEngine:
 
     @property
     def slots(self) -> int:
-        return 1 if self._small_running and self._bulk_queue is not None else self._slots
+        return 1 if self._latency_running and self._throughput_queue is not None else self._slots
 
     def inputs(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[int, np.ndarray]:
         feed: dict[int, np.ndarray] = {}
@@ -149,14 +128,14 @@ class OpenVINOEngine:
             return
         on_done(output)
 
-    def _bulk_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
+    def _throughput_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
         with self._lock:
-            self._bulk_running -= 1
+            self._throughput_running -= 1
         self._callback(request, on_done)
 
-    def _small_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
+    def _latency_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
         with self._lock:
-            self._small_running -= 1
+            self._latency_running -= 1
         self._callback(request, on_done)
 
     @property
@@ -181,22 +160,22 @@ class OpenVINOEngine:
         # The copy is a few hundred KB at most, microseconds beside the inference.
         feed = self.inputs(input_ids, attention_mask)
         with self._lock:
-            small = self._bulk_queue is None or (
-                input_ids.size <= self._latency_tokens and not self._bulk_running and not self._small_running)
-            if small:
-                self._small_running += 1
+            latency = self._throughput_queue is None or (
+                input_ids.size <= self._latency_tokens and not self._throughput_running and not self._latency_running)
+            if latency:
+                self._latency_running += 1
             else:
-                self._bulk_running += 1
-        if self._bulk_queue is not None:
-            self.batches["small" if small else "bulk"] += 1
+                self._throughput_running += 1
+        if self._throughput_queue is not None:
+            self.batches["latency" if latency else "throughput"] += 1
         try:
-            (self._queue if small else self._bulk_queue).start_async(feed, on_done, share_inputs=False)
+            (self._queue if latency else self._throughput_queue).start_async(feed, on_done, share_inputs=False)
         except BaseException:
             with self._lock:
-                if small:
-                    self._small_running -= 1
+                if latency:
+                    self._latency_running -= 1
                 else:
-                    self._bulk_running -= 1
+                    self._throughput_running -= 1
             raise
 
     def _inline_now(self, tokens: int) -> bool:
@@ -207,7 +186,7 @@ class OpenVINOEngine:
             if self._inline_skipped % 100:
                 return False
         with self._lock:
-            return not (self._bulk_running or self._small_running)
+            return not (self._throughput_running or self._latency_running)
 
     def _inline_feed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[Any, dict[int, np.ndarray]]:
         """The request an inline batch runs on, and its inputs: one row that fits a static-shape
@@ -285,13 +264,12 @@ class OpenVINOEngine:
         would add seconds to every load)."""
         if self._inline_request is None:
             return {}
-        padded_width = BatchPolicy(pad_multiple=multiple).width
         ways: dict[str, list[tuple[Any, dict[int, np.ndarray]]]] = {"exact": [], "padded": []}
         if self._lone:
             ways["static"] = []
         for length in LONE_LENGTHS:
             for way, runs in ways.items():
-                width = padded_width(length) if way == "padded" else length
+                width = -(-length // multiple) * multiple if way == "padded" else length
                 ids = np.full((1, width), pad_id, dtype=np.int64)
                 ids[0, :length] = token
                 mask = np.zeros((1, width), dtype=np.int64)
@@ -312,15 +290,15 @@ class OpenVINOEngine:
                         times[way].append(time.perf_counter() - started)
         return {way: float(np.median(values)) for way, values in times.items()}
 
-    def infer(self, input_ids: np.ndarray, attention_mask: np.ndarray, *, bulk: bool = False) -> np.ndarray:
-        """Synchronous inference on a private request (warm-up, tests); ``bulk``: on the
-        multi-stream executor."""
-        compiled = self.bulk if bulk and self.bulk is not None else self.compiled
+    def infer(self, input_ids: np.ndarray, attention_mask: np.ndarray, *, throughput: bool = False) -> np.ndarray:
+        """Synchronous inference on a private request (warm-up, tests); ``throughput``: on the
+        throughput executor."""
+        compiled = self.throughput if throughput and self.throughput is not None else self.latency
         request = compiled.create_infer_request()
         request.infer(self.inputs(input_ids, attention_mask))
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
 
     def close(self) -> None:
         self._queue.wait_all()
-        if self._bulk_queue is not None:
-            self._bulk_queue.wait_all()
+        if self._throughput_queue is not None:
+            self._throughput_queue.wait_all()

@@ -16,7 +16,7 @@ log = logging.getLogger("ovembed.serving")
 
 
 # Lone queries' lengths (tokens) timed at load, exact and padded, to decide whether padding a lone
-# query pays for this model on this machine: see OpenVINOEngine.time_lone.
+# query pays for this model on this machine: see OpenVINOExecutor.time_lone.
 LONE_LENGTHS = (5, 7, 13, 10, 6, 15, 12, 9, 21, 27)  # padded to 8, most change shape
 # Widths (tokens) of the static-shape copies a model may get for lone queries, in the order they
 # are compiled while they fit in --lone_shapes_max_mb (the most useful first: most queries are
@@ -32,10 +32,10 @@ LONE_STATIC_GAIN = 0.9
 LONE_BUDGET_S = 1.0
 
 
-LoneShapes = dict[int, "ov.CompiledModel"]  # static-shape copies by width (OpenVINOEngine.set_lone_shapes)
+LoneShapes = dict[int, "ov.CompiledModel"]  # static-shape copies by width (OpenVINOExecutor.set_lone_shapes)
 
 
-def _lone_shapes(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...], device: str,
+def compile_static_copies(core: ov.Core, model: ov.Model | None, widths: tuple[int, ...], device: str,
                  config: dict[str, str], label: str = "model", *, budget: int, estimate: int) -> LoneShapes:
     """``model`` compiled for one row of each width in turn (every input is ``[batch, sequence]``),
     while the copies fit in ``budget`` bytes. Each copy holds its own repacked weights: one is

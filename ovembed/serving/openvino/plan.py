@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ovembed.config import Executors, ServeConfig
-from ovembed.graphs import GraphOptions, RerankGraphOptions
+from ovembed.graphs import AnyGraphOptions
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -42,7 +42,7 @@ def detect_precision(record: dict[str, Any], model: ov.Model) -> str:
     return "fp32"
 
 
-def inference_precision(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
+def inference_precision(graph: AnyGraphOptions, cfg: ServeConfig, device: str,
                         precision: str) -> tuple[str | None, str]:
     """(INFERENCE_PRECISION_HINT to set, None for the device's default; why), from
     ``--inference_precision``, then graph.pbtxt's plugin_config, then ``auto``:
@@ -62,7 +62,7 @@ def inference_precision(graph: GraphOptions | RerankGraphOptions, cfg: ServeConf
     return None, f"auto: the device's default for {precision} weights"
 
 
-def plugin_config(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, device: str,
+def plugin_config(graph: AnyGraphOptions, cfg: ServeConfig, device: str,
                   precision: str) -> dict[str, str]:
     """graph.pbtxt's plugin_config, as strings, plus defaults:
 
@@ -89,23 +89,16 @@ def plugin_config(graph: GraphOptions | RerankGraphOptions, cfg: ServeConfig, de
     return out
 
 
-def bulk_config(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
-                executors: Executors = Executors.AUTO) -> dict[str, str] | None:
-    """The plugin config of the second, multi-stream executor (:class:`OpenVINOEngine`), or None
-    when there is none (:func:`bulk_plan` says why)."""
-    return bulk_plan(config, given, device, precision, executors)[0]
-
-
-def bulk_plan(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
+def throughput_plan(config: dict[str, str], given: dict[str, Any], device: str, precision: str,
               executors: Executors = Executors.AUTO) -> tuple[dict[str, str] | None, str]:
-    """(plugin config of the second, multi-stream executor or None, why). There is one only on
+    """(plugin config of the throughput executor or None, why). There is one only on
     CPU, when graph.pbtxt keeps the exported default (``given``, its plugin_config:
     ``NUM_STREAMS 1`` or nothing, no hint, no thread setting: explicit settings there win), and
     ``executors`` (``--executors``) is ``two``, or ``auto`` with int8/int4 weights.
 
     Measured on 2 cores (MiniLM, Sapphire Rapids): two single-thread streams embed batches of
     256-token passages faster than one two-thread stream (int8 and fp32 alike), while a single
-    short query is fastest on one stream with every core. The second executor repacks the
+    short query is fastest on one stream with every core. The throughput executor repacks the
     weights again: peak RSS under load fp32 281 -> 389 MB, static int8 333 -> 471 MB. So
     ``auto`` gives fp32/fp16 one executor (its 300 MB budget), int8/int4 two.
     """

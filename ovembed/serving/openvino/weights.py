@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ovembed.layout import MODEL_XML
+
 if TYPE_CHECKING:
     import openvino as ov
 
@@ -96,7 +98,7 @@ def pooled_ir(model: ov.Model, content: str, cache_dir: Path, options: dict[str,
     key = json.dumps([_POOLED_FORMAT, ov.get_version(), content, options], sort_keys=True,
                      default=str)
     folder = Path(cache_dir) / _POOLED_DIR / hashlib.sha256(key.encode()).hexdigest()[:20]
-    target = folder / "openvino_model.xml"
+    target = folder / MODEL_XML
     if target.is_file() and target.with_suffix(".bin").is_file():
         return target
     temporary = folder.with_name(f".{folder.name}.{os.getpid()}")

@@ -15,24 +15,16 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 import numpy as np
+
+from ovembed.serving.api import CacheStats
 
 # Per entry beyond the row's own bytes: the key tuple and digest, the OrderedDict node, the
 # numpy header (measured with sys.getsizeof on CPython 3.12: about 330 bytes).
 ENTRY_OVERHEAD = 400
 
 Scope = tuple[str, int]  # (model name, version)
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    hits: int
-    misses: int
-    entries: int
-    bytes: int
-    max_bytes: int
 
 
 class EmbeddingCache:

@@ -1,108 +1,43 @@
-"""The servable behind every front end: tokenize, batch, infer.
-
-``EmbeddingServable`` implements :class:`ovembed.serving.api.Servable` on top of a
-:class:`~ovembed.serving.tasks.tokenizer.ServingTokenizer` and a per-model
-:class:`~ovembed.serving.batching.batcher.Batcher`. It counts the ``embed`` calls in progress, so a
-version being retired (removed or replaced by a reload) finishes every request that already
-resolved it, tokenizing ones included, before its batcher stops (:meth:`close`).
-"""
+"""The embeddings task (EmbeddingsCalculatorOV): pooling and L2 normalisation appended to the IR, one vector
+per input; long texts can be split into chunks (:mod:`.passages`) and combined again."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ovembed.errors import InvalidInput
-from ovembed.serving.api import (
-    DEFAULT_RERANK,
-    DEFAULT_SPARSE,
-    ChunkSpan,
-    EmbedOptions,
-    EmbedResult,
-    Inputs,
-    ModelInfo,
-    RerankOptions,
-    RerankResult,
-    SparseOptions,
-    SparseResult,
-    Timings,
-    TokenIds,
-    wrong_task,
-)
-from ovembed.serving.batching.batcher import Batcher
-from ovembed.serving.tasks.cache import EmbeddingCache
+from ovembed.config import ServeConfig, Task
+from ovembed.graphs import EMBEDDINGS, GraphOptions
+from ovembed.prompts import prompts_from_record
+from ovembed.serving.api import ChunkSpan, EmbedOptions, EmbedResult, Inputs, ModelInfo, Timings, TokenIds
+from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents
 from ovembed.serving.tasks.passages import chunk_document, weighted_mean
+from ovembed.serving.tasks.pooling import resolve_pooling
+from ovembed.serving.tasks.spec import LoadedModel, Prepared, Source, TaskSpec, resolve_max_length
 from ovembed.serving.tasks.tokenizer import ServingTokenizer
 
+if TYPE_CHECKING:
+    import openvino as ov
+
+    from ovembed.serving.batching.batcher import Batcher
+
 log = logging.getLogger("ovembed.serving.engine")
-
-# Tokenizing more text than this runs in a worker thread so the event loop stays responsive
-# (tokenizers releases the GIL); below it the thread hop costs more than it saves.
-_INLINE_CHARS = 16_384
+_load_log = logging.getLogger("ovembed.serving")
 _NO_OPTIONS = EmbedOptions()
-T = TypeVar("T")
 
 
-class EmbeddingServable:
-    """One loaded model: ``embed`` and ``tokenize`` for the front ends."""
+class EmbeddingServable(BaseServable):
+    """One loaded embeddings model: ``embed`` (and ``tokenize``) for the front ends."""
 
-    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher, *,
-                 cache: EmbeddingCache | None = None, version: int = 1, max_chunks: int | None = None) -> None:
-        self._info = info
-        self.max_chunks = max_chunks  # --max_chunks_per_input: chunks one input may need
-        self._cache = cache  # shared by every model (--cache_bytes); None when off
-        self._scope = (info.name, version)
-        self.tokenizer = tokenizer
-        self.batcher = batcher
-        self._active = 0  # embed calls in progress
-        self._quiet = asyncio.Event()  # set while none is
-        self._quiet.set()
-
-    @property
-    def info(self) -> ModelInfo:
-        return self._info
-
-    @property
-    def scope(self) -> tuple[str, int]:
-        """(name, version): this version's part of the cache."""
-        return self._scope
-
-    @property
-    def queue_depth(self) -> int:
-        """Documents waiting in the batcher's queue (not yet sent to the engine)."""
-        return self.batcher.queued
-
-    async def close(self, timeout: float | None = None) -> None:
-        """Retire this version: let the ``embed`` calls in progress finish (within ``timeout``
-        seconds), then stop the batcher (whatever is still queued fails with ModelNotReady)."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        # A handler that resolved this version before it was retired starts its embed task
-        # on the next loop iteration: let it, so it is counted below.
-        await asyncio.sleep(0)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), timeout)
-        left = None if deadline is None else max(0.0, deadline - loop.time())
-        await self.batcher.stop(left)
-
-    @contextlib.contextmanager
-    def in_progress(self) -> Iterator[None]:
-        """Count a call as in progress: :meth:`close` waits for it before stopping the batcher."""
-        self._active += 1
-        self._quiet.clear()
-        try:
-            yield
-        finally:
-            self._active -= 1
-            if self._active == 0:
-                self._quiet.set()
+    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher,
+                 deps: ServableDeps = NO_DEPS) -> None:
+        super().__init__(info, tokenizer, batcher, deps)
+        self.max_chunks = deps.max_chunks  # --max_chunks_per_input: chunks one input may need
 
     async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
                     options: EmbedOptions | None = None) -> EmbedResult:
@@ -112,10 +47,7 @@ class EmbeddingServable:
         Raises ``InputTooLong``, ``InvalidInput``, ``Overloaded``; cancelling drops the work.
         """
         opts = options or _NO_OPTIONS
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        elif len(inputs) and isinstance(inputs[0], (int, np.integer)):
-            inputs = [inputs]  # type: ignore[assignment]  # one document of token ids
+        inputs = as_documents(inputs)
         if len(inputs) == 0:
             return EmbedResult(np.empty((0, self._info.dimensions), dtype=np.float32), [])
         cut = self._info.truncate if truncate is None else truncate
@@ -124,7 +56,7 @@ class EmbeddingServable:
             started = time.perf_counter()
             spans: list[ChunkSpan] | None = None
             if texts and opts.chunking is not None:
-                docs, spans = await self._off_loop(inputs, self._chunk, inputs, opts)  # type: ignore[arg-type]
+                docs, spans = await self._off_loop(inputs, self._chunk_texts, inputs, opts)  # type: ignore[arg-type]
             else:
                 docs = await self._encode(inputs, cut, opts)
             tokenized = time.perf_counter()
@@ -146,36 +78,8 @@ class EmbeddingServable:
         totals = [int(sum(n for n, o in zip(counts, owner, strict=True) if o == i)) for i in range(len(inputs))]
         return EmbedResult(combined, totals, timings)
 
-    async def _infer(self, docs: Sequence[TokenIds]) -> tuple[np.ndarray, float, float]:
-        """Rows for ``docs``: cached ones from the cache, the others from the batcher (then
-        cached). Returns (rows, queue seconds, inference seconds)."""
-        cache = self._cache
-        if cache is None:
-            result = await self.batcher.submit(docs)
-            return result.embeddings, result.queue_seconds, result.inference_seconds
-        keys = [cache.key(self._scope, self._info.task, d) for d in docs]
-        found = [cache.get(k) for k in keys]
-        missing = [i for i, hit in enumerate(found) if hit is None]
-        rows = np.empty((len(docs), self._info.dimensions), dtype=np.float32)
-        queue_s = infer_s = 0.0
-        if missing:
-            result = await self.batcher.submit([docs[i] for i in missing])
-            queue_s, infer_s = result.queue_seconds, result.inference_seconds
-            for j, i in enumerate(missing):
-                rows[i] = result.embeddings[j]
-                cache.put(keys[i], result.embeddings[j], len(docs[i]))
-        for i, hit in enumerate(found):
-            if hit is not None:
-                rows[i] = hit[0]
-        return rows, queue_s, infer_s
-
-    async def _off_loop(self, texts: Sequence[str], fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread for large inputs (tokenizers releases the GIL)."""
-        if sum(len(t) for t in texts if isinstance(t, str)) > _INLINE_CHARS:
-            return await asyncio.to_thread(fn, *args)
-        return fn(*args)
-
-    def _chunk(self, texts: Sequence[str], opts: EmbedOptions) -> tuple[list[TokenIds], list[ChunkSpan]]:
+    def _chunk_texts(self, texts: Sequence[str], opts: EmbedOptions) -> tuple[list[TokenIds], list[ChunkSpan]]:
+        """The text chunker: each text's windows of at most ``max_length`` tokens (:mod:`.passages`)."""
         assert opts.chunking is not None
         prefix, suffix = self.tokenizer.affixes
         docs: list[TokenIds] = []
@@ -189,32 +93,51 @@ class EmbeddingServable:
                 spans.append(ChunkSpan(i, chunk.start, chunk.end))
         return docs, spans
 
-    async def _encode(self, inputs: Inputs, truncate: bool, opts: EmbedOptions) -> list[TokenIds]:
-        first = inputs[0]
-        if isinstance(first, str):
-            texts: Sequence[str] = inputs  # type: ignore[assignment]
-            if opts.prompt:
-                texts = [opts.prompt + t if isinstance(t, str) else t for t in texts]
-            return await self._off_loop(texts, functools.partial(
-                self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction), texts)
-        if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
-            raise InvalidInput("input must be strings or lists of token ids", param="input")
-        return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
 
-    async def rerank(self, query: str, documents: Sequence[str],
-                     options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
-        raise wrong_task(self._info, "rerank")
+def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
+    from ovembed.heads.embeddings import add_pooling
 
-    async def embed_sparse(self, inputs: Inputs, *, truncate: bool | None = None,
-                           options: EmbedOptions | None = None,
-                           pruning: SparseOptions = DEFAULT_SPARSE) -> SparseResult:
-        raise wrong_task(self._info, "sparse")
+    outputs = model.outputs
+    if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
+        if graph.normalize_embeddings:  # already pooled: only normalise
+            import openvino as ov
+            import openvino.opset13 as ops
 
-    def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
-                 max_length: int | None = None, pad_to_max_length: bool = False,
-                 padding_side: str = "right") -> list[list[int]]:
-        if isinstance(texts, str):
-            texts = [texts]
-        return self.tokenizer.tokenize(texts, add_special_tokens=add_special_tokens,
-                                       max_length=max_length, pad_to_max_length=pad_to_max_length,
-                                       padding_side=padding_side)
+            axes = ops.constant(np.array([1], dtype=np.int64))
+            norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
+            model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
+        return model
+    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
+
+
+class EmbeddingsSpec(TaskSpec, task=Task.EMBEDDINGS, calculator=EMBEDDINGS, endpoint="/v3/embeddings",
+                     throughput_executor=True):
+
+    def prepare(self, source: Source) -> Prepared:
+        choice = resolve_pooling(source.graph.pooling, source.model_dir, source.record)
+        if choice.warning is not None:
+            _load_log.warning("model %s: %s", source.name, choice.warning)
+        else:
+            _load_log.info("model %s: pooling %s (from %s)", source.name, choice.pooling.value, choice.origin)
+        graph = replace(source.graph, pooling=choice.pooling)
+        max_length = resolve_max_length(source.model_dir, source.record)
+        return Prepared(graph, max_length, lambda model: _pooled_model(model, graph),
+                        {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings},
+                        ((1, 8), (4, min(128, max_length))), warning=choice.warning)
+
+    def info(self, source: Source, prepared: Prepared, *, dimensions: int, device: str, precision: str,
+             created: int) -> ModelInfo:
+        graph = prepared.graph
+        return replace(super().info(source, prepared, dimensions=dimensions, device=device, precision=precision,
+                                    created=created),
+                       pooling=graph.pooling, normalize=graph.normalize_embeddings, truncate=graph.truncate,
+                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name))
+
+    def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
+        return f"{info.dimensions} dims, max_length {info.max_length}"
+
+    def servable(self, loaded: LoadedModel, batcher: Batcher, deps: ServableDeps) -> BaseServable:
+        return EmbeddingServable(loaded.info, loaded.tokenizer, batcher, deps)
+
+
+SPEC = EmbeddingsSpec()

@@ -12,24 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from ovembed.errors import InvalidInput, PayloadTooLarge
-
-Combine = Literal["mean", "none"]
-COMBINE_MODES: tuple[Combine, ...] = ("mean", "none")
-
-
-@dataclass(frozen=True)
-class ChunkingOptions:
-    """A request's ``chunking`` object; ``size`` None means as large as the model allows."""
-
-    size: int | None = None
-    overlap: int = 0
-    combine: Combine = "mean"
-    max_chunks: int | None = None  # most chunks one input may need (the request's); more is a 413
+from ovembed.serving.api import ChunkingOptions
 
 
 @dataclass(frozen=True)

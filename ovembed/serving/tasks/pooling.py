@@ -13,8 +13,7 @@ from typing import Any
 
 from ovembed.config import Pooling
 from ovembed.hf_files import declared_pooling
-
-POOLING_CONFIG = "1_Pooling/config.json"
+from ovembed.layout import GRAPH_FILENAME, POOLING_CONFIG, RECORD_FILENAME
 
 
 @dataclass(frozen=True)
@@ -30,17 +29,18 @@ def resolve_pooling(graph_pooling: Pooling | None, model_dir: Path, record: dict
     folder = Pooling(declared) if declared is not None else None
     if graph_pooling is not None:
         if folder is not None and folder is not graph_pooling:
-            return PoolingChoice(graph_pooling, "graph.pbtxt",
-                                 f"graph.pbtxt says pooling {graph_pooling.value} but the model's {POOLING_CONFIG} "
-                                 f"says {folder.value}; serving {graph_pooling.value} as the graph says")
-        return PoolingChoice(graph_pooling, "graph.pbtxt")
+            return PoolingChoice(graph_pooling, GRAPH_FILENAME,
+                                 f"{GRAPH_FILENAME} says pooling {graph_pooling.value} but the model's "
+                                 f"{POOLING_CONFIG} says {folder.value}; serving {graph_pooling.value} as the graph "
+                                 "says")
+        return PoolingChoice(graph_pooling, GRAPH_FILENAME)
     if folder is not None:
         return PoolingChoice(folder, POOLING_CONFIG)
     recorded = record.get("pooling")
     if isinstance(recorded, str) and recorded.upper() in Pooling.__members__:
-        warning = None if problem is None else f"{problem}; serving {recorded.upper()} from ovembed_model.json"
-        return PoolingChoice(Pooling[recorded.upper()], "ovembed_model.json", warning)
-    reason = problem or f"no {POOLING_CONFIG} or ovembed_model.json says"
+        warning = None if problem is None else f"{problem}; serving {recorded.upper()} from {RECORD_FILENAME}"
+        return PoolingChoice(Pooling[recorded.upper()], RECORD_FILENAME, warning)
+    reason = problem or f"no {POOLING_CONFIG} or {RECORD_FILENAME} says"
     return PoolingChoice(Pooling.CLS, "default",
-                         f"graph.pbtxt sets no pooling and the model folder does not tell ({reason}); "
+                         f"{GRAPH_FILENAME} sets no pooling and the model folder does not tell ({reason}); "
                          "serving CLS pooling")

@@ -1,52 +1,64 @@
-"""The sparse (SPLADE) servable: texts -> token ids -> the model's batcher -> a pruned vocabulary-weight vector each.
+"""The sparse (SPLADE) task (ovembed's SparseEmbeddingsCalculatorOV): texts -> token ids -> the model's batcher
+-> a pruned vocabulary-weight vector each.
 
-Inputs are ordinary documents to the :class:`~ovembed.serving.batching.batcher.Batcher`; the in-graph head
-(:mod:`ovembed.heads.sparse`) returns one ``[vocab]`` row per input, which this servable prunes (top-k,
-threshold) into (indices, values). Tokenization, prompts, truncation and the cache of repeated inputs are
-the embeddings servable's (the cache holds the unpruned row, so any pruning of a cached input is exact).
+The IR is optimum's ``fill-mask`` one (logits ``[batch, seq, vocab]``); :mod:`ovembed.heads.sparse` appends
+SPLADE's max(log(1 + relu)) over real tokens, so the executor returns one ``[vocab]`` row per input, which this
+servable prunes (top-k, threshold) into (indices, values). Tokenization, prompts, truncation and the cache of
+repeated inputs are the base servable's (the cache holds the unpruned row, so any pruning of a cached input is
+exact).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from ovembed.config import ServeConfig, Task
 from ovembed.errors import InvalidInput
-from ovembed.heads.sparse import prune
+from ovembed.graphs import SPARSE
+from ovembed.heads.sparse import add_sparse_head, prune
+from ovembed.prompts import prompts_from_record
 from ovembed.serving.api import (
     DEFAULT_SPARSE,
     EmbedOptions,
-    EmbedResult,
     Inputs,
     ModelInfo,
     SparseOptions,
     SparseResult,
     SparseVector,
     Timings,
-    wrong_task,
 )
-from ovembed.serving.batching.batcher import Batcher
-from ovembed.serving.tasks.cache import EmbeddingCache
-from ovembed.serving.tasks.embeddings import EmbeddingServable
+from ovembed.serving.batching.policy import BatchPolicy
+from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents
+from ovembed.serving.tasks.spec import LoadedModel, Prepared, Source, TaskSpec, resolve_max_length
 from ovembed.serving.tasks.tokenizer import ServingTokenizer
+
+if TYPE_CHECKING:
+    from ovembed.serving.batching.batcher import Batcher
 
 _NO_OPTIONS = EmbedOptions()
 
+# The head reduces [batch, seq, vocab] logits that OpenVINO materialises: a batch's padded tokens x vocab
+# x 4 bytes. Keep that under this many bytes by bounding the model's token budget (30522-word BERT
+# vocabularies: 2,198 tokens, about --max_batch_tokens' default).
+LOGITS_BUDGET_BYTES = 256 * 2**20
 
-class SparseServable(EmbeddingServable):
-    """One loaded sparse model; lifecycle (close, in-progress counting) as for embeddings."""
 
-    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher, *,
-                 cache: EmbeddingCache | None = None, version: int = 1) -> None:
-        super().__init__(info, tokenizer, batcher, cache=cache, version=version)
+def batch_token_budget(max_batch_tokens: int, vocab: int) -> int:
+    """The sparse model's token budget: ``--max_batch_tokens``, bounded by :data:`LOGITS_BUDGET_BYTES`."""
+    return max(1, min(max_batch_tokens, LOGITS_BUDGET_BYTES // (4 * max(vocab, 1))))
+
+
+class SparseServable(BaseServable):
+    """One loaded sparse model: ``embed_sparse`` (and ``tokenize``) for the front ends."""
+
+    def __init__(self, info: ModelInfo, tokenizer: ServingTokenizer, batcher: Batcher,
+                 deps: ServableDeps = NO_DEPS) -> None:
+        super().__init__(info, tokenizer, batcher, deps)
         defaults = info.pruning or DEFAULT_SPARSE  # the graph's top_k / threshold
         self.default_top_k = defaults.top_k
         self.default_threshold = defaults.threshold or 0.0
-
-    async def embed(self, inputs: Inputs, *, truncate: bool | None = None,
-                    options: EmbedOptions | None = None) -> EmbedResult:
-        raise wrong_task(self.info, "embeddings")
 
     async def embed_sparse(self, inputs: Inputs, *, truncate: bool | None = None,
                            options: EmbedOptions | None = None,
@@ -55,10 +67,7 @@ class SparseServable(EmbeddingServable):
         if opts.chunking is not None:
             raise InvalidInput(f"The model '{self.info.name}' is a sparse model: 'chunking' is for dense "
                                "embeddings (split long documents before sending them)", param="chunking")
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        elif len(inputs) and isinstance(inputs[0], (int, np.integer)):
-            inputs = [inputs]  # type: ignore[assignment]  # one document of token ids
+        inputs = as_documents(inputs)
         if len(inputs) == 0:
             return SparseResult([], [])
         cut = self.info.truncate if truncate is None else truncate
@@ -72,3 +81,38 @@ class SparseServable(EmbeddingServable):
         vectors = [SparseVector(*prune(row, top_k=top_k, threshold=threshold)) for row in rows]
         timings = Timings(tokenization=tokenized - started, queue=queue_s, inference=infer_s)
         return SparseResult(vectors, [len(d) for d in docs], timings)
+
+
+class SparseSpec(TaskSpec, task=Task.SPARSE, calculator=SPARSE, label="sparse ",
+                 endpoint="/embed_sparse, or encoding_format 'sparse' on /v3/embeddings"):
+
+    def prepare(self, source: Source) -> Prepared:
+        max_length = resolve_max_length(source.model_dir, source.record)
+        return Prepared(source.graph, max_length, add_sparse_head,
+                        {"head": "sparse", "activation": "log1p_relu", "pooling": "max"},
+                        ((1, 8), (2, min(64, max_length))))  # output width: the vocabulary
+
+    def info(self, source: Source, prepared: Prepared, *, dimensions: int, device: str, precision: str,
+             created: int) -> ModelInfo:
+        graph = prepared.graph
+        return replace(super().info(source, prepared, dimensions=dimensions, device=device, precision=precision,
+                                    created=created),
+                       truncate=graph.truncate,
+                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name),
+                       pruning=SparseOptions(top_k=graph.top_k, threshold=graph.threshold))
+
+    def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
+        graph = prepared.graph
+        return (f"vocabulary {info.dimensions}, max_length {info.max_length}, token budget "
+                f"{batch_token_budget(cfg.max_batch_tokens, info.dimensions)}, default top_k {graph.top_k or 'all'} "
+                f"threshold {graph.threshold:g}")
+
+    def batch_policy(self, policy: BatchPolicy, info: ModelInfo) -> BatchPolicy:
+        # bound the [batch, seq, vocab] logits the head reduces
+        return replace(policy, max_batch_tokens=batch_token_budget(policy.max_batch_tokens, info.dimensions))
+
+    def servable(self, loaded: LoadedModel, batcher: Batcher, deps: ServableDeps) -> BaseServable:
+        return SparseServable(loaded.info, loaded.tokenizer, batcher, replace(deps, max_chunks=None))
+
+
+SPEC = SparseSpec()

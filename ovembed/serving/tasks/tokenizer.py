@@ -16,9 +16,9 @@ import numpy as np
 
 from ovembed.errors import ConfigError, InputTooLong, InvalidInput
 from ovembed.hf_files import read_json_object
+from ovembed.layout import TOKENIZER_CONFIG, TOKENIZER_JSON
 from ovembed.serving.api import TokenIds
 
-TOKENIZER_FILENAME = "tokenizer.json"
 _ENCODE_SLICE = 256  # texts per tokenizer call (bounds the Encoding objects alive at once)
 
 
@@ -62,7 +62,7 @@ class ServingTokenizer:
     def from_dir(cls, model_dir: Path, *, max_length: int,
                  vocab_size: int | None = None) -> ServingTokenizer:
         """Load ``tokenizer.json`` (and the pad token from tokenizer_config.json)."""
-        path = Path(model_dir) / TOKENIZER_FILENAME
+        path = Path(model_dir) / TOKENIZER_JSON
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -70,7 +70,7 @@ class ServingTokenizer:
                               "file next to the model") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        pad = read_json_object(Path(model_dir) / "tokenizer_config.json", strict=True).get("pad_token")
+        pad = read_json_object(Path(model_dir) / TOKENIZER_CONFIG, strict=True).get("pad_token")
         if isinstance(pad, dict):  # older files: {"content": "[PAD]", ...}
             pad = pad.get("content")
         try:

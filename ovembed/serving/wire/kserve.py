@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovembed import __version__
+from ovembed.config import Task
 from ovembed.serving.api import ModelInfo, ModelState, ModelStatus
 
 # Every embeddings model has the same signature: texts in, one vector per text out.
@@ -59,7 +60,7 @@ def server_metadata() -> dict[str, Any]:
 
 def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
     """A rerank or sparse model lists no tensors: it is served by its own endpoints, not by infer."""
-    embeddings = info.task == "embeddings"
+    embeddings = info.task is Task.EMBEDDINGS
     return {
         "name": info.name,
         "versions": [str(status.version)],
@@ -77,7 +78,7 @@ def model_config(info: ModelInfo) -> dict[str, Any]:
     :func:`model_metadata`: a ``[-1]`` string tensor in, ``[-1, dimensions]`` FP32 out. Rerank
     models, which infer does not serve, list no tensors.
     """
-    embeddings = info.task == "embeddings"
+    embeddings = info.task is Task.EMBEDDINGS
     return {
         "name": info.name,
         "platform": PLATFORM,

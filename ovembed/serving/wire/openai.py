@@ -16,9 +16,9 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
+from ovembed.config import Task
 from ovembed.errors import InvalidInput
-from ovembed.serving.api import DEFAULT_SPARSE, ChunkSpan, ModelInfo, ModelStatus, SparseOptions
-from ovembed.serving.tasks.passages import COMBINE_MODES
+from ovembed.serving.api import COMBINE_MODES, DEFAULT_SPARSE, ChunkSpan, ModelInfo, ModelStatus, SparseOptions
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
@@ -161,10 +161,10 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
     extension fields)."""
     card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
             "dimensions": info.dimensions, "max_length": info.max_length}
-    if info.task == "embeddings":
+    if info.task is Task.EMBEDDINGS:
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=list(DENSE_FORMATS), chunking=list(COMBINE_MODES))
-    elif info.task == "sparse":  # dimensions: the vocabulary size (indices are token ids)
+    elif info.task is Task.SPARSE:  # dimensions: the vocabulary size (indices are token ids)
         pruning = info.pruning or DEFAULT_SPARSE
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=["sparse"],

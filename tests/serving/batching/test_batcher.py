@@ -137,11 +137,12 @@ class FakeEngine:
     """Row r of the output is [sum of real ids, length, first id]; completes when released."""
 
     dimensions = 3
+    pad_lone = True  # the executor's measurement at load (OpenVINOExecutor: _time_inline)
 
     def __init__(self, slots: int = 1, *, auto: bool = True, inline: bool = False) -> None:
         self.slots = slots
         self.auto = auto
-        self.inline = inline  # on_done before start() returns, as OpenVINOEngine's inline path
+        self.inline = inline  # on_done before start() returns, as OpenVINOExecutor's inline path
         self.batches: list[np.ndarray] = []
         self.held: list[Callable[[], None]] = []
         self.fail_next = False
@@ -195,7 +196,7 @@ def test_results_go_back_to_the_right_request_in_order() -> None:
 
 
 def test_an_engine_that_finishes_inside_start() -> None:
-    """on_done from within start() (OpenVINOEngine's inline path): results are right, and thousands
+    """on_done from within start() (OpenVINOExecutor's inline path): results are right, and thousands
     of queued batches finished that way neither nest (one _schedule inside another) nor stall."""
     async def main() -> None:
         engine = FakeEngine(slots=1, inline=True)
@@ -359,7 +360,8 @@ def test_a_lone_document_is_padded_as_its_engine_measured(pad_lone: bool, lone_s
     (OpenVINO re-prepares its graph on every change), exact ones compute less; batches always pad."""
     async def main() -> None:
         engine = FakeEngine(slots=1, auto=False)
-        batcher = Batcher(engine, BatchPolicy(pad_multiple=8, max_wait=0.05, pad_lone=pad_lone), max_queue=100)
+        engine.pad_lone = pad_lone
+        batcher = Batcher(engine, BatchPolicy(pad_multiple=8, max_wait=0.05), max_queue=100)
         first = asyncio.create_task(batcher.submit([[5, 6, 7, 8, 9]]))
         await asyncio.sleep(0)
         rest = asyncio.create_task(batcher.submit([[1, 2, 3], [4] * 9]))

@@ -13,9 +13,10 @@ from ovembed.config import Executors, ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions
 from ovembed.serving.openvino import devices
-from ovembed.serving.openvino.executor import OpenVINOEngine
-from ovembed.serving.openvino.loader import load_model, resolve_max_length
-from ovembed.serving.openvino.plan import bulk_config, bulk_plan, detect_precision, plugin_config
+from ovembed.serving.openvino.executor import OpenVINOExecutor
+from ovembed.serving.openvino.loader import load_model
+from ovembed.serving.openvino.plan import detect_precision, plugin_config, throughput_plan
+from ovembed.serving.tasks.spec import resolve_max_length
 
 
 def write(folder: Path, name: str, data: dict[str, object]) -> None:
@@ -62,30 +63,30 @@ def test_plugin_config_defaults_and_overrides() -> None:
 
 def test_bulk_executor_only_for_int_weights_on_cpu_with_default_streams() -> None:
     config = {"NUM_STREAMS": "1", "CACHE_DIR": "/c"}
-    assert bulk_config(config, {"NUM_STREAMS": 1}, "CPU", "int8") == {
+    assert throughput_plan(config, {"NUM_STREAMS": 1}, "CPU", "int8")[0] == {
         "CACHE_DIR": "/c", "PERFORMANCE_HINT": "THROUGHPUT"}
-    assert bulk_config({"PERFORMANCE_HINT": "LATENCY"}, {}, "CPU", "int4") == {"PERFORMANCE_HINT": "THROUGHPUT"}
-    assert bulk_config(config, {"NUM_STREAMS": 1}, "CPU", "fp32") is None
-    assert bulk_config(config, {"NUM_STREAMS": 1}, "GPU", "int8") is None
-    assert bulk_config({"NUM_STREAMS": "2"}, {"NUM_STREAMS": 2}, "CPU", "int8") is None
-    assert bulk_config(config, {"PERFORMANCE_HINT": "LATENCY"}, "CPU", "int8") is None
-    assert bulk_config(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8") is None
+    assert throughput_plan({"PERFORMANCE_HINT": "LATENCY"}, {}, "CPU", "int4")[0] == {"PERFORMANCE_HINT": "THROUGHPUT"}
+    assert throughput_plan(config, {"NUM_STREAMS": 1}, "CPU", "fp32")[0] is None
+    assert throughput_plan(config, {"NUM_STREAMS": 1}, "GPU", "int8")[0] is None
+    assert throughput_plan({"NUM_STREAMS": "2"}, {"NUM_STREAMS": 2}, "CPU", "int8")[0] is None
+    assert throughput_plan(config, {"PERFORMANCE_HINT": "LATENCY"}, "CPU", "int8")[0] is None
+    assert throughput_plan(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8")[0] is None
 
 
 def test_executors_choice_overrides_the_weight_rule_not_the_graph() -> None:
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     two = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"}
-    assert bulk_plan(config, {}, "CPU", "fp32", Executors.TWO) == (two, "--executors two")
-    assert bulk_plan(config, {}, "CPU", "fp16", Executors.TWO)[0] == two
-    assert bulk_plan(config, {}, "CPU", "int8", Executors.ONE) == (None, "--executors one")
-    assert bulk_plan(config, {}, "CPU", "fp32", Executors.AUTO) == (
+    assert throughput_plan(config, {}, "CPU", "fp32", Executors.TWO) == (two, "--executors two")
+    assert throughput_plan(config, {}, "CPU", "fp16", Executors.TWO)[0] == two
+    assert throughput_plan(config, {}, "CPU", "int8", Executors.ONE) == (None, "--executors one")
+    assert throughput_plan(config, {}, "CPU", "fp32", Executors.AUTO) == (
         None, "--executors auto: fp32 weights keep one executor (memory)")
     # explicit streams, hints, threads in graph.pbtxt and other devices still keep one
-    assert bulk_plan(config, {"NUM_STREAMS": 2}, "CPU", "fp32", Executors.TWO) == (
+    assert throughput_plan(config, {"NUM_STREAMS": 2}, "CPU", "fp32", Executors.TWO) == (
         None, "graph.pbtxt sets NUM_STREAMS or PERFORMANCE_HINT")
-    assert bulk_plan(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8", Executors.TWO) == (
+    assert throughput_plan(config, {"INFERENCE_NUM_THREADS": 1}, "CPU", "int8", Executors.TWO) == (
         None, "graph.pbtxt sets INFERENCE_NUM_THREADS")
-    assert bulk_plan({}, {}, "GPU", "int8", Executors.TWO) == (None, "not on CPU (GPU)")
+    assert throughput_plan({}, {}, "GPU", "int8", Executors.TWO) == (None, "not on CPU (GPU)")
 
 
 def test_executors_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +162,7 @@ def test_load_minilm(minilm_dir: Path) -> None:
     assert (info.device, info.precision, info.pooling.value, info.normalize) == (
         "CPU", "fp32", "MEAN", True)
     assert loaded.engine.slots >= 1
-    assert loaded.engine.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert loaded.engine.latency.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     loaded.engine.close()
 
 
@@ -171,14 +172,14 @@ def test_executors_two_gives_fp32_a_multi_stream_executor_with_equal_results(min
 
     core = ov.Core()
     auto = load_model(core, "minilm", minilm_dir, ServeConfig())
-    assert auto.engine.bulk is None  # fp32: one executor unless asked
+    assert auto.engine.throughput is None  # fp32: one executor unless asked
     auto.engine.close()
     two = load_model(core, "minilm", minilm_dir, ServeConfig(executors=Executors.TWO))
     engine = two.engine
-    assert engine.bulk is not None and engine.slots == int(engine.bulk.get_property("NUM_STREAMS")) > 1
-    assert engine.bulk.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32  # the same precision
+    assert engine.throughput is not None and engine.slots == int(engine.throughput.get_property("NUM_STREAMS")) > 1
+    assert engine.throughput.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32  # the same precision
     ids = np.random.default_rng(1).integers(1000, 2000, size=(4, 32))
-    np.testing.assert_allclose(engine.infer(ids, np.ones_like(ids), bulk=True),
+    np.testing.assert_allclose(engine.infer(ids, np.ones_like(ids), throughput=True),
                                engine.infer(ids, np.ones_like(ids)), atol=1e-5)
     engine.close()
 
@@ -237,7 +238,7 @@ def test_small_and_large_batches_pick_executors_with_equal_results(minilm_dir: P
         return core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32",
                                                  "NUM_STREAMS": "1" if hint == "LATENCY" else "2"})
 
-    engine = OpenVINOEngine(compiled("LATENCY"), bulk=compiled("THROUGHPUT"), latency_tokens=16, inline=False)
+    engine = OpenVINOExecutor(compiled("LATENCY"), throughput=compiled("THROUGHPUT"), latency_tokens=16, inline=False)
     assert engine.slots == 2
     rng = np.random.default_rng(0)
     small = rng.integers(1000, 2000, size=(1, 8))
@@ -253,13 +254,14 @@ def test_small_and_large_batches_pick_executors_with_equal_results(minilm_dir: P
 
         engine.start(ids, np.ones_like(ids), on_done)
         assert done.wait(60)
-        assert engine.batches == ({"small": 1, "bulk": 0} if name == "small" else {"small": 1, "bulk": 1})
+        assert engine.batches == ({"latency": 1, "throughput": 0} if name == "small"
+                                  else {"latency": 1, "throughput": 1})
     engine.close()
     assert engine.slots == 2
     for name, ids in (("small", small), ("large", large)):
         expected = engine.infer(ids, np.ones_like(ids))
         np.testing.assert_allclose(results[name], expected, atol=1e-5)
-        np.testing.assert_allclose(results[name], engine.infer(ids, np.ones_like(ids), bulk=True), atol=1e-5)
+        np.testing.assert_allclose(results[name], engine.infer(ids, np.ones_like(ids), throughput=True), atol=1e-5)
 
 
 def _compiled_minilm(minilm_dir: Path, config: dict[str, str]) -> Any:
@@ -274,7 +276,7 @@ def _compiled_minilm(minilm_dir: Path, config: dict[str, str]) -> Any:
     return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", **config})
 
 
-def _start(engine: OpenVINOEngine, ids: Any) -> tuple[Any, bool]:
+def _start(engine: OpenVINOExecutor, ids: Any) -> tuple[Any, bool]:
     """engine.start; (the result, whether on_done had run before start returned)."""
     import threading
 
@@ -303,7 +305,7 @@ def test_a_lone_short_batch_runs_inline_with_the_same_vectors(minilm_dir: Path,
     from ovembed.serving.openvino.executor import INLINE_TOKENS
 
     monkeypatch.setattr(engine_module, "INLINE_MAX_S", 10.0)  # a busy CI machine: inline whatever it measures
-    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
     rng = np.random.default_rng(1)
     warm = rng.integers(1000, 2000, size=(1, 16))
     assert engine.time_inline(warm, np.ones_like(warm)) > 0
@@ -325,7 +327,7 @@ def test_inline_waits_for_running_batches_and_stops_when_too_slow(minilm_dir: Pa
 
     from ovembed.serving.openvino import executor as engine_module
 
-    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}), infer_requests=2)
+    engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}), infer_requests=2)
     ids = np.full((1, 8), 1500, dtype=np.int64)
     # a batch still running: the next lone batch must not run beside it on the caller's thread
     release = threading.Event()
@@ -354,7 +356,7 @@ def test_async_batches_of_new_shapes_equal_infer(minilm_dir: Path) -> None:
     small = rng.integers(1000, 2000, size=(2, 32))
     large = rng.integers(1000, 2000, size=(2, 33))
     for order in ((small, large), (large, small, large), (small, small, large)):
-        engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}), inline=False)
+        engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}), inline=False)
         outs = [_start(engine, ids)[0] for ids in order]
         for ids, out in zip(order, outs, strict=True):
             np.testing.assert_allclose(out, engine.infer(ids, np.ones_like(ids)), atol=1e-6)
@@ -367,12 +369,12 @@ def _lone_copies(minilm_dir: Path, widths: tuple[int, ...]) -> dict[int, Any]:
 
     from ovembed.graphs import read_graph
     from ovembed.heads.embeddings import add_pooling
-    from ovembed.serving.openvino.lone import _lone_shapes
+    from ovembed.serving.openvino.lone import compile_static_copies
 
     core = ov.Core()
     graph = read_graph(minilm_dir)
     model = add_pooling(core.read_model(minilm_dir / "openvino_model.xml"), graph.pooling, graph.normalize_embeddings)
-    return _lone_shapes(core, model, widths, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"},
+    return compile_static_copies(core, model, widths, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"},
                         budget=2**40, estimate=0)
 
 
@@ -385,7 +387,7 @@ def test_lone_queries_run_on_the_narrowest_static_copy_with_the_same_vectors(
     from ovembed.serving.openvino import executor as engine_module
 
     monkeypatch.setattr(engine_module, "INLINE_MAX_S", 10.0)  # a busy CI machine: inline whatever it measures
-    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
     engine.set_lone_shapes(_lone_copies(minilm_dir, (16, 32)))
     engine.pad_id = 0
     assert engine.lone_widths == (16, 32)
@@ -415,7 +417,7 @@ def test_lone_queries_are_timed_every_way_and_padding_keeps_the_vectors(minilm_d
     from ovembed.serving.openvino.lone import LONE_LENGTHS
 
     monkeypatch.setattr(engine_module, "LONE_BUDGET_S", 600.0)  # a busy CI machine: time it all
-    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
     widths: list[tuple[int, bool]] = []
     infer = engine._infer_inline
 
@@ -441,7 +443,7 @@ def test_lone_queries_are_timed_every_way_and_padding_keeps_the_vectors(minilm_d
     mask[0, :5] = 1
     np.testing.assert_allclose(engine.infer(padded_ids, mask), engine.infer(ids, np.ones_like(ids)), atol=1e-5)
     engine.close()
-    assert OpenVINOEngine(_compiled_minilm(minilm_dir, {}), inline=False).time_lone(1500, 0, 8) == {}
+    assert OpenVINOExecutor(_compiled_minilm(minilm_dir, {}), inline=False).time_lone(1500, 0, 8) == {}
 
 
 def test_lone_queries_are_not_timed_past_their_budget(minilm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -449,7 +451,7 @@ def test_lone_queries_are_not_timed_past_their_budget(minilm_dir: Path, monkeypa
     from ovembed.serving.openvino import executor as engine_module
 
     monkeypatch.setattr(engine_module, "LONE_BUDGET_S", 0.0)
-    engine = OpenVINOEngine(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
+    engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
     runs: list[int] = []
     infer = engine._infer_inline
 
@@ -479,7 +481,7 @@ def test_load_runs_lone_queries_the_way_that_measured_fastest(
 
     trims: list[int] = []
     monkeypatch.setattr(engine_module, "trim_heap", lambda: trims.append(1) or True)
-    monkeypatch.setattr(OpenVINOEngine, "time_lone", lambda self, *args, **kwargs: dict(timed))
+    monkeypatch.setattr(OpenVINOExecutor, "time_lone", lambda self, *args, **kwargs: dict(timed))
     loaded = load_model(ov.Core(), "minilm", minilm_dir, ServeConfig(lone_shapes_max_mb=1000))
     assert (loaded.engine.pad_lone, loaded.engine.lone_widths, loaded.engine.pad_id) == (pads, widths, 0)
     assert trims == ([] if widths else [1])  # dropped copies: their memory given back at once
@@ -495,11 +497,11 @@ def test_load_compiles_static_copies_while_they_fit_in_the_memory_limit(
 
     seen: list[tuple[int, ...]] = []
 
-    def timed(self: OpenVINOEngine, *args: Any, **kwargs: Any) -> dict[str, float]:
+    def timed(self: OpenVINOExecutor, *args: Any, **kwargs: Any) -> dict[str, float]:
         seen.append(self.lone_widths)
         return {"exact": 0.002, "padded": 0.001, **({"static": 0.0005} if self.lone_widths else {})}
 
-    monkeypatch.setattr(OpenVINOEngine, "time_lone", timed)
+    monkeypatch.setattr(OpenVINOExecutor, "time_lone", timed)
     for cfg in (ServeConfig(), ServeConfig(lone_shapes_max_mb=0), ServeConfig(lone_shapes_max_mb=100),
                 ServeConfig(lone_shapes_max_mb=1000),
                 ServeConfig(lone_shapes_max_mb=1000, cache_dir=tmp_path / "cache")):
@@ -508,7 +510,7 @@ def test_load_compiles_static_copies_while_they_fit_in_the_memory_limit(
 
 
 class _ShapelessModel:
-    """Stands in for an ov.Model in _lone_shapes: no inputs, reshape accepted."""
+    """Stands in for an ov.Model in compile_static_copies: no inputs, reshape accepted."""
 
     inputs = ()
 
@@ -541,7 +543,7 @@ def test_static_copies_are_compiled_in_order_while_they_fit(monkeypatch: pytest.
             return "compiled"
 
     monkeypatch.setattr(engine_module, "_resident_bytes", lambda: resident[0])
-    out = engine_module._lone_shapes(Core(), _ShapelessModel(), engine_module.LONE_WIDTHS, "CPU", {},  # type: ignore[arg-type]
+    out = engine_module.compile_static_copies(Core(), _ShapelessModel(), engine_module.LONE_WIDTHS, "CPU", {},  # type: ignore[arg-type]
                                      budget=budget * mb, estimate=estimate * mb)
     assert tuple(sorted(out)) == widths and len(compiled) == len(widths)
 
@@ -563,7 +565,7 @@ def test_a_graph_that_cannot_take_a_static_shape_keeps_the_copies_made_before(
 
     monkeypatch.setattr(engine_module, "_resident_bytes", lambda: 0)
     with caplog.at_level("WARNING", logger="ovembed.serving"):
-        out = engine_module._lone_shapes(Core(), _ShapelessModel(), (16, 8, 32), "CPU", {}, "m",  # type: ignore[arg-type]
+        out = engine_module.compile_static_copies(Core(), _ShapelessModel(), (16, 8, 32), "CPU", {}, "m",  # type: ignore[arg-type]
                                          budget=2**40, estimate=0)
     assert list(out) == [16] and Core.calls == 2
     assert "no static-shape copy for 8 tokens: shape inference failed for node X" in caplog.text

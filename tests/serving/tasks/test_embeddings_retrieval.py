@@ -12,10 +12,9 @@ import pytest
 
 from ovembed.config import ExportConfig, ServeConfig, WeightFormat
 from ovembed.repository import read_config
-from ovembed.serving.api import EmbedOptions
+from ovembed.serving.api import ChunkingOptions, EmbedOptions
 from ovembed.serving.models.registry import ModelRegistry
 from ovembed.serving.tasks.embeddings import EmbeddingServable
-from ovembed.serving.tasks.passages import ChunkingOptions
 from ovembed.serving.usecases.embed import EmbedRequest, embed_options
 from tests.serving.tasks.test_embeddings import LoopThread
 from tests.tiny_models import BUILDERS

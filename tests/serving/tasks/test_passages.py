@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.tasks.passages import ChunkingOptions, chunk_document, spans, weighted_mean
+from ovembed.serving.api import ChunkingOptions
+from ovembed.serving.tasks.passages import chunk_document, spans, weighted_mean
 
 
 def test_spans() -> None:
