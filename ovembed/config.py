@@ -241,8 +241,10 @@ class ExportConfig(_Checked):
                  "--min_rank_agreement must be between 0 and 1")
 
     @property
-    def served_name(self) -> str:
-        return self.model_name or self.source_model
+    def served_name(self) -> str:  # a path-like source (./x, ../x, /x, ~/x) is served under its folder's name
+        path_like = self.source_model.startswith(("/", "./", "../", "~")) or self.source_model in (".", "..")
+        return self.model_name or (Path(self.source_model).expanduser().resolve().name if path_like
+                                   else self.source_model)
 
     @property
     def config_path(self) -> Path:
