@@ -173,8 +173,9 @@ def _time_inline(name: str, engine: OpenVINOExecutor, tokenizer: ServingTokenize
     if not (timed and "static" in timed and timed["static"] < LONE_STATIC_GAIN * min(timed["exact"], timed["padded"])):
         engine.set_lone_shapes({})
     if timed:
-        way = ("static shapes " + ", ".join(map(str, widths)) if engine.lone_widths else
-               "padded" if engine.pad_lone else "not padded")
+        way = ("static-shape copies kept: lone queries run on them" if engine.lone_widths else
+               ("static-shape copies dropped (not faster); " if widths else "") +
+               ("lone queries padded" if engine.pad_lone else "lone queries not padded"))
         static = (f", {1000 * timed['static']:.2f} ms on static shapes of {', '.join(map(str, widths))} tokens"
                   if "static" in timed else "")
         log.info("%s: lone queries of %d-%d tokens: p50 %.2f ms at their length, %.2f ms padded to a multiple "

@@ -61,7 +61,7 @@ def compile_static_copies(core: ov.Core, model: ov.Model | None, widths: tuple[i
         used += expected
     if out:
         log.info("%s: static-shape copies for lone queries of up to %s tokens compiled (%.0f MB of "
-                 "--lone_shapes_max_mb %.0f); kept if faster", label, ", ".join(map(str, sorted(out))),
+                 "--lone_shapes_max_mb %.0f); timed next", label, ", ".join(map(str, sorted(out))),
                  used / 2**20, budget / 2**20)
     return out
 
