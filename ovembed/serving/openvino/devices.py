@@ -161,7 +161,7 @@ def suggest(info: DeviceInfo) -> Advice:
                           "this CPU has VNNI and fast bf16 but no AMX: weight-only int8 computes in bf16, and "
                           "static int8 (--quantization static) was 1.36x as fast on one such CPU (Zen 4) and "
                           "0.82-0.92x on another (Xeon without AMX): measure both with "
-                          "benchmarks/engine_ceiling.py --formats int8,static")
+                          "python -m benchmarks.engine_ceiling --formats int8,static")
         measured = ("; measured on 2 Sapphire Rapids cores (MiniLM): ~2x fp32's bulk tokens/s and "
                     "~2.5x faster short queries, weight-only int8 (bf16 compute) about as fast for "
                     "bulk; ovembed serve runs large int8 batches on extra streams by itself") if amx else ""
