@@ -34,7 +34,13 @@ RERANKER = "fake-rerank"
 ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
     "/v3/embeddings": (("model", "input", "encoding_format", "dimensions", "user", "truncate", "prompt",
                         "prompt_name", "input_type", "truncation_direction", "chunking"), "openai"),
-    "/v1/embeddings": (("model", "input", "encoding_format", "dimensions"), "openai"),
+    "/v1/embeddings": (("model", "input", "encoding_format", "dimensions", "embed_dtype", "endianness", "normalize",
+                        "use_activation", "truncate_prompt_tokens", "truncation_side", "add_special_tokens"),
+                       "openai"),
+    "/v1/rerank": (("model", "query", "documents", "top_n", "return_documents", "use_activation", "activation",
+                    "truncate_prompt_tokens"), "openai"),
+    "/score": (("model", "text_1", "text_2", "queries", "documents", "items", "use_activation",
+                "truncate_prompt_tokens"), "openai"),
     "/v2/embed": (("model", "texts", "input_type", "embedding_types", "truncate", "output_dimension",
                    "inputs", "images"), "openai"),
     "/v3/rerank": (("model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc",
@@ -56,7 +62,8 @@ ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
             | st.floats(allow_nan=False) | st.text(max_size=40)
             | st.sampled_from([MODEL, "nope", "", "float", "base64", "left", "right", "BYTES", "input",
-                               "embedding", "search_query", "\u0000\n\u202e", "\udbff"[:0] + "\U0010ffff"]))
+                               "embedding", "search_query", "bytes",
+                               "bfloat16", "big", "\u0000\n\u202e", "\udbff"[:0] + "\U0010ffff"]))
 _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=6)
                      | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
 # KServe's input tensor, nearly right, so parsing gets past the first checks
@@ -89,7 +96,9 @@ _TENSOR = {"name": "input", "datatype": "BYTES", "shape": [2], "data": ["hello",
 # checks after the first ones (and the success path) are reached too.
 VALID: dict[str, dict[str, Any]] = {
     "/v3/embeddings": {"model": MODEL, "input": ["hello", "world"], "encoding_format": "float"},
-    "/v1/embeddings": {"model": MODEL, "input": "hello", "encoding_format": "base64"},
+    "/v1/embeddings": {"model": MODEL, "input": "hello", "encoding_format": "base64", "embed_dtype": "float16"},
+    "/v1/rerank": {"model": RERANKER, "query": "q", "documents": ["a", {"text": "b"}], "top_n": 0},
+    "/score": {"model": RERANKER, "text_1": "q", "text_2": ["a", "b"], "use_activation": False},
     "/v2/embed": {"model": MODEL, "texts": ["hello"], "input_type": "search_query",
                   "embedding_types": ["float"]},
     "/v3/rerank": {"model": RERANKER, "query": "q", "documents": ["a", "b"]},

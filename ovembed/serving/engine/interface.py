@@ -69,6 +69,7 @@ class ModelInfo:
     task: str = "embeddings"  # "embeddings", "rerank" or "sparse" (ovembed.config.Task values)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
     pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
+    matryoshka: tuple[int, ...] | None = None  # 'dimensions' allowed: () any, None none (ovembed.matryoshka)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class EmbedOptions:
     prompt: str = ""  # text put in front of every text input (already chosen by the use case)
     truncation_direction: Literal["left", "right"] = "right"  # which end truncation cuts
     chunking: ChunkingOptions | None = None  # split long texts instead of truncating/rejecting
+    max_tokens: int | None = None  # truncate to this many tokens (special tokens kept), not max_length
+    add_special_tokens: bool = True  # False: the text's own tokens only (vLLM's add_special_tokens)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class RerankOptions:
     max_tokens_per_doc: int | None = None  # cut each document to this many tokens first (Cohere)
     truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
     direction: TruncationDirection = "right"  # which end of a document truncation keeps
+    truncate_query: bool = True  # False: a query over half the window is a 400 instead of being cut
 
 
 DEFAULT_RERANK = RerankOptions()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ovembed import matryoshka
 from ovembed.config import Executors, ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GRAPH_FILENAME, GraphOptions, RerankGraphOptions, read_graph
@@ -530,6 +531,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=created,
         prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
+        matryoshka=matryoshka.ANY if cfg.allow_any_dimensions else matryoshka.from_record(record),
     )
     _, why = inference_precision(graph, cfg, device, precision)
     log.info("model %s computes in %s (%s)", name, exec_precision or "the device's default", why)

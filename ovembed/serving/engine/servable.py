@@ -195,7 +195,8 @@ class EmbeddingServable:
             if opts.prompt:
                 texts = [opts.prompt + t if isinstance(t, str) else t for t in texts]
             return await self._off_loop(texts, functools.partial(
-                self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction), texts)
+                self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction,
+                max_tokens=opts.max_tokens, add_special_tokens=opts.add_special_tokens), texts)
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]

@@ -83,5 +83,6 @@ def embed_response(request_id: str, req: CohereEmbedRequest, vectors: np.ndarray
         "response_type": "embeddings_by_type",
         "embeddings": embeddings,
         "texts": list(req.texts),
-        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": input_tokens}},
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": input_tokens},
+                 "tokens": {"input_tokens": input_tokens}},
     }
