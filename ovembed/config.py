@@ -241,6 +241,10 @@ class ExportConfig(_Checked):
         _require(self.sparse_threshold >= 0, "--sparse_threshold must be at least 0")
         _require(self.min_rank_agreement is None or 0 <= self.min_rank_agreement <= 1,
                  "--min_rank_agreement must be between 0 and 1")
+        if self.matryoshka_dims is not None:
+            from ovembed.matryoshka import parse_flag
+
+            parse_flag(self.matryoshka_dims)  # ConfigError naming the flag
 
     @property
     def served_name(self) -> str:

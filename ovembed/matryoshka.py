@@ -73,6 +73,16 @@ def from_source(folder: Path) -> tuple[int, ...] | None:
     return None
 
 
+def declared(flag: str | None, source: Path, size: int) -> list[int] | None:
+    """What an export records: ``--matryoshka_dims`` if given, else what the source says."""
+    sizes = parse_flag(flag) if flag is not None else from_source(source)
+    if sizes is None:
+        return None
+    if sizes and sizes[-1] > size:
+        raise ConfigError(f"--matryoshka_dims: {sizes[-1]} is more than the model's {size} dimensions")
+    return list(sizes)
+
+
 def check(requested: int | None, allowed: tuple[int, ...] | None, *, model: str, size: int) -> None:
     """``dimensions`` (already >= 1) against what the model allows; a 400 naming the field otherwise."""
     if requested is None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ovembed import matryoshka
 from ovembed.config import ExportConfig, Pooling, Quantization, WeightFormat
 from ovembed.errors import ExportError
 from ovembed.export import require_export_stack
@@ -133,6 +134,7 @@ def _record(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: P
         "max_length": source.max_length,
         "max_length_origin": source.max_length_origin,
         "dimensions": source.hidden_size,
+        matryoshka.RECORD_KEY: matryoshka.declared(cfg.matryoshka_dims, source.path, source.hidden_size),
         "prompts": dict(prompts.prompts),
         "default_prompt_name": prompts.default_name,
         "versions": versions(),

@@ -252,6 +252,18 @@ class FakeServable:
             out.append(ids)
         return out
 
+    def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        bad = [i for i in ids if not 0 <= i < VOCAB]
+        if bad:  # the real tokenizer's words
+            raise InvalidInput(f"tokens[{list(ids).index(bad[0])}] is {bad[0]}, outside the vocabulary "
+                               f"(0..{VOCAB - 1})", param="tokens")
+        return fake_decode(ids)
+
+
+def fake_decode(ids: Sequence[int]) -> str:
+    """The fake's detokenizer: ``w<id>`` per non-special id, space-separated."""
+    return " ".join(f"w{i}" for i in ids if i not in (CLS, SEP, PAD))
+
 
 class FakeRegistry:
     """Models by name with settable states; records start/stop (the lifespan calls them)."""

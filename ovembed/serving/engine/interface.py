@@ -212,6 +212,10 @@ class Servable(Protocol):
         """Token ids as the model sees them (OVMS /v3/tokenize semantics)."""
         ...
 
+    def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids`` (the tokenizer's decoder); ``InvalidInput`` for ids outside the vocabulary."""
+        ...
+
 
 def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
     """The error for asking a model for another task than its own."""

@@ -218,3 +218,6 @@ class EmbeddingServable:
         return self.tokenizer.tokenize(texts, add_special_tokens=add_special_tokens,
                                        max_length=max_length, pad_to_max_length=pad_to_max_length,
                                        padding_side=padding_side)
+
+    def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)

@@ -216,3 +216,11 @@ class ServingTokenizer:
                 pad = [self.pad_id] * max(0, width - len(ids))
                 result[i] = pad + ids if padding_side == "left" else ids + pad
         return result
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """vLLM's /detokenize: the text of ``ids`` through tokenizer.json's decoder."""
+        for i, token in enumerate(ids):
+            if not 0 <= token < self.vocab_size:
+                raise InvalidInput(f"tokens[{i}] is {token}, outside the vocabulary (0..{self.vocab_size - 1})",
+                                   param="tokens")
+        return str(self._plain.decode(list(ids), skip_special_tokens=skip_special_tokens))
