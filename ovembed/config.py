@@ -213,9 +213,6 @@ class ExportConfig(_Checked):
         flags=("--prompt",))
     default_prompt_name: str | None = option(
         None, "Prompt applied when a request names none (default: the model's default_prompt_name)")
-    matryoshka_dims: str | None = option(
-        None, "Sizes the model was trained to cut its vectors to ('any' or 64,128,256; default: from config.json "
-        "or the model card); 'dimensions' is a 400 on other models", metavar="SIZES")
     max_doc_length: int = option(16000, "rerank: documents are cut to this many tokens before chunking (OVMS flag)")
     max_allowed_chunks: int = option(
         10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
@@ -241,10 +238,6 @@ class ExportConfig(_Checked):
         _require(self.sparse_threshold >= 0, "--sparse_threshold must be at least 0")
         _require(self.min_rank_agreement is None or 0 <= self.min_rank_agreement <= 1,
                  "--min_rank_agreement must be between 0 and 1")
-        if self.matryoshka_dims is not None:
-            from ovembed.matryoshka import parse_flag
-
-            parse_flag(self.matryoshka_dims)  # ConfigError naming the flag
 
     @property
     def served_name(self) -> str:
@@ -356,9 +349,7 @@ class ServeConfig(_Checked):
     allowed_headers: str = option("*", "CORS allowed headers")
     default_prompt_name: str | None = option(
         None, "Prompt applied when a request names none, for every model that has a prompt of that name")
-    allow_any_dimensions: bool = option(
-        False, "Let 'dimensions' cut any model's vectors, even models not trained for shorter ones (default: "
-        "only models whose export recorded Matryoshka training; others answer 400)")
+    allow_any_dimensions: bool = option(False, "Let 'dimensions' cut vectors of models not trained for it (Matryoshka)")
     cache_bytes: int = option(0, "Bytes of memory for an LRU cache of embedded inputs, shared by all models (0: off)")
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "

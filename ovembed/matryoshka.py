@@ -6,10 +6,11 @@ for ada-002) refuse ``dimensions`` on such models; so does ovembed.
 
 Recorded at export in ``ovembed_model.json`` as ``matryoshka_dimensions``: absent or null, the model
 was not trained for it; ``[]``, any size up to the model's; ``[64, 128, ...]``, only those sizes. The
-export takes it from ``--matryoshka_dims`` (``any`` or ``64,128,256``), else from the model's
-config.json (``matryoshka_dimensions``, or ``is_matryoshka``, the keys vLLM reads), else from the model
-card's tags (``matryoshka`` or sentence-transformers' ``loss:MatryoshkaLoss``). ``ovembed serve
---allow_any_dimensions`` lets every model cut to any size (the behaviour before this record existed).
+export takes it from the model's config.json (``matryoshka_dimensions``, or ``is_matryoshka``, the keys
+vLLM reads), else from the model card's tags (``matryoshka`` or sentence-transformers'
+``loss:MatryoshkaLoss``). For a model whose files say nothing, add the key to its ovembed_model.json
+(read when the model loads). ``ovembed serve --allow_any_dimensions`` lets every model cut to any size
+(the behaviour before this record existed).
 """
 
 from __future__ import annotations
@@ -23,20 +24,6 @@ from ovembed.errors import ConfigError, InvalidInput
 
 RECORD_KEY = "matryoshka_dimensions"
 ANY: tuple[int, ...] = ()  # any size up to the model's
-
-
-def parse_flag(value: str) -> tuple[int, ...]:
-    """``--matryoshka_dims``: ``any`` or a comma-separated list of sizes."""
-    text = value.strip().lower()
-    if text in ("any", "all", "true"):
-        return ANY
-    try:
-        sizes = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise ConfigError(f"--matryoshka_dims must be 'any' or sizes like 64,128,256, got {value!r}") from None
-    if not sizes or sizes[0] < 1:
-        raise ConfigError(f"--matryoshka_dims must be 'any' or positive sizes like 64,128,256, got {value!r}")
-    return sizes
 
 
 def from_record(record: dict[str, Any]) -> tuple[int, ...] | None:
@@ -73,14 +60,10 @@ def from_source(folder: Path) -> tuple[int, ...] | None:
     return None
 
 
-def declared(flag: str | None, source: Path, size: int) -> list[int] | None:
-    """What an export records: ``--matryoshka_dims`` if given, else what the source says."""
-    sizes = parse_flag(flag) if flag is not None else from_source(source)
-    if sizes is None:
-        return None
-    if sizes and sizes[-1] > size:
-        raise ConfigError(f"--matryoshka_dims: {sizes[-1]} is more than the model's {size} dimensions")
-    return list(sizes)
+def declared(source: Path) -> list[int] | None:
+    """What an export records (``matryoshka_dimensions`` in ovembed_model.json)."""
+    sizes = from_source(source)
+    return None if sizes is None else list(sizes)
 
 
 def check(requested: int | None, allowed: tuple[int, ...] | None, *, model: str, size: int) -> None:
@@ -95,8 +78,9 @@ def check(requested: int | None, allowed: tuple[int, ...] | None, *, model: str,
     if allowed is None:
         raise InvalidInput(
             f"The model '{model}' was not trained for shorter vectors (no Matryoshka training recorded), so "
-            f"'dimensions' {requested} would return a worse vector: leave 'dimensions' out, export the model "
-            "with --matryoshka_dims if it was trained for them, or serve with --allow_any_dimensions",
+            f"'dimensions' {requested} would return a worse vector: leave 'dimensions' out, or if it was trained "
+            "for them list the sizes in its ovembed_model.json (matryoshka_dimensions) or serve with "
+            "--allow_any_dimensions",
             param="dimensions")
     if allowed and requested not in allowed:
         raise InvalidInput(f"The model '{model}' was trained for 'dimensions' {', '.join(map(str, allowed))} "

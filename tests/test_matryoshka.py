@@ -7,18 +7,7 @@ from pathlib import Path
 import pytest
 
 from ovembed import matryoshka
-from ovembed.config import ExportConfig
 from ovembed.errors import ConfigError, InvalidInput
-
-
-def test_flag_values() -> None:
-    assert matryoshka.parse_flag("any") == ()
-    assert matryoshka.parse_flag("256, 64,128,64") == (64, 128, 256)
-    for bad in ("", "x", "0,64", "-3"):
-        with pytest.raises(ConfigError, match="--matryoshka_dims"):
-            matryoshka.parse_flag(bad)
-    with pytest.raises(ConfigError, match="--matryoshka_dims"):
-        ExportConfig(source_model="x", matryoshka_dims="small")
 
 
 def test_from_source_reads_config_then_model_card(tmp_path: Path) -> None:
@@ -35,10 +24,9 @@ def test_from_source_reads_config_then_model_card(tmp_path: Path) -> None:
 
 
 def test_declared_and_record(tmp_path: Path) -> None:
-    assert matryoshka.declared("64,128", tmp_path, 384) == [64, 128]
-    assert matryoshka.declared(None, tmp_path, 384) is None
-    with pytest.raises(ConfigError, match="more than the model's 384"):
-        matryoshka.declared("512", tmp_path, 384)
+    assert matryoshka.declared(tmp_path) is None
+    (tmp_path / "config.json").write_text('{"matryoshka_dimensions": [128, 64]}')
+    assert matryoshka.declared(tmp_path) == [64, 128]
     assert matryoshka.from_record({"matryoshka_dimensions": [128, 64]}) == (64, 128)
     assert matryoshka.from_record({}) is None
     with pytest.raises(ConfigError, match="matryoshka_dimensions"):

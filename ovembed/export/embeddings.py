@@ -134,7 +134,7 @@ def _record(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: P
         "max_length": source.max_length,
         "max_length_origin": source.max_length_origin,
         "dimensions": source.hidden_size,
-        matryoshka.RECORD_KEY: matryoshka.declared(cfg.matryoshka_dims, source.path, source.hidden_size),
+        matryoshka.RECORD_KEY: matryoshka.declared(source.path),
         "prompts": dict(prompts.prompts),
         "default_prompt_name": prompts.default_name,
         "versions": versions(),

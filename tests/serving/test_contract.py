@@ -64,8 +64,8 @@ def _openai_error(message: str, param: str | None, code: str | None,
      _openai_error("'input[1]' contains a negative token id (-1)", "input", None)),
     ({"model": "minilm", "input": "x", "dimensions": 32}, 400, _openai_error(
         "The model 'minilm' was not trained for shorter vectors (no Matryoshka training recorded), so 'dimensions' "
-        "32 would return a worse vector: leave 'dimensions' out, export the model with --matryoshka_dims if it was "
-        "trained for them, or serve with --allow_any_dimensions", "dimensions", None)),
+        "32 would return a worse vector: leave 'dimensions' out, or if it was trained for them list the sizes in its "
+        "ovembed_model.json (matryoshka_dimensions) or serve with --allow_any_dimensions", "dimensions", None)),
     ({"model": "minilm", "input": "x", "embed_dtype": "float8"}, 400, _openai_error(
         "'embed_dtype' must be one of 'float32', 'float16', 'bfloat16', got \"float8\"", "embed_dtype", None)),
     ({"model": "minilm", "input": "x", "normalize": False}, 400, _openai_error(

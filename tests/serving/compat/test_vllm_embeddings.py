@@ -180,8 +180,8 @@ def test_harmless_fields_are_accepted(client: TestClient) -> None:
 def test_dimensions_follow_matryoshka(client: TestClient) -> None:
     assert _error(client, {"model": "norm", "input": "hi", "dimensions": 4}) == (
         "The model 'norm' was not trained for shorter vectors (no Matryoshka training recorded), so 'dimensions' 4 "
-        "would return a worse vector: leave 'dimensions' out, export the model with --matryoshka_dims if it was "
-        "trained for them, or serve with --allow_any_dimensions", "dimensions")
+        "would return a worse vector: leave 'dimensions' out, or if it was trained for them list the sizes in its "
+        "ovembed_model.json (matryoshka_dimensions) or serve with --allow_any_dimensions", "dimensions")
     assert len(_post(client, {"model": "norm", "input": "hi", "dimensions": DIMS})["data"][0]["embedding"]) == DIMS  # type: ignore[index]
     assert len(_post(client, {"model": "mrl", "input": "hi", "dimensions": 8})["data"][0]["embedding"]) == 8  # type: ignore[index]
     assert _error(client, {"model": "mrl", "input": "hi", "dimensions": 6}) == (
