@@ -34,6 +34,7 @@ class EmbedRequest:
     normalize: bool | None = None
     truncate_prompt_tokens: int | None = None
     add_special_tokens: bool = True
+    max_tokens: int | None = None  # Cohere's: cut to at most this many tokens (the model's limit if lower)
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,18 @@ def max_tokens(value: int | None, info: ModelInfo) -> int | None:
     return value
 
 
+def token_limit(req: EmbedRequest, info: ModelInfo) -> int | None:
+    """The tokens every input is cut to (vLLM's truncate_prompt_tokens, Cohere's max_tokens), or None."""
+    limit = max_tokens(req.truncate_prompt_tokens, info)
+    if req.max_tokens is not None:
+        limit = min(limit or info.max_length, req.max_tokens)
+    return limit
+
+
 def truncated(req: EmbedRequest, info: ModelInfo) -> tuple[Inputs, bool | None]:
     """The inputs and ``truncate`` for the servable: token-id documents are cut here (they are used
     as given); texts are cut by the servable (``EmbedOptions.max_tokens``)."""
-    limit = max_tokens(req.truncate_prompt_tokens, info)
+    limit = token_limit(req, info)
     if limit is None:
         return req.inputs, req.truncate
     if _is_texts(req.inputs):
@@ -118,13 +127,14 @@ def embed_options(info: ModelInfo, req: EmbedRequest) -> EmbedOptions:
         return EmbedOptions(truncation_direction=req.truncation_direction)
     if req.chunking is not None:
         for name, value in (("truncate_prompt_tokens", req.truncate_prompt_tokens is not None),
+                            ("max_tokens", req.max_tokens is not None),
                             ("add_special_tokens", not req.add_special_tokens)):
             if value:
                 raise InvalidInput(f"'{name}' does not combine with 'chunking' (chunks are cut to fit the model)",
                                    param=name)
     prompt = info.prompts.choose(prompt=req.prompt, prompt_name=req.prompt_name, input_type=req.input_type)
     return EmbedOptions(prompt=prompt, truncation_direction=req.truncation_direction, chunking=req.chunking,
-                        max_tokens=max_tokens(req.truncate_prompt_tokens, info),
+                        max_tokens=token_limit(req, info),
                         add_special_tokens=req.add_special_tokens)
 
 

@@ -232,3 +232,20 @@ def test_vllm_tokenize_errors(client: TestClient, path: str, body: dict[str, obj
     resp = client.post(path, json=body)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"] == {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+
+
+def test_cohere_max_tokens_cuts_on_truncates_side(client: TestClient) -> None:
+    ids = text_ids(TEXT)
+    end = client.post("/v2/embed", json={"model": "norm", "texts": [TEXT], "max_tokens": 4}).json()
+    np.testing.assert_allclose(end["embeddings"]["float"][0], expected_vector([CLS, *ids[1:3], SEP], DIMS, True),
+                               rtol=1e-6)
+    assert end["meta"]["tokens"] == {"input_tokens": 4}
+    start = client.post("/v2/embed", json={"model": "norm", "texts": [TEXT], "max_tokens": 4, "truncate": "START"})
+    np.testing.assert_allclose(start.json()["embeddings"]["float"][0],
+                               expected_vector([CLS, *ids[-3:-1], SEP], DIMS, True), rtol=1e-6)
+    big = client.post("/v2/embed", json={"model": "norm", "texts": [TEXT], "max_tokens": 100}).json()
+    assert big["meta"]["tokens"] == {"input_tokens": MAX_LEN}  # the model's limit is lower
+    none = client.post("/v2/embed", json={"model": "norm", "texts": ["hi"], "max_tokens": 4, "truncate": "NONE"})
+    assert none.status_code == 400 and none.json()["error"] == {
+        "message": "'max_tokens' cuts inputs: send truncate START or END with it", "type": "invalid_request_error",
+        "param": "max_tokens", "code": None}
