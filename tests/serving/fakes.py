@@ -108,7 +108,8 @@ def expected_logit(query: str, document: str) -> float:
 class FakeServable:
     """One fake model. Knobs: ``overloaded``, ``fail_with`` (any exception), ``block`` (an
     event embed waits on, to test cancellation; ``cancelled`` records it), ``queue_depth``
-    (what /metrics reports as queued)."""
+    (what /metrics reports as queued). ``matryoshka`` is what ``ModelInfo.matryoshka`` says; the
+    default, any size, keeps ``dimensions`` open (a real model without a record refuses it)."""
 
     def __init__(self, name: str = "fake", *, dimensions: int = 16, max_length: int = 8,
                  normalize: bool = True, truncate: bool = False, precision: str = "fp32",
