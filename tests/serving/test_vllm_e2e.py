@@ -103,3 +103,12 @@ def test_tokenize_detokenize_round_trip(http: httpx.Client) -> None:
     assert body["count"] == len(body["tokens"]) and body["max_model_len"] > body["count"]
     back = http.post("/detokenize", json={"model": "embed/bert", "tokens": body["tokens"]}).json()
     assert back == {"prompt": "hello world"}
+
+
+def test_score_with_the_embeddings_model_is_cosine(http: httpx.Client) -> None:
+    a, _ = _vector(http, input="paris is the capital")
+    b, _ = _vector(http, input=TEXT)
+    body = http.post("/score", json={"model": "embed/bert", "text_1": "paris is the capital",
+                                     "text_2": [TEXT, "paris is the capital"]}).json()
+    want = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    assert [d["score"] for d in body["data"]] == pytest.approx([want, 1.0], abs=1e-5)

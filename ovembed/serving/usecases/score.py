@@ -1,7 +1,9 @@
 """The score use case behind vLLM's ``/score``: one relevance score per (first, second) text pair.
 
-Pairs are grouped by their first text, and each group is one rerank call on the model's batcher
-(the groups run concurrently), so 1:N costs what a rerank of N documents costs.
+Rerank models: pairs are grouped by their first text, and each group is one rerank call on the
+model's batcher (the groups run concurrently), so 1:N costs what a rerank of N documents costs.
+Embeddings models (as vLLM): the cosine similarity of the two texts' vectors, each distinct text
+embedded once; there is no activation, so the raw and activated scores are the same.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ovembed.serving.engine.interface import (
     wrong_task,
 )
 from ovembed.serving.usecases import models
+from ovembed.serving.usecases.embed import EmbedRequest, embed
 from ovembed.serving.usecases.rerank import check_truncation, default_model
 
 
@@ -50,6 +53,8 @@ class Scores:
 async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> Scores:
     servable, _ = models.servable(registry, ctx, req.model if req.model is not None else default_model(registry))
     info = servable.info
+    if info.task == Task.EMBEDDINGS.value:
+        return await _cosine(registry, ctx, info, req)
     if info.task != Task.RERANK.value:
         raise wrong_task(info, Task.RERANK.value)
     check_truncation(req.truncate_prompt_tokens, info)
@@ -74,3 +79,15 @@ async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> S
         timings.queue = max(timings.queue, result.timings.queue)
         timings.inference = max(timings.inference, result.timings.inference)
     return Scores(info, scores, raw, counts, timings)
+
+
+async def _cosine(registry: Registry, ctx: RequestContext, info: ModelInfo, req: ScoreRequest) -> Scores:
+    texts = list(dict.fromkeys(text for pair in req.pairs for text in pair))
+    row = {text: i for i, text in enumerate(texts)}
+    result = await embed(registry, ctx, EmbedRequest(info.name, tuple(texts), normalize=True,
+                                                     truncate_prompt_tokens=req.truncate_prompt_tokens))
+    first = result.vectors[[row[a] for a, _ in req.pairs]]
+    second = result.vectors[[row[b] for _, b in req.pairs]]
+    cosine = np.einsum("ij,ij->i", first, second).astype(np.float32)
+    counts = [result.token_counts[row[a]] + result.token_counts[row[b]] for a, b in req.pairs]
+    return Scores(info, cosine, cosine, counts, result.timings)

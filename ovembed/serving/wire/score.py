@@ -1,4 +1,5 @@
-"""vLLM's ``POST /score`` (and ``/v1/score``): score text pairs with a rerank model.
+"""vLLM's ``POST /score`` (and ``/v1/score``): score text pairs with a rerank model (or, as vLLM does,
+the cosine similarity of an embeddings model's vectors).
 
 Request: ``{"model", "text_1", "text_2"}`` (or vLLM's newer names for the two sides: ``queries`` with
 ``documents`` or ``items``, ``data_1`` with ``data_2``), each side a string or a list of strings:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from tests.serving.fakes import FakeRegistry, FakeServable, expected_logit, make_app
+from tests.serving.fakes import FakeRegistry, FakeServable, expected_logit, expected_vector, make_app, text_ids
 
 QUERY = "capital of france"
 DOCS = ["paris is the capital of france", "the quick brown fox", "france has a capital"]
@@ -160,8 +160,6 @@ def test_score_n_to_n_pairs_and_names(client: TestClient) -> None:
     ({"text_1": "a"}, "text_1", "Missing required fields 'text_1' and 'text_2' (or 'queries' and 'documents')"),
     ({"text_1": 3, "text_2": "b"}, "text_1", "'text_1' must be a string or a list of strings"),
     ({"text_1": "a", "text_2": ["b"] * 9}, "text_2", "Too many inputs: 9 in one request, the limit is 8"),
-    ({"model": "emb", "text_1": "a", "text_2": "b"}, "model",
-     "The model 'emb' is an embeddings model, not a rerank model (use /v3/embeddings)"),
     ({"text_1": LONG, "text_2": "b"}, "query", TOO_LONG),
 ])
 def test_score_errors(client: TestClient, body: dict[str, object], param: str, message: str) -> None:
@@ -169,3 +167,13 @@ def test_score_errors(client: TestClient, body: dict[str, object], param: str, m
     assert resp.status_code in (400, 413), resp.text
     error = resp.json()["error"]
     assert error["message"] == message and error["param"] == param
+
+
+def test_score_with_an_embeddings_model_is_cosine(client: TestClient) -> None:
+    firsts, seconds = ["a b", "c"], ["a b", "d e f"]
+    body = client.post("/score", json={"model": "emb", "text_1": firsts, "text_2": seconds}).json()
+    want = [float(expected_vector(text_ids(a), 8, True) @ expected_vector(text_ids(b), 8, True))
+            for a, b in zip(firsts, seconds, strict=True)]
+    assert [d["score"] for d in body["data"]] == pytest.approx(want, abs=1e-6)
+    assert want[0] == pytest.approx(1.0)
+    assert body["usage"]["prompt_tokens"] == (4 + 4) + (3 + 5)
