@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, live_server
 
 QUERY = "what is the capital of france"
 DOCS = ["paris is the capital", "the quick brown fox jumps over the lazy dog", "hello world"]

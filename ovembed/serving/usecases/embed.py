@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from ovembed import matryoshka
 from ovembed.errors import InvalidInput
+from ovembed.serving.api import (
+    ChunkingOptions,
+    ChunkSpan,
+    EmbedOptions,
+    Inputs,
+    ModelInfo,
+    Registry,
+    Timings,
+    TruncationDirection,
+)
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import ChunkSpan, EmbedOptions, Inputs, ModelInfo, Registry, Timings
-from ovembed.serving.engine.passages import ChunkingOptions
 from ovembed.serving.usecases import models
 
 
@@ -27,7 +34,7 @@ class EmbedRequest:
     prompt: str | None = None
     prompt_name: str | None = None
     input_type: str | None = None
-    truncation_direction: Literal["left", "right"] = "right"
+    truncation_direction: TruncationDirection = "right"
     chunking: ChunkingOptions | None = None
     # vLLM's fields (None/True: the model's behaviour): unit-length vectors or not; cut every input to
     # this many tokens (-1: the model's maximum) on truncation_direction's side; the model's special tokens.

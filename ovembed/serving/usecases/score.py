@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ovembed.config import Task
-from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_RERANK,
     ModelInfo,
     Registry,
@@ -24,9 +23,10 @@ from ovembed.serving.engine.interface import (
     Timings,
     wrong_task,
 )
+from ovembed.serving.context import RequestContext
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
-from ovembed.serving.usecases.rerank import check_truncation, default_model
+from ovembed.serving.usecases.rerank import check_truncation
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,12 @@ class Scores:
 
 
 async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> Scores:
-    servable, _ = models.servable(registry, ctx, req.model if req.model is not None else default_model(registry))
+    name = req.model if req.model is not None else models.default_model(registry, Task.RERANK)
+    servable, _ = models.servable(registry, ctx, name)
     info = servable.info
-    if info.task == Task.EMBEDDINGS.value:
+    if info.task is Task.EMBEDDINGS:
         return await _cosine(registry, ctx, info, req)
-    if info.task != Task.RERANK.value:
+    if info.task is not Task.RERANK:
         raise wrong_task(info, Task.RERANK.value)
     check_truncation(req.truncate_prompt_tokens, info)
     groups: dict[str, list[int]] = {}

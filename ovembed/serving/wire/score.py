@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import RerankOptions
+from ovembed.serving.api import RerankOptions
 from ovembed.serving.usecases.score import ScoreRequest, Scores
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.rerank import truncate_prompt_tokens, use_activation
