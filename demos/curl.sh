@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ovembed over plain HTTP with curl: health, models, embeddings (float, base64, dimensions),
+# ovembed over plain HTTP with curl: health, models, embeddings (float, base64, float16),
 # tokenize, and the same model through the KServe v2 and Ollama routes.
 #
 #   ovembed serve --config_path models/config.json        # in another terminal
@@ -54,12 +54,13 @@ echo "### base64 decoded: the first 4 float32 values"
 curl -sS --fail-with-body "${auth[@]+"${auth[@]}"}" "${URL}/v3/embeddings" -H "Content-Type: application/json" \
     -d "$b64_body" | sed -n 's/.*"embedding":"\([^"]*\)".*/\1/p' | base64 -d | od -A n -t f4 -N 16
 
-# dimensions: Matryoshka-style truncation, re-normalised to length 1.
-call POST /v3/embeddings "{\"model\": \"${MODEL}\", \"input\": \"hello world\", \"dimensions\": 8}"
+# vLLM's embed_dtype: base64 of float16 values (half the bytes), in the byte order asked for.
+# ('dimensions' cuts vectors only for models trained for it, Matryoshka; MiniLM is not: a 400.)
+call POST /v3/embeddings "{\"model\": \"${MODEL}\", \"input\": \"hello world\", \"embed_dtype\": \"float16\", \"encoding_format\": \"base64\", \"endianness\": \"little\"}"
 
 # Token ids in, embeddings out (ids from /v3/tokenize, i.e. the model's own vocabulary).
 call POST /v3/tokenize "{\"model\": \"${MODEL}\", \"text\": \"hello world\"}"
-call POST /v3/embeddings "{\"model\": \"${MODEL}\", \"input\": [7592, 2088], \"dimensions\": 4}"
+call POST /v3/embeddings "{\"model\": \"${MODEL}\", \"input\": [7592, 2088]}"
 
 # The same model through KServe v2 REST (BYTES in, FP32 [N, dim] out) and the Ollama API.
 call POST "/v2/models/${MODEL}/infer" \

@@ -50,10 +50,15 @@ def main() -> None:
     print(f"float: encoding_format={sent[-1].get('encoding_format')!r}, "
           f"max |float - base64| = {float(np.max(np.abs(as_float - vectors))):.1e}")
 
-    # 3. dimensions: the first N values, re-normalised (meaningful for Matryoshka-trained models).
-    small = client.embeddings.create(model=args.model, input=SENTENCES[0], dimensions=64)
-    short = np.array(small.data[0].embedding, dtype=np.float32)
-    print(f"dimensions=64: {short.shape[0]} values, norm {float(np.linalg.norm(short)):.4f}")
+    # 3. dimensions: the first N values, re-normalised, for models trained for shorter vectors
+    # (Matryoshka, recorded at export); any other model answers 400 rather than return worse vectors.
+    try:
+        small = client.embeddings.create(model=args.model, input=SENTENCES[0], dimensions=64)
+        short = np.array(small.data[0].embedding, dtype=np.float32)
+        print(f"dimensions=64: {short.shape[0]} values, norm {float(np.linalg.norm(short)):.4f}")
+    except openai.BadRequestError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        print(f"dimensions=64: refused (400): {body.get('message', exc)}")
 
     # Normalised vectors: cosine similarity is a dot product.
     print("cosine similarity, most similar first:")

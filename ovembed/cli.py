@@ -103,7 +103,7 @@ def add_refused_arguments(parser: argparse.ArgumentParser, cls: type, taken: typ
 # pull mode's export options (ovembed.pull_fields) form their own group.
 SERVE_HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "model source": ("config_path", "model_path", "model_name", "allow_empty", "file_system_poll_wait_seconds",
-                     "default_prompt_name"),
+                     "default_prompt_name", "allow_any_dimensions"),
     "network": ("rest_port", "rest_bind_address", "port", "grpc_bind_address", "max_connections", "header_timeout"),
     "device and engine": ("target_device", "inference_precision", "executors", "lone_shapes_max_mb", "cache_dir"),
     "batching": ("max_batch_tokens", "max_batch_size", "max_wait_ms", "max_queue", "cache_bytes"),

@@ -365,6 +365,7 @@ class ServeConfig(_Checked):
     allowed_headers: str = option("*", "CORS allowed headers")
     default_prompt_name: str | None = option(
         None, "Prompt applied when a request names none, for every model that has a prompt of that name")
+    allow_any_dimensions: bool = option(False, "Let 'dimensions' cut vectors of models not trained for it (Matryoshka)")
     cache_bytes: int = option(0, "Bytes of memory for an LRU cache of embedded inputs, shared by all models (0: off)")
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "

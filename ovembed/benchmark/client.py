@@ -101,7 +101,8 @@ def request_body(api: Api, model: str, texts: Sequence[str], encoding_format: st
     if api is Api.RERANK:
         return orjson.dumps({"model": model, "query": RERANK_QUERY, "documents": list(texts)})
     if api is Api.TEI_RERANK:
-        return orjson.dumps({"model": model, "query": RERANK_QUERY, "texts": list(texts)})
+        # truncate: TEI (and ovembed's /rerank) refuse a query over half a small model's window without it
+        return orjson.dumps({"model": model, "query": RERANK_QUERY, "texts": list(texts), "truncate": True})
     if api is Api.TEI_SPARSE:
         return orjson.dumps({"model": model, "inputs": list(texts)})
     payload: dict[str, Any] = {"model": model, "input": list(texts)}

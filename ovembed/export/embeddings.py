@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ovembed import matryoshka
 from ovembed.config import ExportConfig, Pooling, Quantization, Task, WeightFormat
 from ovembed.errors import ExportError
 from ovembed.export.common import Log, plugin_config
@@ -88,7 +89,8 @@ class EmbeddingsExport(ExportTask):
 
     def fields(self) -> dict[str, Any]:
         return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
-                "dimensions": self.source.hidden_size, **self._prompt_fields()}
+                "dimensions": self.source.hidden_size,
+                matryoshka.RECORD_KEY: matryoshka.declared(self.source.path), **self._prompt_fields()}
 
     def refreshed_fields(self) -> dict[str, Any]:
         return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,

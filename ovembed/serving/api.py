@@ -108,6 +108,7 @@ class ModelInfo:
     endpoint: str = "/v3/embeddings"  # where this task is served (the hint of a wrong-task error)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
     pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
+    matryoshka: tuple[int, ...] | None = None  # 'dimensions' allowed: () any, None none (ovembed.matryoshka)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class EmbedOptions:
     prompt: str = ""  # text put in front of every text input (already chosen by the use case)
     truncation_direction: TruncationDirection = "right"  # which end truncation cuts
     chunking: ChunkingOptions | None = None  # split long texts instead of truncating/rejecting
+    max_tokens: int | None = None  # truncate to this many tokens (special tokens kept), not max_length
+    add_special_tokens: bool = True  # False: the text's own tokens only (vLLM's add_special_tokens)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class RerankOptions:
     max_tokens_per_doc: int | None = None  # cut each document to this many tokens first (Cohere)
     truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
     direction: TruncationDirection = "right"  # which end of a document truncation keeps
+    truncate_query: bool = True  # False: a query over half the window is a 400 instead of being cut
 
 
 DEFAULT_RERANK = RerankOptions()
@@ -242,6 +246,10 @@ class Servable(Protocol):
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
         """Token ids as the model sees them (OVMS /v3/tokenize semantics)."""
+        ...
+
+    def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids`` (the tokenizer's decoder); ``InvalidInput`` for ids outside the vocabulary."""
         ...
 
 

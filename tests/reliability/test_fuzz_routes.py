@@ -33,7 +33,13 @@ RERANKER = "fake-rerank"
 ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
     "/v3/embeddings": (("model", "input", "encoding_format", "dimensions", "user", "truncate", "prompt",
                         "prompt_name", "input_type", "truncation_direction", "chunking"), "openai"),
-    "/v1/embeddings": (("model", "input", "encoding_format", "dimensions"), "openai"),
+    "/v1/embeddings": (("model", "input", "encoding_format", "dimensions", "embed_dtype", "endianness", "normalize",
+                        "use_activation", "truncate_prompt_tokens", "truncation_side", "add_special_tokens"),
+                       "openai"),
+    "/v1/rerank": (("model", "query", "documents", "top_n", "return_documents", "use_activation", "activation",
+                    "truncate_prompt_tokens"), "openai"),
+    "/score": (("model", "text_1", "text_2", "queries", "documents", "items", "use_activation",
+                "truncate_prompt_tokens"), "openai"),
     "/v2/embed": (("model", "texts", "input_type", "embedding_types", "truncate", "output_dimension",
                    "inputs", "images"), "openai"),
     "/v3/rerank": (("model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc",
@@ -43,6 +49,8 @@ ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
                  "truncation_direction"), "tei"),
     "/v3/tokenize": (("model", "text", "max_length", "pad_to_max_length", "add_special_tokens",
                       "padding_side"), "openai"),
+    "/tokenize": (("model", "prompt", "add_special_tokens", "messages", "return_token_strs"), "openai"),
+    "/detokenize": (("model", "tokens"), "openai"),
     "/api/embed": (("model", "input", "truncate", "dimensions", "options", "keep_alive"), "ollama"),
     "/api/embeddings": (("model", "prompt", "options", "keep_alive"), "ollama"),
     f"/v2/models/{MODEL}/infer": (("id", "inputs", "outputs", "parameters"), "kserve"),
@@ -55,7 +63,8 @@ ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
             | st.floats(allow_nan=False) | st.text(max_size=40)
             | st.sampled_from([MODEL, "nope", "", "float", "base64", "left", "right", "BYTES", "input",
-                               "embedding", "search_query", "\u0000\n\u202e", "\udbff"[:0] + "\U0010ffff"]))
+                               "embedding", "search_query", "bytes",
+                               "bfloat16", "big", "\u0000\n\u202e", "\udbff"[:0] + "\U0010ffff"]))
 _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=6)
                      | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
 # KServe's input tensor, nearly right, so parsing gets past the first checks
@@ -88,13 +97,17 @@ _TENSOR = {"name": "input", "datatype": "BYTES", "shape": [2], "data": ["hello",
 # checks after the first ones (and the success path) are reached too.
 VALID: dict[str, dict[str, Any]] = {
     "/v3/embeddings": {"model": MODEL, "input": ["hello", "world"], "encoding_format": "float"},
-    "/v1/embeddings": {"model": MODEL, "input": "hello", "encoding_format": "base64"},
+    "/v1/embeddings": {"model": MODEL, "input": "hello", "encoding_format": "base64", "embed_dtype": "float16"},
+    "/v1/rerank": {"model": RERANKER, "query": "q", "documents": ["a", {"text": "b"}], "top_n": 0},
+    "/score": {"model": RERANKER, "text_1": "q", "text_2": ["a", "b"], "use_activation": False},
     "/v2/embed": {"model": MODEL, "texts": ["hello"], "input_type": "search_query",
                   "embedding_types": ["float"]},
     "/v3/rerank": {"model": RERANKER, "query": "q", "documents": ["a", "b"]},
     "/v2/rerank": {"model": RERANKER, "query": "q", "documents": ["a", "b"], "top_n": 1},
     "/rerank": {"model": RERANKER, "query": "q", "texts": ["a", "b"]},
     "/v3/tokenize": {"model": MODEL, "text": ["hello", "world"], "max_length": 4, "pad_to_max_length": True},
+    "/tokenize": {"model": MODEL, "prompt": "hello world"},
+    "/detokenize": {"model": MODEL, "tokens": [101, 7592, 102]},
     "/api/embed": {"model": MODEL, "input": ["hello"]},
     "/api/embeddings": {"model": MODEL, "prompt": "hello"},
     f"/v2/models/{MODEL}/infer": {"inputs": [_TENSOR]},

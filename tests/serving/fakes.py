@@ -71,16 +71,19 @@ def word_offsets(text: str) -> tuple[list[int], list[tuple[int, int]]]:
 
 
 def seen_ids(item: str | Sequence[int], max_length: int, truncate: bool,
-             direction: str = "right", index: int | None = None) -> list[int]:
-    """The ids the fake model embeds; raises InputTooLong like the real engine."""
-    ids = text_ids(item) if isinstance(item, str) else list(item)
-    if len(ids) <= max_length:
+             direction: str = "right", index: int | None = None, *, max_tokens: int | None = None,
+             specials: bool = True) -> list[int]:
+    """The ids the fake model embeds; raises InputTooLong like the real engine. ``max_tokens`` cuts
+    to that many (special tokens kept); ``specials`` false leaves [CLS]/[SEP] out of texts."""
+    ids = (text_ids(item) if specials else text_ids(item)[1:-1]) if isinstance(item, str) else list(item)
+    limit = max_tokens or max_length
+    if len(ids) <= limit:
         return ids
     if not truncate:
         raise InputTooLong(len(ids), max_length, index=index)
-    if not isinstance(item, str):
-        return ids[-max_length:] if direction == "left" else ids[:max_length]
-    return [CLS, *ids[len(ids) - max_length + 1:]] if direction == "left" else [*ids[: max_length - 1], SEP]
+    if not isinstance(item, str) or not specials:
+        return ids[-limit:] if direction == "left" else ids[:limit]
+    return [CLS, *ids[len(ids) - limit + 1:]] if direction == "left" else [*ids[: limit - 1], SEP]
 
 
 def expected_vector(ids: Sequence[int], dimensions: int, normalize: bool) -> np.ndarray:
@@ -97,25 +100,37 @@ def expected_sparse(ids: Sequence[int], vocab: int = VOCAB) -> np.ndarray:
     return row
 
 
+def expected_logit(query: str, document: str) -> float:
+    """The fake reranker's logit: 2 x the words the pair shares, minus 1, plus a small per-document term."""
+    shared = len(set(query.lower().split()) & set(document.lower().split()))
+    return float(np.float32(2 * shared - 1 + (zlib.crc32(document.encode()) % 100) / 1000))
+
+
 class FakeServable:
     """One fake model. Knobs: ``overloaded``, ``fail_with`` (any exception), ``block`` (an
     event embed waits on, to test cancellation; ``cancelled`` records it), ``queue_depth``
-    (what /metrics reports as queued)."""
+    (what /metrics reports as queued). ``matryoshka`` is what ``ModelInfo.matryoshka`` says; the
+    default, any size, keeps ``dimensions`` open (a real model without a record refuses it)."""
 
     def __init__(self, name: str = "fake", *, dimensions: int = 16, max_length: int = 8,
                  normalize: bool = True, truncate: bool = False, precision: str = "fp32",
-                 prompts: PromptSet | None = None, task: str = "embeddings") -> None:
-        """``task="sparse"``: a sparse model (vocabulary-sized vectors, :func:`expected_sparse`)."""
+                 prompts: PromptSet | None = None, task: str = "embeddings",
+                 matryoshka: tuple[int, ...] | None = ()) -> None:
+        """``task="sparse"``: a sparse model (vocabulary-sized vectors, :func:`expected_sparse`);
+        ``task="rerank"``: a reranker (:func:`expected_logit`)."""
         if task == "sparse":
             dimensions, normalize = VOCAB, False
+        if task == "rerank":
+            dimensions, normalize = 1, False
         self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
                                pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
                                device="CPU", precision=precision, created=CREATED,
                                prompts=prompts or PromptSet(), task=Task(task),
-                               endpoint=spec_of(Task(task)).endpoint)
+                               endpoint=spec_of(Task(task)).endpoint, matryoshka=matryoshka)
         self.pruning: list[SparseOptions] = []
         self.calls: list[tuple[list[Any], bool | None]] = []
         self.tokenize_calls: list[dict[str, Any]] = []
+        self.rerank_calls: list[tuple[str, list[str], RerankOptions]] = []
         self.options: list[EmbedOptions] = []
         self.overloaded = False
         self.fail_with: BaseException | None = None
@@ -183,7 +198,8 @@ class FakeServable:
                 if bad:  # the real tokenizer's words
                     raise InvalidInput(f"input[{len(seen)}] has token id {bad[0]} outside the vocabulary "
                                        f"(0..{VOCAB - 1})", param="input")
-                seen.append(seen_ids(item, self.info.max_length, cut, opts.truncation_direction, len(seen)))
+                seen.append(seen_ids(item, self.info.max_length, cut, opts.truncation_direction, len(seen),
+                                     max_tokens=opts.max_tokens, specials=opts.add_special_tokens))
         self.started.set()
         if self.block is not None:
             try:
@@ -203,7 +219,23 @@ class FakeServable:
 
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
-        raise wrong_task(self.info, "rerank")  # fake models are embeddings models
+        """``task="rerank"``: the logit of a pair is :func:`expected_logit`; no chunking (one window each)."""
+        if self._info.task != "rerank":
+            raise wrong_task(self.info, "rerank")
+        self.rerank_calls.append((query, list(documents), options))
+        if self.fail_with is not None:
+            raise self.fail_with
+        words = query.split()
+        limit = self.info.max_length // 2
+        if len(words) > limit:
+            if not options.truncate_query:  # the real chunker's words
+                raise InvalidInput(f"'query' has {len(words)} tokens; the model takes queries of at most {limit} "
+                                   f"(half its {self.info.max_length}-token window): shorten it, or let it be cut "
+                                   "(truncate_prompt_tokens: -1; TEI: truncate: true)", param="query")
+            query = " ".join(words[:limit])
+        raw = np.array([expected_logit(query, d) for d in documents], dtype=np.float32)
+        counts = [len(text_ids(query)) + len(d.split()) + 1 for d in documents]
+        return RerankResult(1 / (1 + np.exp(-raw)), raw, counts, [1] * len(documents), TIMINGS)
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
@@ -222,6 +254,18 @@ class FakeServable:
                     ids = pad + ids if padding_side == "left" else ids + pad
             out.append(ids)
         return out
+
+    def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        bad = [i for i in ids if not 0 <= i < VOCAB]
+        if bad:  # the real tokenizer's words
+            raise InvalidInput(f"tokens[{list(ids).index(bad[0])}] is {bad[0]}, outside the vocabulary "
+                               f"(0..{VOCAB - 1})", param="tokens")
+        return fake_decode(ids)
+
+
+def fake_decode(ids: Sequence[int]) -> str:
+    """The fake's detokenizer: ``w<id>`` per non-special id, space-separated."""
+    return " ".join(f"w{i}" for i in ids if i not in (CLS, SEP, PAD))
 
 
 class FakeRegistry:

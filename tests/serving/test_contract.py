@@ -27,7 +27,7 @@ NOT_AVAILABLE = "The model 'broken' is not available: "
 @pytest.fixture(scope="module", params=["fake", pytest.param("real", marks=pytest.mark.slow)])
 def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     if request.param == "fake":
-        fake = FakeServable("minilm", dimensions=384, max_length=256, truncate=False)
+        fake = FakeServable("minilm", dimensions=384, max_length=256, truncate=False, matryoshka=None)
         app = make_app(FakeRegistry(fake, failed={"broken": "its folder is missing"}))
     else:
         minilm_repo: Path = request.getfixturevalue("minilm_repo")
@@ -62,6 +62,19 @@ def _openai_error(message: str, param: str | None, code: str | None,
      _openai_error("input[0] has token id 30522 outside the vocabulary (0..30521)", "input", None)),
     ({"model": "minilm", "input": [[5], [-1]]}, 400,
      _openai_error("'input[1]' contains a negative token id (-1)", "input", None)),
+    ({"model": "minilm", "input": "x", "dimensions": 32}, 400, _openai_error(
+        "The model 'minilm' was not trained for shorter vectors (no Matryoshka training recorded), so 'dimensions' "
+        "32 would return a worse vector: leave 'dimensions' out, or if it was trained for them list the sizes in its "
+        "ovembed_model.json (matryoshka_dimensions) or serve with --allow_any_dimensions", "dimensions", None)),
+    ({"model": "minilm", "input": "x", "embed_dtype": "float8"}, 400, _openai_error(
+        "'embed_dtype' must be one of 'float32', 'float16', 'bfloat16', got \"float8\"", "embed_dtype", None)),
+    ({"model": "minilm", "input": "x", "normalize": False}, 400, _openai_error(
+        "The model 'minilm' normalises its vectors inside its graph (graph.pbtxt normalize_embeddings: true), so "
+        "'normalize' false cannot be honoured: serve an export made with --skip_normalize for raw vectors",
+        "normalize", None)),
+    ({"model": "minilm", "input": "x", "truncate_prompt_tokens": 257}, 400, _openai_error(
+        "'truncate_prompt_tokens' (257) is greater than the model's maximum length (256): request a smaller "
+        "truncation size", "truncate_prompt_tokens", None)),
     ({"model": "minilm", "input": "x", "dimensions": 385}, 400,
      _openai_error("'dimensions' must be at most 384 for model 'minilm', got 385", "dimensions", None)),
 ])
@@ -87,8 +100,8 @@ def test_a_failed_model_is_503_with_its_reason(client: TestClient) -> None:
 
 def test_embeddings_shape_usage_and_truncation(client: TestClient) -> None:
     body = client.post("/v3/embeddings", json={"model": "minilm", "input": [[101, 7592, 102], [2088]],
-                                               "dimensions": 32}).json()
-    assert [len(d["embedding"]) for d in body["data"]] == [32, 32]
+                                               "dimensions": 384}).json()
+    assert [len(d["embedding"]) for d in body["data"]] == [384, 384]
     assert [d["index"] for d in body["data"]] == [0, 1]
     assert body["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
     assert body["model"] == "minilm"

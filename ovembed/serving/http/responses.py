@@ -75,6 +75,15 @@ def api_family(path: str) -> str:
     return "openai"
 
 
+ERROR_FAMILY_STATE = "error_family"  # scope["state"] key: a handler's choice of error envelope
+
+
+def set_error_family(request: Request, family: str) -> None:
+    """Render this request's errors in ``family``'s envelope, whatever its path says (one path, e.g.
+    ``/rerank``, serves TEI's body and vLLM's; the handler knows which it got)."""
+    request.scope.setdefault("state", {})[ERROR_FAMILY_STATE] = family
+
+
 def request_id(request: Request) -> str | None:
     rid = request.scope.get("state", {}).get("request_id")
     return rid if isinstance(rid, str) else None
@@ -116,7 +125,7 @@ def error_response(request: Request, exc: Exception) -> Response:
     if log_traceback:
         logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,
                      exc_info=(type(exc), exc, exc.__traceback__))
-    family = api_family(request.url.path)
+    family = request.scope.get("state", {}).get(ERROR_FAMILY_STATE) or api_family(request.url.path)
     if family == "openai":
         body: dict[str, Any] = {
             "error": {"message": message, "type": kind_type, "param": param, "code": code}

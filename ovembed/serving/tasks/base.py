@@ -133,6 +133,9 @@ class BaseServable:
                                        max_length=max_length, pad_to_max_length=pad_to_max_length,
                                        padding_side=padding_side)
 
+    def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
     # -- shared by the tasks ---------------------------------------------------------------
 
     async def _infer(self, docs: Sequence[TokenIds]) -> tuple[np.ndarray, float, float]:
@@ -171,7 +174,8 @@ class BaseServable:
             if opts.prompt:
                 texts = [opts.prompt + t if isinstance(t, str) else t for t in texts]
             return await self._off_loop(texts, functools.partial(
-                self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction), texts)
+                self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction,
+                max_tokens=opts.max_tokens, add_special_tokens=opts.add_special_tokens), texts)
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
@@ -184,4 +188,3 @@ def as_documents(inputs: Inputs) -> Inputs:
     if len(inputs) and isinstance(inputs[0], (int, np.integer)):
         return [inputs]  # type: ignore[list-item]  # one document of token ids
     return inputs
-

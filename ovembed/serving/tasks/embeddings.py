@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ovembed import matryoshka
 from ovembed.config import ServeConfig, Task
 from ovembed.graphs import EMBEDDINGS, GraphOptions
 from ovembed.prompts import prompts_from_record
@@ -131,7 +132,9 @@ class EmbeddingsSpec(TaskSpec, task=Task.EMBEDDINGS, calculator=EMBEDDINGS, endp
         return replace(super().info(source, prepared, dimensions=dimensions, device=device, precision=precision,
                                     created=created),
                        pooling=graph.pooling, normalize=graph.normalize_embeddings, truncate=graph.truncate,
-                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name))
+                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name),
+                       matryoshka=matryoshka.ANY if source.cfg.allow_any_dimensions else matryoshka.from_record(
+                           source.record))
 
     def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
         return f"{info.dimensions} dims, max_length {info.max_length}"

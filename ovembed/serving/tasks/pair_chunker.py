@@ -70,10 +70,16 @@ class PairChunker:
         tok.enable_truncation(self.max_length, stride=stride, strategy="only_second", direction=direction)
         return tok
 
-    def _query(self, query: str) -> tuple[str, int]:
-        """The query, cut to at most half the window (at a token boundary); its token count."""
+    def _query(self, query: str, truncate: bool = True) -> tuple[str, int]:
+        """The query, cut to at most half the window (at a token boundary); its token count.
+        ``truncate`` false: a longer query is a 400 naming ``query``."""
         enc = self._plain.encode(query, add_special_tokens=False)
         n = len(enc.ids)
+        if n > self.max_query_tokens and not truncate:
+            raise InvalidInput(f"'query' has {n} tokens; the model takes queries of at most {self.max_query_tokens} "
+                               f"(half its {self.max_length}-token window): shorten it, or let it be cut "
+                               "(truncate_prompt_tokens: -1; TEI: truncate: true)",
+                               param="query")
         while n > self.max_query_tokens:
             query = query[: enc.offsets[self.max_query_tokens - 1][1]]
             enc = self._plain.encode(query, add_special_tokens=False)
@@ -97,11 +103,12 @@ class PairChunker:
         return out
 
     def chunk(self, query: str, documents: Sequence[str], *, max_doc_tokens: int | None = None,
-              truncate: bool = False, direction: TruncationDirection = "right") -> Chunks:
+              truncate: bool = False, direction: TruncationDirection = "right",
+              truncate_query: bool = True) -> Chunks:
         for i, doc in enumerate(documents):
             if not isinstance(doc, str):
                 raise InvalidInput(f"documents[{i}] must be a string", param="documents")
-        query, _ = self._query(query)
+        query, _ = self._query(query, truncate_query)
         docs = self._cut_documents(documents, max_doc_tokens, direction) if max_doc_tokens else list(documents)
         tok = self._truncating[direction] if truncate else self._chunking
         encodings = tok.encode_batch_fast([(query, doc) for doc in docs])

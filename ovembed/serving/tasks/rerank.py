@@ -49,7 +49,7 @@ class RerankServable(BaseServable):
     def _pairs(self, query: str, documents: Sequence[str], options: RerankOptions) -> Chunks:
         limit = min(options.max_tokens_per_doc or self.max_doc_length, self.max_doc_length)
         chunks = self.chunker.chunk(query, documents, max_doc_tokens=limit, truncate=options.truncate,
-                                    direction=options.direction)
+                                    direction=options.direction, truncate_query=options.truncate_query)
         if len(chunks.ids) > self.max_allowed_chunks:
             raise InvalidInput(
                 f"The {len(documents)} documents need {len(chunks.ids)} (query, chunk) pairs of at most "

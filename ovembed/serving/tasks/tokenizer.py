@@ -83,17 +83,21 @@ class ServingTokenizer:
 
     # -- embeddings ----------------------------------------------------------------------
 
-    def encode_texts(self, texts: Sequence[str], *, truncate: bool,
-                     direction: str = "right") -> list[TokenIds]:
+    def encode_texts(self, texts: Sequence[str], *, truncate: bool, direction: str = "right",
+                     max_tokens: int | None = None, add_special_tokens: bool = True) -> list[TokenIds]:
         """Ids with special tokens, one tokenizer call for the whole batch.
 
         ``truncate`` false: an input longer than ``max_length`` raises ``InputTooLong``; true:
         tokens are cut at the end (``direction`` "right") or the start ("left"), special tokens
-        kept.
+        kept. ``max_tokens`` cuts to that many tokens instead (special tokens kept, as HF
+        truncation does); ``add_special_tokens`` false leaves them out.
         """
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidInput(f"input[{i}] must be a string", param="input")
+        if max_tokens is not None or not add_special_tokens:
+            return self._encode_custom(texts, truncate=truncate, direction=direction,
+                                       limit=max_tokens or self.max_length, specials=add_special_tokens)
         tok = (self._truncating_left if direction == "left" else self._truncating) if truncate else self._plain
         ids: list[TokenIds] = []
         # In slices: the Encoding objects (tokens, offsets, masks) are several times the size of
@@ -106,6 +110,27 @@ class ServingTokenizer:
             if not truncate:
                 self._check_lengths(part, offset=start)
             ids.extend(part)
+        return ids
+
+    def _encode_custom(self, texts: Sequence[str], *, truncate: bool, direction: str, limit: int,
+                       specials: bool) -> list[TokenIds]:
+        """Untruncated ids cut to ``limit`` tokens here: the text's tokens are cut, the model's
+        special tokens (``affixes``) kept, which is what HF truncation does to one sequence."""
+        prefix, suffix = self.affixes if specials else ([], [])
+        keep = max(1, limit - len(prefix) - len(suffix))
+        ids: list[TokenIds] = []
+        for start in range(0, len(texts), _ENCODE_SLICE):
+            encodings = self._plain.encode_batch_fast(list(texts[start:start + _ENCODE_SLICE]),
+                                                      add_special_tokens=specials)
+            for i, enc in enumerate(encodings):
+                doc = enc.ids
+                if len(doc) > limit:
+                    if not truncate:
+                        raise InputTooLong(len(doc), self.max_length, index=start + i)
+                    body = doc[len(prefix): len(doc) - len(suffix)]
+                    body = body[len(body) - keep:] if direction == "left" else body[:keep]
+                    doc = [*prefix, *body, *suffix]
+                ids.append(doc)
         return ids
 
     def encode_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
@@ -189,3 +214,11 @@ class ServingTokenizer:
                 pad = [self.pad_id] * max(0, width - len(ids))
                 result[i] = pad + ids if padding_side == "left" else ids + pad
         return result
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """vLLM's /detokenize: the text of ``ids`` through tokenizer.json's decoder."""
+        for i, token in enumerate(ids):
+            if not 0 <= token < self.vocab_size:
+                raise InvalidInput(f"tokens[{i}] is {token}, outside the vocabulary (0..{self.vocab_size - 1})",
+                                   param="tokens")
+        return str(self._plain.decode(list(ids), skip_special_tokens=skip_special_tokens))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ovembed.config import Task
+from ovembed.errors import InvalidInput
 from ovembed.serving.api import (
     DEFAULT_RERANK,
     ModelInfo,
@@ -25,6 +26,7 @@ class RerankRequest:
     documents: tuple[str, ...]
     top_n: int | None = None  # None: every document
     options: RerankOptions = DEFAULT_RERANK
+    truncate_prompt_tokens: int | None = None  # vLLM's: -1 or the model's window (checked here)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,21 @@ async def rerank(registry: Registry, ctx: RequestContext, req: RerankRequest) ->
     """Resolve, check the task, score every document (cancelled if the client goes away), rank."""
     servable, status = models.task_servable(registry, ctx, Task.RERANK, req.model)
     info = servable.info
+    check_truncation(req.truncate_prompt_tokens, info)
     result = await ctx.guard(servable.rerank(req.query, req.documents, req.options))
     order = ranked(result.raw_scores, req.top_n)
     return Ranking(info, status.version, order, result.scores, result.raw_scores, result.token_counts,
                    result.chunk_counts, result.timings)
+
+
+def check_truncation(tokens: int | None, info: ModelInfo) -> None:
+    """vLLM's ``truncate_prompt_tokens`` on a pair: -1 or the window is one window per document (what
+    vLLM does); more than the window is vLLM's own 400; fewer cannot be honoured exactly (400)."""
+    if tokens is None or tokens == -1 or tokens == info.max_length:
+        return
+    if tokens > info.max_length:
+        raise InvalidInput(f"'truncate_prompt_tokens' ({tokens}) is greater than the model's maximum length "
+                           f"({info.max_length}): request a smaller truncation size", param="truncate_prompt_tokens")
+    raise InvalidInput(f"'truncate_prompt_tokens' below the model's window ({tokens} < {info.max_length}) is not "
+                       "supported for rerank: send -1 (one window per pair), or max_tokens_per_doc to cut documents",
+                       param="truncate_prompt_tokens")

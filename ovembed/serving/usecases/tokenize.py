@@ -1,4 +1,4 @@
-"""The tokenize use case behind OVMS's ``/v3/tokenize``.
+"""The tokenize use cases behind OVMS's ``/v3/tokenize`` and vLLM's ``/tokenize`` and ``/detokenize``.
 
 Bounded by configuration, not by the request: padding goes to at most the model's maximum
 length, and a request whose token ids would exceed ``max_tokens`` (``--max_request_tokens``)
@@ -61,3 +61,31 @@ def _check_tokens(count: int, limit: int) -> None:
     if count > limit:
         raise PayloadTooLarge(f"Too many tokens: {count} in one request, the limit is {limit} "
                               "(--max_request_tokens)", param="text")
+
+
+def only_model(registry: Registry) -> str:
+    """The name of the one model served (vLLM's requests may name none)."""
+    names = [s.info.name for s in registry.available()]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InvalidInput("No model is being served", param="model")
+    raise InvalidInput(f"Several models are served ({', '.join(sorted(names))}): name one in 'model'", param="model")
+
+
+async def tokenize_prompt(registry: Registry, ctx: RequestContext, model: str | None, prompt: str, *,
+                          add_special_tokens: bool = True, max_tokens: int = 1 << 20) -> tuple[list[int], int]:
+    """vLLM's /tokenize: (ids, the model's maximum length)."""
+    servable, _ = models.servable(registry, ctx, model if model is not None else only_model(registry))
+    if len(prompt) > _INLINE_CHARS:
+        ids = (await asyncio.to_thread(servable.tokenize, [prompt], add_special_tokens=add_special_tokens))[0]
+    else:
+        ids = servable.tokenize([prompt], add_special_tokens=add_special_tokens)[0]
+    _check_tokens(len(ids), max_tokens)
+    return ids, servable.info.max_length
+
+
+async def detokenize(registry: Registry, ctx: RequestContext, model: str | None, ids: tuple[int, ...]) -> str:
+    """vLLM's /detokenize: the text of ``ids`` (special tokens skipped)."""
+    servable, _ = models.servable(registry, ctx, model if model is not None else only_model(registry))
+    return servable.detokenize(ids)

@@ -4,8 +4,9 @@ response shaping.
 Request: ``model``, ``texts``, ``input_type`` (mapped onto the model's prompts),
 ``embedding_types`` (``float``, ``int8``, ``uint8``, ``binary``, ``ubinary``, ``base64``;
 default ``["float"]``), ``truncate`` (``NONE``: reject long inputs, ``START``: cut the start,
-``END``: cut the end, the default), ``output_dimension`` (Matryoshka) and ``max_tokens``
-(ignored: the model's limit applies). ``images`` and ``inputs`` are not supported (400).
+``END``: cut the end, the default), ``output_dimension`` (Matryoshka) and ``max_tokens`` (every
+text cut to at most that many tokens on ``truncate``'s side; with ``truncate: NONE`` a 400, since
+Cohere would refuse rather than cut). ``images`` and ``inputs`` are not supported (400).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class CohereEmbedRequest:
     truncate: bool
     truncation_direction: TruncationDirection
     dimensions: int | None
+    max_tokens: int | None = None
 
 
 def parse_embed_request(body: fields.JsonObject, *, max_inputs: int) -> CohereEmbedRequest:
@@ -61,10 +63,13 @@ def parse_embed_request(body: fields.JsonObject, *, max_inputs: int) -> CohereEm
         kinds = tuple(fields.optional_choice({"embedding_types": t}, "embedding_types", EMBEDDING_TYPES)
                       or "float" for t in types)
     truncate = fields.optional_choice(body, "truncate", TRUNCATE_MODES) or "END"
+    max_tokens = fields.optional_int(body, "max_tokens", minimum=1)
+    if max_tokens is not None and truncate == "NONE":
+        raise InvalidInput("'max_tokens' cuts inputs: send truncate START or END with it", param="max_tokens")
     return CohereEmbedRequest(
         model=model, texts=tuple(texts), input_type=input_type, embedding_types=tuple(dict.fromkeys(kinds)),
         truncate=truncate != "NONE", truncation_direction="left" if truncate == "START" else "right",
-        dimensions=fields.optional_int(body, "output_dimension", minimum=1),
+        dimensions=fields.optional_int(body, "output_dimension", minimum=1), max_tokens=max_tokens,
     )
 
 
@@ -84,5 +89,6 @@ def embed_response(request_id: str, req: CohereEmbedRequest, vectors: np.ndarray
         "response_type": "embeddings_by_type",
         "embeddings": embeddings,
         "texts": list(req.texts),
-        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": input_tokens}},
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": input_tokens},
+                 "tokens": {"input_tokens": input_tokens}},
     }

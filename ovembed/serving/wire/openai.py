@@ -4,14 +4,19 @@
 strings, a list of token ids (one document) or a list of non-empty lists of token ids.
 Unknown fields (and ``user``) are ignored. Extensions: ``truncate``, the retrieval fields of
 :mod:`ovembed.serving.wire.retrieval` (prompts, truncation direction, chunking), the compact
-``encoding_format`` values of :mod:`ovembed.serving.wire.compact`, and ``"sparse"`` with ``top_k`` /
-``threshold`` for sparse models (:mod:`ovembed.serving.wire.sparse`).
+``encoding_format`` values of :mod:`ovembed.serving.wire.compact`, ``"sparse"`` with ``top_k`` /
+``threshold`` for sparse models (:mod:`ovembed.serving.wire.sparse`), and vLLM's fields
+(:mod:`ovembed.serving.wire.vllm_fields`) with its ``"bytes"`` and ``"bytes_only"`` formats: the body
+is the vectors' bytes, row after row, and (``"bytes"``) a ``metadata`` header holds the JSON
+``{"id", "created", "model", "data": [{"index", "embed_dtype", "endianness", "start", "end", "shape"}],
+"usage"}``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -23,10 +28,12 @@ from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
 from ovembed.serving.wire.sparse import parse_pruning
-from ovembed.serving.wire.vectors import to_base64
+from ovembed.serving.wire.vectors import to_base64, to_bytes
+from ovembed.serving.wire.vllm_fields import DEFAULT_VLLM, VllmFields, parse_vllm_fields
 
-EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary", "sparse"]
-DENSE_FORMATS: tuple[EncodingFormat, ...] = ("float", "base64", *COMPACT_TYPES)
+EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary", "sparse", "bytes", "bytes_only"]
+BYTES_FORMATS: tuple[EncodingFormat, ...] = ("bytes", "bytes_only")  # vLLM's binary responses
+DENSE_FORMATS: tuple[EncodingFormat, ...] = ("float", "base64", *COMPACT_TYPES, *BYTES_FORMATS)
 ENCODING_FORMATS: tuple[EncodingFormat, ...] = (*DENSE_FORMATS, "sparse")  # sparse: for sparse models
 
 TextInputs: TypeAlias = tuple[str, ...]
@@ -47,6 +54,7 @@ class EmbeddingsRequest:
     truncate: bool | None = None  # None: the model's default
     retrieval: RetrievalFields = RetrievalFields()
     pruning: SparseOptions = DEFAULT_SPARSE  # encoding_format "sparse" only
+    vllm: VllmFields = DEFAULT_VLLM
 
 
 def parse_embeddings_request(body: fields.JsonObject, *, max_inputs: int) -> EmbeddingsRequest:
@@ -61,14 +69,31 @@ def parse_embeddings_request(body: fields.JsonObject, *, max_inputs: int) -> Emb
     if encoding != "sparse" and pruning is not DEFAULT_SPARSE:
         raise InvalidInput("'top_k' and 'threshold' apply to encoding_format 'sparse' only",
                            param="top_k" if pruning.top_k is not None else "threshold")
+    vllm = parse_vllm_fields(body)
+    if encoding in (*COMPACT_TYPES, "sparse") and not vllm.default_encoding:
+        name = "embed_dtype" if vllm.embed_dtype != "float32" else "endianness"
+        raise InvalidInput(f"'{name}' applies to encoding_format 'base64' and 'bytes', not '{encoding}'", param=name)
+    if encoding == "sparse" and vllm.changes_embedding is not None:
+        raise InvalidInput(f"'{vllm.changes_embedding}' does not apply to encoding_format 'sparse'",
+                           param=vllm.changes_embedding)
+    retrieval = parse_retrieval_fields(body)
+    direction = body.get("truncation_direction")
+    if vllm.truncation_side is not None:
+        if direction is not None and direction != vllm.truncation_side:
+            raise InvalidInput("'truncation_side' and 'truncation_direction' disagree: send one of them",
+                               param="truncation_side")
+        retrieval = replace(retrieval, truncation_direction=vllm.truncation_side)
+    elif vllm.truncate_prompt_tokens is not None and direction is None:
+        retrieval = replace(retrieval, truncation_direction="left")  # vLLM keeps the last N tokens
     return EmbeddingsRequest(
         model=model,
         input=inputs,
         encoding_format=encoding or "float",
         dimensions=dimensions,
         truncate=fields.optional_bool(body, "truncate"),
-        retrieval=parse_retrieval_fields(body),
+        retrieval=retrieval,
         pruning=pruning,
+        vllm=vllm,
     )
 
 
@@ -126,14 +151,14 @@ def _token_document(item: object, index: int) -> tuple[int, ...]:
 
 def embeddings_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
                         encoding_format: EncodingFormat,
-                        chunks: Sequence[ChunkSpan] | None = None) -> dict[str, Any]:
+                        chunks: Sequence[ChunkSpan] | None = None, vllm: VllmFields = DEFAULT_VLLM) -> dict[str, Any]:
     """The response body; ``embeddings`` rows are in input order (C-contiguous float32).
 
     With ``chunks`` (chunking "none") there is one item per chunk: ``index`` is its input's,
     and ``chunk`` says which chunk it is and which characters of the input it covers.
     """
     if encoding_format == "base64":
-        rows: Sequence[Any] = [to_base64(row) for row in embeddings]
+        rows: Sequence[Any] = [to_base64(row, vllm.embed_dtype, vllm.endianness) for row in embeddings]
     elif encoding_format == "float":
         rows = embeddings  # orjson serialises numpy arrays directly
     else:
@@ -155,6 +180,17 @@ def embeddings_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
     }
 
 
+def embeddings_bytes(model: str, embeddings: np.ndarray, prompt_tokens: int, vllm: VllmFields,
+                     response_id: str) -> tuple[bytes, dict[str, Any]]:
+    """vLLM's ``bytes`` response: the rows' bytes back to back, and the metadata describing them."""
+    body = to_bytes(embeddings, vllm.embed_dtype, vllm.endianness)
+    size = len(body) // max(1, len(embeddings))
+    data = [{"index": i, "embed_dtype": vllm.embed_dtype, "endianness": vllm.endianness, "start": i * size,
+             "end": (i + 1) * size, "shape": [int(embeddings.shape[1])]} for i in range(len(embeddings))]
+    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
+    return body, {"id": response_id, "created": int(time.time()), "model": model, "data": data, "usage": usage}
+
+
 def model_card(info: ModelInfo) -> dict[str, Any]:
     """OpenAI's model card plus ``task`` (``"embeddings"``, ``"rerank"`` or ``"sparse"``) and what the model
     supports: prompts, dimensions, input limit, output encodings, chunking's combine modes (ovembed's
@@ -162,6 +198,7 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
     card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
             "dimensions": info.dimensions, "max_length": info.max_length}
     if info.task is Task.EMBEDDINGS:
+        card["matryoshka_dimensions"] = None if info.matryoshka is None else list(info.matryoshka)
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=list(DENSE_FORMATS), chunking=list(COMBINE_MODES))
     elif info.task is Task.SPARSE:  # dimensions: the vocabulary size (indices are token ids)

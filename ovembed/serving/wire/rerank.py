@@ -1,9 +1,30 @@
 """Rerank in the Cohere shape (v1 and v2), which OVMS's ``/v3/rerank``, Jina and vLLM share.
 
 Request: ``{"model", "query", "documents": [str | {"text": str, ...}], "top_n"?, "return_documents"?,
-"max_tokens_per_doc"?, "rank_fields"?}``. Object documents are ranked on ``text``, or with
-``rank_fields`` (Cohere v1) on ``"field: value"`` lines of those fields. Unknown fields (Cohere's
-``priority``, ``relevant_spans``, ``max_chunks_per_doc``) are accepted and ignored.
+"max_tokens_per_doc"?, "rank_fields"?}``, plus vLLM's ``use_activation`` (older vLLM: ``activation``;
+false: ``relevance_score`` is the raw logit) and ``truncate_prompt_tokens``. Object documents are ranked
+on ``text``, or with ``rank_fields`` (Cohere v1) on ``"field: value"`` lines of those fields. Unknown
+fields (Cohere's ``priority``, ``relevant_spans``, ``max_chunks_per_doc``, vLLM's ``user``,
+``request_id``, ``priority``) are accepted and ignored: none changes a score.
+
+The same body means slightly different things to the peers that send it, so each path answers as
+its peer documents it (a :class:`Dialect`, chosen by the route):
+
+- **vLLM / Jina** (``/rerank``, ``/v1/rerank``, and ``/score``): ``document`` is in every result unless
+  ``return_documents`` is false (vLLM always returns it, Jina defaults to true); ``top_n`` 0 means every
+  document (vLLM's default); a query longer than the model takes is a 400 (vLLM refuses a pair over
+  the window) unless ``truncate_prompt_tokens`` asks for truncation. Cohere v1 clients also use
+  ``/v1/rerank``: its SDK reads ``document`` as optional, so the extra field is harmless to them,
+  while its absence breaks vLLM and Jina clients.
+- **Cohere v2 / OVMS** (``/v2/rerank``, ``/v3/rerank``, ``/v3/v1/rerank``, ``/v3/v2/rerank``):
+  ``document`` only with ``return_documents: true``; ``top_n`` at least 1; a query over half the
+  model's window is cut to it (Cohere's docs: "If your query is larger than 256 tokens, it will be
+  truncated to the first 256 tokens"; 256 of Cohere's 512).
+
+Long documents are split into chunks (the best chunk scores) on every path instead of failing:
+vLLM would refuse such a pair; a score for it is more useful than a 400, and it never changes the
+score of a document that fits. ``truncate_prompt_tokens`` -1 (or the window) keeps one window per
+document instead (vLLM's truncation); a smaller value cannot be honoured exactly and is a 400.
 
 Response: ``{"id", "model", "results": [{"index", "relevance_score", "document"?}], "meta": {...},
 "usage": {"prompt_tokens", "total_tokens"}}``, best first: ``id``/``results``/``meta`` are Cohere's
@@ -24,10 +45,25 @@ Document = str | dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Dialect:
+    """How one peer's clients expect the shared body to be read (see the module docstring)."""
+
+    name: str
+    return_documents: bool  # the default of return_documents
+    top_n_zero_is_all: bool  # vLLM: top_n 0 means every document
+    truncate_query: bool  # the default for a query over the model's limit: cut (True) or 400
+
+
+VLLM = Dialect("vllm", return_documents=True, top_n_zero_is_all=True, truncate_query=False)
+COHERE = Dialect("cohere", return_documents=False, top_n_zero_is_all=False, truncate_query=True)
+
+
+@dataclass(frozen=True)
 class CohereRerank:
     request: RerankRequest
     documents: tuple[Document, ...]  # as sent, returned with return_documents
     return_documents: bool = False
+    use_activation: bool = True  # False: relevance_score is the raw logit (vLLM's use_activation)
 
 
 def _rank_text(doc: dict[str, Any], index: int, rank_fields: tuple[str, ...] | None) -> str:
@@ -76,15 +112,40 @@ def parse_documents(value: object, rank_fields: tuple[str, ...] | None = None,
     return tuple(value), tuple(texts)
 
 
-def parse_rerank_request(body: fields.JsonObject, *, max_documents: int) -> CohereRerank:
+def use_activation(body: fields.JsonObject) -> bool:
+    """vLLM's ``use_activation`` (older vLLM: ``activation``); absent: activated scores."""
+    for key in ("use_activation", "activation"):
+        value = fields.optional_bool(body, key)
+        if value is not None:
+            return value
+    return True
+
+
+def truncate_prompt_tokens(body: fields.JsonObject) -> int | None:
+    """vLLM's ``truncate_prompt_tokens``: -1 (the model's maximum) or a positive count."""
+    value = body.get("truncate_prompt_tokens")
+    if value is None:
+        return None
+    if not fields.is_int(value) or value < -1 or value == 0:
+        raise InvalidInput("'truncate_prompt_tokens' must be -1 (the model's maximum) or a positive integer",
+                           param="truncate_prompt_tokens")
+    return int(value)
+
+
+def parse_rerank_request(body: fields.JsonObject, *, max_documents: int, dialect: Dialect = COHERE) -> CohereRerank:
     model = fields.required_str(body, "model")
     query = fields.required_str(body, "query")
     documents, texts = parse_documents(body.get("documents"), _rank_fields(body))
     fields.check_count(len(texts), max_documents, param="documents")
-    top_n = fields.optional_int(body, "top_n", minimum=1)
+    top_n = fields.optional_int(body, "top_n", minimum=0 if dialect.top_n_zero_is_all else 1)
     max_tokens = fields.optional_int(body, "max_tokens_per_doc", minimum=1)
-    request = RerankRequest(model, query, texts, top_n=top_n, options=RerankOptions(max_tokens_per_doc=max_tokens))
-    return CohereRerank(request, documents, bool(fields.optional_bool(body, "return_documents")))
+    cap = truncate_prompt_tokens(body)  # vLLM's truncation: one window per pair, the query cut
+    options = RerankOptions(max_tokens_per_doc=max_tokens, truncate=cap is not None,
+                            truncate_query=dialect.truncate_query or cap is not None)
+    request = RerankRequest(model, query, texts, top_n=top_n or None, options=options, truncate_prompt_tokens=cap)
+    returned = fields.optional_bool(body, "return_documents")
+    return CohereRerank(request, documents, dialect.return_documents if returned is None else returned,
+                        use_activation=use_activation(body))
 
 
 def _document(doc: Document) -> dict[str, Any]:
@@ -93,8 +154,9 @@ def _document(doc: Document) -> dict[str, Any]:
 
 def rerank_response(parsed: CohereRerank, ranking: Ranking, response_id: str) -> dict[str, Any]:
     results = []
+    scores = ranking.scores if parsed.use_activation else ranking.raw_scores
     for index in ranking.order:
-        item: dict[str, Any] = {"index": index, "relevance_score": float(ranking.scores[index])}
+        item: dict[str, Any] = {"index": index, "relevance_score": float(scores[index])}
         if parsed.return_documents:
             item["document"] = _document(parsed.documents[index])
         results.append(item)

@@ -4,8 +4,9 @@ Request: ``{"query", "texts": [str], "raw_scores"?: false, "return_text"?: false
 "truncation_direction"?: "right" | "left"}`` (TEI accepts ``Right``/``Left`` too). TEI serves one
 model, so ``model`` is optional here: without it the one rerank model served answers.
 Response: ``[{"index", "score", "text"?}]``, best first; ``score`` is the sigmoid of the logit, or
-the logit with ``raw_scores``. ``truncate`` false (TEI's default) chunks long pairs instead of
-failing; true keeps one window per text, cut on ``truncation_direction``'s side.
+the logit with ``raw_scores``. ``truncate`` false (TEI's default) chunks long documents instead of
+failing, and a query over half the model's window is a 400 (TEI refuses over-long inputs without
+``truncate``); true keeps one window per text, cut on ``truncation_direction``'s side, and cuts the query.
 
 Errors use TEI's body ``{"error", "error_type"}``; :func:`error_type` names the type per status.
 """
@@ -51,7 +52,8 @@ def parse_rerank_request(body: fields.JsonObject, *, max_documents: int) -> TeiR
         if found is None:
             raise InvalidInput("'truncation_direction' must be 'right' or 'left'", param="truncation_direction")
         direction = found
-    options = RerankOptions(truncate=bool(fields.optional_bool(body, "truncate")), direction=direction)
+    truncate = bool(fields.optional_bool(body, "truncate"))
+    options = RerankOptions(truncate=truncate, direction=direction, truncate_query=truncate)
     return TeiRerank(RerankRequest(model, query, tuple(texts), options=options),
                      raw_scores=bool(fields.optional_bool(body, "raw_scores")),
                      return_text=bool(fields.optional_bool(body, "return_text")))

@@ -157,7 +157,7 @@ def test_models_metadata(client: TestClient) -> None:
     assert card["prompts"] == {"query": "query: ", "passage": "passage: "}
     assert card["default_prompt_name"] == "query"
     assert card["task"] == "embeddings" and card["dimensions"] == DIMS and card["max_length"] == MAX_LEN
-    assert card["encoding_formats"] == ["float", "base64", "int8", "uint8", "binary", "ubinary"]
+    assert card["encoding_formats"] == ["float", "base64", "int8", "uint8", "binary", "ubinary", "bytes", "bytes_only"]
     listed = client.get("/v3/models").json()["data"]
     assert [m["prompts"] for m in listed] == [card["prompts"], {}]
 

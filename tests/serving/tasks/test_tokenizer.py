@@ -104,3 +104,24 @@ def test_missing_or_broken_tokenizer(tmp_path: Path) -> None:
     (tmp_path / "tokenizer.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot be loaded"):
         ServingTokenizer.from_dir(tmp_path, max_length=16)
+
+
+@pytest.mark.parametrize(("limit", "side"), [(5, "left"), (5, "right"), (3, "left"), (256, "left")])
+def test_max_tokens_matches_hugging_face_truncation(tok: ServingTokenizer, minilm_source: Path, limit: int,
+                                                    side: str) -> None:
+    """vLLM's truncate_prompt_tokens: HF truncation to N tokens (special tokens kept) on either side."""
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoTokenizer.from_pretrained(str(minilm_source), truncation_side=side)
+    texts = ["the quick brown fox jumps over the lazy dog", "hi", LONG]
+    got = tok.encode_texts(texts, truncate=True, direction=side, max_tokens=limit)
+    assert [list(ids) for ids in got] == [hf(t, truncation=True, max_length=limit)["input_ids"] for t in texts]
+
+
+def test_without_special_tokens_and_decode(tok: ServingTokenizer) -> None:
+    assert tok.encode_texts(["hello world"], truncate=False, add_special_tokens=False) == [[7592, 2088]]
+    with pytest.raises(InputTooLong):
+        tok.encode_texts([LONG], truncate=False, add_special_tokens=False)
+    assert tok.decode([101, 7592, 2088, 102]) == "hello world"
+    assert tok.decode([101, 7592, 102], skip_special_tokens=False) == "[CLS] hello [SEP]"
+    with pytest.raises(InvalidInput, match=r"tokens\[1\] is 30522, outside the vocabulary \(0..30521\)"):
+        tok.decode([101, 30522])

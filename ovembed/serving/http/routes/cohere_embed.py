@@ -19,7 +19,7 @@ async def embed_texts(request: Request) -> Response:
     ctx = deps.context(request)
     result = await embed(deps.registry(request), ctx, EmbedRequest(
         req.model, req.texts, truncate=req.truncate, dimensions=req.dimensions, input_type=req.input_type,
-        truncation_direction=req.truncation_direction))
+        truncation_direction=req.truncation_direction, max_tokens=req.max_tokens))
     return await json_response(lambda: wire.embed_response(ctx.request_id, req, result.vectors, result.prompt_tokens),
                                items=result.vectors.size, headers=timing_values(result.timings, ctx.elapsed()))
 

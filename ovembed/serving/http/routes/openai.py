@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ovembed.errors import InvalidInput
 from ovembed.serving.context import timing_values
 from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
@@ -26,11 +28,22 @@ async def embeddings(request: Request) -> Response:
             req.model, req.input, truncate=req.truncate, pruning=req.pruning, **extra.request_fields()))
         return JSONResponse(sparse_wire.openai_response(sparse), headers=timing_values(sparse.timings, ctx.elapsed()))
     result = await embed(deps.registry(request), ctx, EmbedRequest(
-        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions, **extra.request_fields()))
+        req.model, req.input, truncate=req.truncate, dimensions=req.dimensions, **extra.request_fields(),
+        **req.vllm.request_fields()))
+    headers = timing_values(result.timings, ctx.elapsed())
+    if req.encoding_format in openai.BYTES_FORMATS:
+        if result.chunks is not None:
+            raise InvalidInput("encoding_format 'bytes' has one row per input: use chunking 'mean', or 'float'",
+                               param="encoding_format")
+        body, metadata = openai.embeddings_bytes(result.info.name, result.vectors, result.prompt_tokens, req.vllm,
+                                                 ctx.request_id)
+        if req.encoding_format == "bytes":
+            headers["metadata"] = orjson.dumps(metadata).decode()
+        return Response(body, headers=headers, media_type="application/octet-stream")
     return await json_response(
         lambda: openai.embeddings_response(result.info.name, result.vectors, result.prompt_tokens,
-                                           req.encoding_format, result.chunks),
-        items=result.vectors.size, headers=timing_values(result.timings, ctx.elapsed()))
+                                           req.encoding_format, result.chunks, req.vllm),
+        items=result.vectors.size, headers=headers)
 
 
 async def list_models(request: Request) -> Response:

@@ -1,7 +1,11 @@
-"""Rerank routes: the Cohere/OVMS/Jina shape and TEI's ``/rerank``.
+"""Rerank routes: one handler for every peer's rerank body, on every peer's path.
 
-``/v3/rerank`` (OVMS), ``/v1/rerank`` and ``/v2/rerank`` (Cohere's SDKs with ``base_url`` the server
-root), ``/v3/v1/rerank`` and ``/v3/v2/rerank`` (the SDKs with ``base_url=.../v3``, as OVMS's docs say).
+``/rerank`` (TEI, vLLM), ``/v1/rerank`` (Jina, vLLM, Cohere v1), ``/v2/rerank`` (Cohere v2, vLLM),
+``/v3/rerank`` (OVMS), and ``/v3/v1/rerank``, ``/v3/v2/rerank`` (Cohere's SDKs with ``base_url=.../v3``,
+as OVMS's docs say). A body with ``texts`` is TEI's (on ``/rerank``: any body without ``documents``)
+and gets TEI's answer and error body; a body with ``documents`` is the Cohere/Jina/vLLM shape, read in
+the dialect of the path (:data:`DIALECTS`, why in :mod:`ovembed.serving.wire.rerank`) and answered
+with OpenAI's error envelope.
 """
 
 from __future__ import annotations
@@ -11,27 +15,40 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed.serving.context import timing_values
-from ovembed.serving.http.responses import JSONResponse
+from ovembed.serving.http.responses import JSONResponse, set_error_family
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases.rerank import rerank
 from ovembed.serving.wire import rerank as cohere
 from ovembed.serving.wire import tei
 
-COHERE_PATHS = ("/v3/rerank", "/v1/rerank", "/v2/rerank", "/v3/v1/rerank", "/v3/v2/rerank")
-TEI_PATH = "/rerank"
+DIALECTS: dict[str, cohere.Dialect] = {
+    "/rerank": cohere.VLLM, "/v1/rerank": cohere.VLLM,
+    "/v2/rerank": cohere.COHERE, "/v3/rerank": cohere.COHERE, "/v3/v1/rerank": cohere.COHERE,
+    "/v3/v2/rerank": cohere.COHERE,
+}
 
 
-async def cohere_rerank(request: Request) -> Response:
+def is_tei_body(body: dict[str, object], path: str) -> bool:
+    """TEI's body names its documents ``texts``; every other peer's ``documents``. On TEI's own
+    ``/rerank`` a body with neither is TEI's (its error names ``texts``)."""
+    return "documents" not in body and ("texts" in body or path == "/rerank")
+
+
+async def rerank_any(request: Request) -> Response:
     body = await deps.json_body(request)
-    parsed = cohere.parse_rerank_request(body, max_documents=deps.config(request).max_inputs)
+    if is_tei_body(body, request.url.path):
+        set_error_family(request, "tei")
+        return await _tei(request, body)
+    set_error_family(request, "openai")
+    dialect = DIALECTS.get(request.url.path, cohere.COHERE)
+    parsed = cohere.parse_rerank_request(body, max_documents=deps.config(request).max_inputs, dialect=dialect)
     ctx = deps.context(request)
     ranking = await rerank(deps.registry(request), ctx, parsed.request)
     return JSONResponse(cohere.rerank_response(parsed, ranking, ctx.request_id),
                         headers=timing_values(ranking.timings, ctx.elapsed()))
 
 
-async def tei_rerank(request: Request) -> Response:
-    body = await deps.json_body(request)
+async def _tei(request: Request, body: dict[str, object]) -> Response:
     parsed = tei.parse_rerank_request(body, max_documents=deps.config(request).max_inputs)
     ctx = deps.context(request)
     ranking = await rerank(deps.registry(request), ctx, parsed.request)
@@ -39,5 +56,4 @@ async def tei_rerank(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [*(Route(path, cohere_rerank, methods=["POST"]) for path in COHERE_PATHS),
-            Route(TEI_PATH, tei_rerank, methods=["POST"])]
+    return [Route(path, rerank_any, methods=["POST"]) for path in DIALECTS]
