@@ -94,7 +94,7 @@ class EmbeddingsExport(ExportTask):
 
     def refreshed_fields(self) -> dict[str, Any]:
         return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
-                **self._prompt_fields()}
+                matryoshka.RECORD_KEY: matryoshka.declared(self.source.path), **self._prompt_fields()}
 
     def _prompt_fields(self) -> dict[str, Any]:
         prompts = self.choices.prompts
