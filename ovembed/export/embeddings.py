@@ -18,18 +18,28 @@ from ovembed.export.convert import IR_XML
 from ovembed.export.quantize import QuantizationParams
 from ovembed.export.source import SourceModel, inspect_source
 from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration
+from ovembed.heads.st_modules import HeadSpec
 from ovembed.hf_files import read_json_object
 from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
 from ovembed.repository import RECORD_FILENAME, atomic_write_text
 
 
 def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
+    """The graph's pooling. First refuses (one line, before any work) a modules.json chain ovembed cannot
+    compile into the graph (:func:`ovembed.export.st_head.check_modules`)."""
+    from ovembed.export.st_head import check_modules, chain_pooling
+
+    entries = check_modules(source.path)
     if cfg.pooling is not None:
         log(f"pooling: {cfg.pooling.value} (from --pooling)")
         return cfg.pooling
     if source.pooling_detected is not None:
         log(f"pooling: {source.pooling_detected.value} (from the model's sentence-transformers Pooling config)")
         return source.pooling_detected
+    chained = chain_pooling(source.path, entries)
+    if chained is not None:
+        log(f"pooling: {chained.value} in graph.pbtxt (the nearest OVMS pooling to the model's Pooling module)")
+        return chained
     log("pooling: CLS (default; the model has no 1_Pooling/config.json)")
     return Pooling.CLS
 
@@ -55,6 +65,11 @@ def _own_prompt_names(source: SourceModel, prompts: PromptSet) -> list[str]:
     return [name for name, text in prompts.prompts.items() if own.get(name) == text]
 
 
+def _use_st(cfg: ExportConfig, reference: SourceModel, pooling: Pooling) -> bool:
+    """sentence-transformers is the reference for its own folders unless --pooling changed the pooling."""
+    return reference.is_sentence_transformers and (cfg.pooling is None or reference.pooling_detected is pooling)
+
+
 def _threshold(cfg: ExportConfig) -> float:
     if cfg.min_cosine is not None:
         return cfg.min_cosine
@@ -69,7 +84,7 @@ def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calib
     from ovembed.export.tokenizer import load_hf_tokenizer
     from ovembed.export.verify import SENTENCES, reference_embeddings
 
-    use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+    use_st = _use_st(cfg, source, pooling)
 
     def reference(texts: list[str]) -> Any:
         return reference_embeddings(source.path, texts, pooling=pooling, max_length=source.max_length,
@@ -91,8 +106,9 @@ def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dic
 def build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
            prompts: PromptSet, work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
     """Everything that produces the model folder's content, inside ``work``."""
-    from ovembed.export.convert import convert_to_ir
+    from ovembed.export.architectures import convert
     from ovembed.export.quantize import compress_and_save
+    from ovembed.export.st_head import read_head
     from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
 
     quiet_libraries()
@@ -100,8 +116,8 @@ def build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Quan
         log("note: --library sentence_transformers: converting through transformers; "
             "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
     t0 = time.perf_counter()
-    log(f"converting {source.path} with optimum-intel (task feature-extraction)")
-    xml = convert_to_ir(source, work, trust_remote_code=cfg.trust_remote_code)
+    head = read_head(source.path, pooling, cfg.pooling is not None, not cfg.skip_normalize, log)
+    xml, route = convert(source, work, trust_remote_code=cfg.trust_remote_code, log=log)
     log(f"  converted in {time.perf_counter() - t0:.1f}s")
     t1 = time.perf_counter()
     if calibration is not None:
@@ -113,10 +129,20 @@ def build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: Quan
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
     export_tokenizer(tok, work)
     record = _record(cfg, source, pooling, prompts, cfg.weight_format, {**applied, **params.describe()})
+    record.update(_head_record(head, source, work), route=route)
     if not cfg.skip_verify:
-        record["verification"] = _verify(cfg, source, source, pooling, prompts, _threshold(cfg), work, log)
+        record["verification"] = _verify(cfg, source, source, pooling, prompts, _threshold(cfg), work, log, head)
     atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _head_record(head: HeadSpec, source: SourceModel, work: Path) -> dict[str, Any]:
+    """The module chain for ovembed_model.json (its weights saved into ``work``)."""
+    head.save_weights(work)
+    out: dict[str, Any] = {"head": head.record()}
+    if source.hidden_size is not None:
+        out["dimensions"] = head.output_dim(source.hidden_size)
+    return out
 
 
 def _record(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: PromptSet,
@@ -141,16 +167,16 @@ def _record(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: P
 
 
 def _verify(cfg: ExportConfig, source: SourceModel, reference: SourceModel, pooling: Pooling, prompts: PromptSet,
-            threshold: float, work: Path, log: Log) -> dict[str, Any]:
+            threshold: float, work: Path, log: Log, head: HeadSpec | None = None) -> dict[str, Any]:
     """Compare the IR in ``work`` with the PyTorch model ``reference``; raise when it fails."""
     from ovembed.export.verify import SENTENCES, compare
 
-    use_st = reference.is_sentence_transformers and reference.pooling_detected is pooling
+    use_st = _use_st(cfg, reference, pooling)
     log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
         f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
     result = compare(work, reference.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
                      threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
-                     prompts=prompts.prompts, own_prompts=_own_prompt_names(reference, prompts))
+                     prompts=prompts.prompts, own_prompts=_own_prompt_names(reference, prompts), head=head)
     log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
     if result.tokenizer_mismatches:
         log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on {len(result.tokenizer_mismatches)}"
@@ -178,6 +204,10 @@ def build_from_ir(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prom
     ir_source.describe_ir_use(weight_format, cfg.weight_format, origin, log)
     fields = ir_source.ir_record_fields(origin, copied)
     record = {**_record(cfg, source, pooling, prompts, weight_format, fields.pop("quantization")), **fields}
+    from ovembed.export.st_head import read_head
+
+    head = read_head(source.path, pooling, cfg.pooling is not None, not cfg.skip_normalize, log)
+    record.update(_head_record(head, source, work), route="openvino-ir")
     reference_path = None if cfg.skip_verify else ir_source.resolve_reference(
         cfg.reference_model, source.path, revision=None, token=cfg.hf_token, quiet=cfg.quiet)
     if reference_path is not None:
@@ -187,7 +217,7 @@ def build_from_ir(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prom
         from ovembed.export.verify import DEFAULT_MIN_COSINE
 
         threshold = cfg.min_cosine if cfg.min_cosine is not None else DEFAULT_MIN_COSINE[weight_format]
-        record["verification"] = _verify(cfg, source, reference, pooling, prompts, threshold, work, log)
+        record["verification"] = _verify(cfg, source, reference, pooling, prompts, threshold, work, log, head)
         record["reference_model"] = cfg.reference_model or cfg.source_model
     elif not cfg.skip_verify:
         log("not verified: the source holds no PyTorch weights; pass --reference_model ORG/NAME to compare "
