@@ -83,15 +83,18 @@ def convert_traced(source: SourceModel, work: Path, *, trust_remote_code: bool) 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    example = {"input_ids": torch.tensor([[2, 3, 4, 5], [2, 3, 0, 0]], dtype=torch.int64),
-               "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.int64)}
+    # torch.export, not TorchScript tracing: transformers 5 builds its attention masks from shapes that
+    # tracing turns into tensors (ModernBERT: IndexError in sdpa_mask). Sizes above 1 keep both dims dynamic.
+    example = {"input_ids": torch.tensor([[2, 3, 4, 5, 6, 7], [2, 3, 4, 0, 0, 0]], dtype=torch.int64),
+               "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.int64)}
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore")
-            ov_model = ov.convert_model(_LastHiddenState(model), example_input=example,
-                                        input=[("input_ids", [-1, -1], ov.Type.i64),
-                                               ("attention_mask", [-1, -1], ov.Type.i64)])
-    except Exception as exc:  # torch tracing and the frontend raise many kinds: one export failure
+            program = torch.export.export(_LastHiddenState(model), (), kwargs=example, strict=False,
+                                          dynamic_shapes={name: {0: batch, 1: seq} for name in example})
+            ov_model = ov.convert_model(program)
+    except Exception as exc:  # torch.export and the frontend raise many kinds: one export failure
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ExportError(f"neither optimum-intel nor openvino.convert_model exports {source.model_type}: "
                           f"{type(exc).__name__}: {first[:300]}") from None

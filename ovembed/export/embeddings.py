@@ -27,7 +27,7 @@ from ovembed.repository import RECORD_FILENAME, atomic_write_text
 def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
     """The graph's pooling. First refuses (one line, before any work) a modules.json chain ovembed cannot
     compile into the graph (:func:`ovembed.export.st_head.check_modules`)."""
-    from ovembed.export.st_head import check_modules, chain_pooling
+    from ovembed.export.st_head import chain_pooling, check_modules
 
     entries = check_modules(source.path)
     if cfg.pooling is not None:
@@ -140,8 +140,9 @@ def _head_record(head: HeadSpec, source: SourceModel, work: Path) -> dict[str, A
     """The module chain for ovembed_model.json (its weights saved into ``work``)."""
     head.save_weights(work)
     out: dict[str, Any] = {"head": head.record()}
-    if source.hidden_size is not None:
-        out["dimensions"] = head.output_dim(source.hidden_size)
+    hidden = source.hidden_size or read_json_object(source.path / "config.json").get("d_model")  # T5: d_model
+    if isinstance(hidden, int):
+        out["dimensions"] = head.output_dim(hidden)
     return out
 
 

@@ -15,7 +15,15 @@ import numpy as np
 from ovembed.config import Pooling
 from ovembed.errors import ExportError
 from ovembed.export.common import Log
-from ovembed.heads.st_modules import HeadSpec, Layer, ModuleEntry, UnmappableModule, check_chain, pooling_config, read_modules
+from ovembed.heads.st_modules import (
+    HeadSpec,
+    Layer,
+    ModuleEntry,
+    UnmappableModule,
+    check_chain,
+    pooling_config,
+    read_modules,
+)
 
 # torch.nn activation classes (as Dense stores them in its config) -> the head's names.
 _ACTIVATIONS = {"Identity": "identity", "Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "SiLU": "silu",

@@ -230,7 +230,7 @@ def unserved_modules(folder: Path, head: HeadSpec | None) -> str | None:
                 modes, include_prompt = pooling_config(Path(folder) / entry.name)
             except UnmappableModule as exc:
                 return str(exc)
-            if head is not None and (set(modes) != set(head.modes) and len(head.modes) > 1
+            if head is not None and ((set(modes) != set(head.modes) and len(head.modes) > 1)
                                      or include_prompt != head.include_prompt):
                 return (f"modules.json's {_label(entry)} pools {'+'.join(modes)} (include_prompt {include_prompt}) "
                         f"but the graph pools {'+'.join(head.modes)} (include_prompt {head.include_prompt})")
