@@ -223,7 +223,7 @@ def unserved_modules(folder: Path, head: HeadSpec | None) -> str | None:
     for entry in entries:
         if entry.kind in ("transformer", "dropout") or entry.name in recorded:
             continue
-        if entry.kind == "normalize" and head is None:
+        if entry.kind == "normalize":  # L2 scale only: graph.pbtxt's normalize_embeddings decides it
             continue
         if entry.kind == "pooling":
             try:
@@ -260,3 +260,18 @@ def mark_prompt(input_ids: np.ndarray, attention_mask: np.ndarray, count: int) -
     marked = (positions >= first[:, None]) & (positions < first[:, None] + count) & (ids >= 0)
     ids[marked] = -1 - ids[marked]
     return ids
+
+
+def served_head(folder: Path, record: Mapping[str, Any], pooling: Pooling, normalize: bool) -> HeadSpec:
+    """The head to serve ``folder`` with: the chain ovembed_model.json records (its single OVMS pooling
+    replaced by graph.pbtxt's ``pooling`` when they differ), else ``pooling`` alone. Raises
+    :class:`UnmappableModule` when the folder's modules.json holds a module that head lacks."""
+    head = load_head(folder, record, normalize)
+    reason = unserved_modules(folder, head)
+    if reason is not None:
+        raise UnmappableModule(reason)
+    if head is None:
+        return HeadSpec.simple(pooling, normalize)
+    if len(head.modes) == 1 and head.modes[0] in _MODE_OF_POOLING.values() and head.graph_pooling is not pooling:
+        return head.with_pooling(pooling)
+    return head

@@ -69,6 +69,7 @@ class ModelInfo:
     task: str = "embeddings"  # "embeddings", "rerank" or "sparse" (ovembed.config.Task values)
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
     pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
+    pool_prompt: bool = True  # False: the head pools no prompt token; the servable marks them (heads.embeddings)
 
 
 @dataclass(frozen=True)

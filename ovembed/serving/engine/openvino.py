@@ -26,6 +26,7 @@ import numpy as np
 from ovembed.config import Executors, ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GRAPH_FILENAME, GraphOptions, RerankGraphOptions, read_graph
+from ovembed.heads.st_modules import HeadSpec, UnmappableModule, served_head
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.prompts import prompts_from_record
 from ovembed.repository import read_record
@@ -466,8 +467,8 @@ class LoadedModel:
     rerank: RerankSetup | None = None  # set for rerank models
 
 
-def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
-    from ovembed.heads.embeddings import add_pooling
+def _pooled_model(model: ov.Model, graph: GraphOptions, spec: HeadSpec) -> ov.Model:
+    from ovembed.heads.embeddings import add_head
 
     outputs = model.outputs
     if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
@@ -479,7 +480,7 @@ def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
             norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
             model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
         return model
-    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
+    return add_head(model, spec)
 
 
 def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
@@ -501,6 +502,10 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
     else:
         log.info("model %s: pooling %s (from %s)", name, choice.pooling.value, choice.origin)
     graph = replace(graph, pooling=choice.pooling)
+    try:  # the recorded sentence-transformers chain; refused when modules.json holds a module it lacks
+        spec = served_head(model_dir, record, choice.pooling, graph.normalize_embeddings)
+    except UnmappableModule as exc:
+        raise ConfigError(f"model {name} is not served: {exc}") from None
     device = cfg.target_device or graph.target_device
     check_device(core, device)
 
@@ -510,9 +515,9 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
         created = int(xml.stat().st_mtime)
         with private_weights(xml.with_suffix(".bin"), cfg.cache_dir) as weights:
             tokenizer, max_length = _tokenizer(base_path, model_dir, record)
-            head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings}
+            head = {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings, "head": spec.key()}
             compiled, bulk, precision, mapped, lone = compile_executors(
-                core, xml, weights, lambda model: _pooled_model(model, graph), graph, record, cfg, device, head,
+                core, xml, weights, lambda model: _pooled_model(model, graph, spec), graph, record, cfg, device, head,
                 lone_widths=tuple(w for w in LONE_WIDTHS if w <= max_length))
             release_file_pages(*mapped)  # compiling read every weight; most now live repacked
             engine = _warm_up(name, compiled, bulk, tokenizer, max_length, lone)
@@ -529,7 +534,7 @@ def load_model(core: ov.Core, name: str, base_path: Path, cfg: ServeConfig,
         name=name, dimensions=engine.dimensions, max_length=max_length, pooling=choice.pooling,
         normalize=graph.normalize_embeddings, truncate=graph.truncate, device=device,
         precision=precision, created=created,
-        prompts=prompts_from_record(record).with_default(cfg.default_prompt_name),
+        prompts=prompts_from_record(record).with_default(cfg.default_prompt_name), pool_prompt=spec.include_prompt,
     )
     _, why = inference_precision(graph, cfg, device, precision)
     log.info("model %s computes in %s (%s)", name, exec_precision or "the device's default", why)

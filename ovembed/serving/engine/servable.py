@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ovembed.errors import InvalidInput
+from ovembed.heads.st_modules import mark_prompt
 from ovembed.serving.engine.batcher import Batcher
 from ovembed.serving.engine.cache import EmbeddingCache
 from ovembed.serving.engine.interface import (
@@ -194,11 +195,20 @@ class EmbeddingServable:
             texts: Sequence[str] = inputs  # type: ignore[assignment]
             if opts.prompt:
                 texts = [opts.prompt + t if isinstance(t, str) else t for t in texts]
-            return await self._off_loop(texts, functools.partial(
+            docs: list[TokenIds] = await self._off_loop(texts, functools.partial(
                 self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction), texts)
+            if opts.prompt and not self._info.pool_prompt:  # the head pools no prompt token: mark them
+                docs = [mark_prompt(d[None, :], np.ones((1, len(d)), np.int64), self._prompt_count(opts.prompt))[0]
+                        for d in docs]
+            return docs
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
+
+    def _prompt_count(self, prompt: str) -> int:
+        """Tokens of ``prompt`` the head leaves out of pooling (as sentence-transformers counts them)."""
+        ids = [int(i) for i in self.tokenizer.encode_texts([prompt], truncate=True)[0]]
+        return len(ids) - 1 if self.tokenizer.affixes[1] else len(ids)
 
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
