@@ -187,7 +187,7 @@ class EmbeddingServable:
                                         options=opts.chunking, server_max_chunks=self.max_chunks):
                 docs.append(np.asarray(chunk.ids, dtype=np.int64))
                 spans.append(ChunkSpan(i, chunk.start, chunk.end))
-        return docs, spans
+        return self._mark_prompt(docs, opts.prompt), spans
 
     async def _encode(self, inputs: Inputs, truncate: bool, opts: EmbedOptions) -> list[TokenIds]:
         first = inputs[0]
@@ -197,18 +197,20 @@ class EmbeddingServable:
                 texts = [opts.prompt + t if isinstance(t, str) else t for t in texts]
             docs: list[TokenIds] = await self._off_loop(texts, functools.partial(
                 self.tokenizer.encode_texts, truncate=truncate, direction=opts.truncation_direction), texts)
-            if opts.prompt and not self._info.pool_prompt:  # the head pools no prompt token: mark them
-                docs = [mark_prompt(d[None, :], np.ones((1, len(d)), np.int64), self._prompt_count(opts.prompt))[0]
-                        for d in docs]
-            return docs
+            return self._mark_prompt(docs, opts.prompt)
         if isinstance(first, (bytes, dict)) or not isinstance(first, Sequence | np.ndarray):
             raise InvalidInput("input must be strings or lists of token ids", param="input")
         return self.tokenizer.encode_ids(inputs, truncate=truncate)  # type: ignore[arg-type]
 
-    def _prompt_count(self, prompt: str) -> int:
-        """Tokens of ``prompt`` the head leaves out of pooling (as sentence-transformers counts them)."""
-        ids = [int(i) for i in self.tokenizer.encode_texts([prompt], truncate=True)[0]]
-        return len(ids) - 1 if self.tokenizer.affixes[1] else len(ids)
+    def _mark_prompt(self, docs: list[TokenIds], prompt: str) -> list[TokenIds]:
+        """``docs`` (each ``prefix + prompt + ...``) with the prompt marked when the head pools no prompt
+        token; the count is sentence-transformers': the prompt tokenized alone, less a trailing special."""
+        if not prompt or self._info.pool_prompt:
+            return docs
+        ids = self.tokenizer.encode_texts([prompt], truncate=True)[0]
+        count = len(ids) - 1 if self.tokenizer.affixes[1] else len(ids)
+        return [mark_prompt(np.asarray(d, dtype=np.int64)[None, :], np.ones((1, len(d)), np.int64), count)[0]
+                for d in docs]
 
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
