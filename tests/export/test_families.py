@@ -18,8 +18,9 @@ FP32_MIN_COSINE = 0.9999
 
 
 def _export(source: Path, repo: Path, **extra: object) -> tuple[float | None, dict[str, object]]:
+    args: dict[str, object] = {"weight_format": WeightFormat.FP32, **extra}
     cfg = ExportConfig(source_model=str(source), model_name="m", model_repository_path=repo,
-                       weight_format=WeightFormat.FP32, **extra)  # type: ignore[arg-type]
+                       **args)  # type: ignore[arg-type]
     result = export_model(cfg)
     return result.min_cosine, json.loads((result.model_dir / RECORD_FILENAME).read_text())
 
