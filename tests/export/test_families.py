@@ -72,3 +72,10 @@ def test_architecture_through_convert_model(family_source, tmp_path: Path, famil
     min_cos, record = _export(family_source(family), tmp_path)
     assert record["route"] == "convert_model"
     assert min_cos is not None and min_cos >= FP32_MIN_COSINE
+
+
+@pytest.mark.parametrize("family", ["modernbert", "t5"])
+def test_convert_model_int8_within_threshold(family_source, tmp_path: Path, family: str) -> None:  # type: ignore[no-untyped-def]
+    min_cos, record = _export(family_source(family), tmp_path, weight_format=WeightFormat.INT8)
+    assert record["route"] == "convert_model" and record["weight_format"] == "int8"
+    assert min_cos is not None and min_cos >= 0.995
