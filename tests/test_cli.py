@@ -90,3 +90,41 @@ def test_help_lists_every_command() -> None:
     text = cli.build_parser().format_help()
     for name in ("export", "compare", "serve", "benchmark", "devices"):
         assert name in text
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["serve", "--config", "c.json"], "ovembed serve: error: unrecognized arguments: --config c.json "
+                                      "(did you mean --config_path?)"),
+    (["export", "--source_model", "x", "--weight-formt", "int8"],
+     "ovembed export: error: unrecognized arguments: --weight-formt int8 (did you mean --weight_format?)"),
+    (["serve", "--rest_prot", "9"], "ovembed serve: error: unrecognized arguments: --rest_prot 9 "
+                                    "(did you mean --rest_port?)"),
+])
+def test_a_flag_typo_is_two_lines_with_the_closest_flag(argv: list[str], expected: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == cli.ExitCode.USAGE
+    assert capsys.readouterr().err.splitlines() == [expected, f"Run 'ovembed {argv[0]} --help' for the options."]
+
+
+def test_flags_are_never_abbreviated(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--rest_po", "9000"])  # a prefix of --rest_port only, still refused
+    assert "unrecognized arguments: --rest_po 9000" in capsys.readouterr().err
+
+
+def test_serve_help_is_grouped_with_one_spelling_per_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from ovembed.config import ServeConfig
+
+    placed = [name for names in cli.SERVE_HELP_GROUPS.values() for name in names]
+    assert sorted(placed) == sorted(f.name for f in dataclasses.fields(ServeConfig))  # each field, once
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for title in cli.SERVE_HELP_GROUPS:
+        assert f"\n{title}:\n" in text
+    assert "--config-path" not in text and "--rest_port REST_PORT" in text  # dashed aliases parse, unshown
+    assert cli.build_parser().parse_args(["serve", "--rest-port", "9001"]).rest_port == 9001

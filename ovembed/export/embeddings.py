@@ -4,24 +4,25 @@ temporary folder (:mod:`ovembed.export.pipeline` owns the folder and its atomic 
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ovembed.config import ExportConfig, Pooling, Quantization, WeightFormat
+from ovembed.config import ExportConfig, Pooling, Quantization, Task, WeightFormat
 from ovembed.errors import ExportError
-from ovembed.export import require_export_stack
-from ovembed.export.common import Log, hub_record, quiet_libraries, versions
-from ovembed.export.convert import IR_XML
-from ovembed.export.quantize import QuantizationParams
+from ovembed.export.common import Log, plugin_config
 from ovembed.export.source import SourceModel, inspect_source
 from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration
+from ovembed.export.task import Choices, ExportTask, choose_prompts, require_passed
+from ovembed.graphs import GraphOptions, write_graph
 from ovembed.heads.st_modules import HeadSpec
 from ovembed.hf_files import read_json_object
-from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
-from ovembed.repository import RECORD_FILENAME, atomic_write_text
+from ovembed.prompts import PromptSet, read_model_prompts
+
+if TYPE_CHECKING:
+    from ovembed.export.quantize import QuantizationParams
+
+__all__ = ["EmbeddingsExport", "choose_pooling", "choose_prompts"]
 
 
 def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
@@ -44,21 +45,6 @@ def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
     return Pooling.CLS
 
 
-def choose_prompts(cfg: ExportConfig, source: SourceModel, log: Log) -> PromptSet:
-    """The model's own prompts, plus (or overridden by) ``--prompt``; the default from
-    ``--default_prompt_name``, else the model's."""
-    own, own_default = read_model_prompts(source.path)
-    added = parse_prompt_flags(list(cfg.prompt))
-    prompts = {**own, **added}
-    default = cfg.default_prompt_name if cfg.default_prompt_name is not None else own_default
-    if default is not None and default not in prompts:
-        raise ExportError(f"--default_prompt_name {default!r} is not one of the prompts "
-                          f"({', '.join(prompts) or 'none'}); add it with --prompt {default}=...")
-    if prompts:
-        log(f"prompts: {', '.join(prompts)}" + (f" (default {default})" if default else ""))
-    return PromptSet(prompts, default)
-
-
 def _own_prompt_names(source: SourceModel, prompts: PromptSet) -> list[str]:
     """Names whose text is the model's own (verified with sentence-transformers' prompt_name)."""
     own, _ = read_model_prompts(source.path)
@@ -70,12 +56,12 @@ def _use_st(cfg: ExportConfig, reference: SourceModel, pooling: Pooling) -> bool
     return reference.is_sentence_transformers and (cfg.pooling is None or reference.pooling_detected is pooling)
 
 
-def _threshold(cfg: ExportConfig) -> float:
+def _threshold(cfg: ExportConfig, weight_format: WeightFormat) -> float:
     if cfg.min_cosine is not None:
         return cfg.min_cosine
     from ovembed.export.verify import DEFAULT_MIN_COSINE
 
-    return STATIC_MIN_COSINE if cfg.quantization is Quantization.STATIC else DEFAULT_MIN_COSINE[cfg.weight_format]
+    return STATIC_MIN_COSINE if cfg.quantization is Quantization.STATIC else DEFAULT_MIN_COSINE[weight_format]
 
 
 def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calibration: Calibration,
@@ -92,7 +78,8 @@ def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calib
 
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
     return quantize_static(xml, tok, calibration, max_length=source.max_length, pooling=pooling,
-                           reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg), log=log)
+                           reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg, cfg.weight_format),
+                           log=log)
 
 
 def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dict[str, Any]]:
@@ -103,125 +90,108 @@ def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dic
     return lambda text: dict(tok([text], truncation=True, max_length=source.max_length, return_tensors="np"))
 
 
-def build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
-           prompts: PromptSet, work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
-    """Everything that produces the model folder's content, inside ``work``."""
-    from ovembed.export.architectures import convert
-    from ovembed.export.quantize import compress_and_save
-    from ovembed.export.st_head import read_head
-    from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
+class EmbeddingsExport(ExportTask):
+    """A sentence-embeddings model: hidden states through the model's sentence-transformers chain (pooling,
+    Dense, LayerNorm, normalisation), compiled into the graph (``heads.embeddings.add_head``); converted by
+    the route :mod:`ovembed.export.architectures` picks for its ``model_type``."""
 
-    quiet_libraries()
-    if params.library == "sentence_transformers":
-        log("note: --library sentence_transformers: converting through transformers; "
-            "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
-    t0 = time.perf_counter()
-    head = read_head(source.path, pooling, cfg.pooling is not None, not cfg.skip_normalize, log)
-    xml, route = convert(source, work, trust_remote_code=cfg.trust_remote_code, log=log)
-    log(f"  converted in {time.perf_counter() - t0:.1f}s")
-    t1 = time.perf_counter()
-    if calibration is not None:
-        applied = _static_int8(cfg, source, pooling, calibration, xml, log)
-    else:
-        tokenize = _tokenize_for(cfg, source) if params.dataset is not None else None
-        applied = compress_and_save(xml, cfg.weight_format, params, tokenize)
-    log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
-    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
-    export_tokenizer(tok, work)
-    record = _record(cfg, source, pooling, prompts, cfg.weight_format, {**applied, **params.describe()})
-    record.update(_head_record(head, source, work), route=route)
-    if not cfg.skip_verify:
-        record["verification"] = _verify(cfg, source, source, pooling, prompts, _threshold(cfg), work, log, head)
-    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
-    return record
+    task = Task.EMBEDDINGS
+    hf_task = "feature-extraction"
+    static_quantization = True
+    recorded_task = False
+    head: HeadSpec | None = None  # the chain, read (weights saved into ``work``) when the build starts
+    route: str = ""  # how the IR was made: optimum-intel, convert_model or openvino-ir
 
+    def check(self) -> Choices:
+        return Choices(choose_pooling(self.cfg, self.source, self.log), choose_prompts(self.cfg, self.source, self.log))
 
-def _head_record(head: HeadSpec, source: SourceModel, work: Path) -> dict[str, Any]:
-    """The module chain for ovembed_model.json (its weights saved into ``work``)."""
-    head.save_weights(work)
-    out: dict[str, Any] = {"head": head.record()}
-    hidden = source.hidden_size or read_json_object(source.path / "config.json").get("d_model")  # T5: d_model
-    if isinstance(hidden, int):
-        out["dimensions"] = head.output_dim(hidden)
-    return out
+    def fields(self) -> dict[str, Any]:
+        return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
+                "dimensions": self.source.hidden_size, **self._prompt_fields(), **self._head_fields()}
 
+    def _head_fields(self) -> dict[str, Any]:
+        """The module chain (its weights are in ``work``), the dimensions it outputs and the route."""
+        if self.head is None:
+            return {}
+        out: dict[str, Any] = {"head": self.head.record()}
+        hidden = self.source.hidden_size or read_json_object(self.source.path / "config.json").get("d_model")
+        if isinstance(hidden, int):  # T5: d_model
+            out["dimensions"] = self.head.output_dim(hidden)
+        return {**out, "route": self.route}
 
-def _record(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: PromptSet,
-            weight_format: WeightFormat, quantization: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source_model": cfg.source_model,
-        "source_path": str(source.path),
-        **hub_record(source),
-        "model_type": source.model_type,
-        "pooling": pooling.value,
-        "normalize": not cfg.skip_normalize,
-        "weight_format": weight_format.value,
-        "quantization": quantization,
-        "max_length": source.max_length,
-        "max_length_origin": source.max_length_origin,
-        "dimensions": source.hidden_size,
-        "prompts": dict(prompts.prompts),
-        "default_prompt_name": prompts.default_name,
-        "versions": versions(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    def _read_head(self) -> None:
+        from ovembed.export.st_head import read_head
 
+        cfg = self.cfg
+        self.head = read_head(self.source.path, self.choices.pooling, cfg.pooling is not None,
+                              not cfg.skip_normalize, self.log)
+        self.head.save_weights(self.work)
 
-def _verify(cfg: ExportConfig, source: SourceModel, reference: SourceModel, pooling: Pooling, prompts: PromptSet,
-            threshold: float, work: Path, log: Log, head: HeadSpec | None = None) -> dict[str, Any]:
-    """Compare the IR in ``work`` with the PyTorch model ``reference``; raise when it fails."""
-    from ovembed.export.verify import SENTENCES, compare
+    def refreshed_fields(self) -> dict[str, Any]:
+        return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
+                **self._prompt_fields()}
 
-    use_st = _use_st(cfg, reference, pooling)
-    log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
-        f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
-    result = compare(work, reference.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
-                     threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
-                     prompts=prompts.prompts, own_prompts=_own_prompt_names(reference, prompts), head=head)
-    log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
-    if result.tokenizer_mismatches:
-        log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on {len(result.tokenizer_mismatches)}"
-            f" of {len(SENTENCES)} sentences (ovembed serves with tokenizer.json; OVMS uses the IR)")
-    if not result.passed:
-        raise ExportError("verification failed, nothing was written:\n" + result.summary())
-    return {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(result.texts),
-            "tokenizer_ir_mismatches": len(result.tokenizer_mismatches)}
+    def _prompt_fields(self) -> dict[str, Any]:
+        prompts = self.choices.prompts
+        return {"prompts": dict(prompts.prompts), "default_prompt_name": prompts.default_name}
 
+    def build(self, params: QuantizationParams, calibration: Calibration | None) -> dict[str, Any]:
+        if params.library == "sentence_transformers":
+            self.log("note: --library sentence_transformers: converting through transformers; "
+                     "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
+        self._read_head()
+        return super().build(params, calibration)
 
-def build_from_ir(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: PromptSet, work: Path,
-                   log: Log) -> tuple[dict[str, Any], WeightFormat]:
-    """An OpenVINO IR source used as it is (see :mod:`ovembed.export.ir_source`), inside ``work``."""
-    from ovembed.export import ir_source
+    def convert(self) -> Path:
+        from ovembed.export.architectures import convert
 
-    architectures = read_json_object(source.path / "config.json").get("architectures") or []
-    if any(str(a).endswith("ForSequenceClassification") for a in architectures):
-        raise ExportError(f"{cfg.source_model} is a cross-encoder (sequence classification): export it with "
-                          "--task rerank")
-    ir_source.check_ir_outputs(source.path / IR_XML, rerank=False)
-    copied = ir_source.copy_ir(source.path, work)
-    origin = ir_source.prepare_tokenizer(source.path, work, max_length=source.max_length,
-                                         trust_remote_code=cfg.trust_remote_code)
-    weight_format = ir_source.ir_weight_format(work / IR_XML)
-    ir_source.describe_ir_use(weight_format, cfg.weight_format, origin, log)
-    fields = ir_source.ir_record_fields(origin, copied)
-    record = {**_record(cfg, source, pooling, prompts, weight_format, fields.pop("quantization")), **fields}
-    from ovembed.export.st_head import read_head
+        xml, self.route = convert(self.source, self.work, trust_remote_code=self.cfg.trust_remote_code, log=self.log)
+        return xml
 
-    head = read_head(source.path, pooling, cfg.pooling is not None, not cfg.skip_normalize, log)
-    record.update(_head_record(head, source, work), route="openvino-ir")
-    reference_path = None if cfg.skip_verify else ir_source.resolve_reference(
-        cfg.reference_model, source.path, revision=None, token=cfg.hf_token, quiet=cfg.quiet)
-    if reference_path is not None:
-        require_export_stack()
-        quiet_libraries()
-        reference = source if reference_path == source.path else inspect_source(str(reference_path))
-        from ovembed.export.verify import DEFAULT_MIN_COSINE
+    def build_from_ir(self) -> tuple[dict[str, Any], WeightFormat]:
+        self._read_head()
+        self.route = "openvino-ir"
+        return super().build_from_ir()
 
-        threshold = cfg.min_cosine if cfg.min_cosine is not None else DEFAULT_MIN_COSINE[weight_format]
-        record["verification"] = _verify(cfg, source, reference, pooling, prompts, threshold, work, log, head)
-        record["reference_model"] = cfg.reference_model or cfg.source_model
-    elif not cfg.skip_verify:
-        log("not verified: the source holds no PyTorch weights; pass --reference_model ORG/NAME to compare "
-            "the IR with its PyTorch model")
-    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
-    return record, weight_format
+    def compress(self, xml: Path, params: QuantizationParams, calibration: Calibration | None) -> dict[str, Any]:
+        from ovembed.export.quantize import compress_and_save
+
+        if calibration is not None:
+            return _static_int8(self.cfg, self.source, self.choices.pooling, calibration, xml, self.log)
+        tokenize = _tokenize_for(self.cfg, self.source) if params.dataset is not None else None
+        return compress_and_save(xml, self.cfg.weight_format, params, tokenize)
+
+    def check_ir(self) -> None:
+        architectures = read_json_object(self.source.path / "config.json").get("architectures") or []
+        if any(str(a).endswith("ForSequenceClassification") for a in architectures):
+            raise ExportError(f"{self.cfg.source_model} is a cross-encoder (sequence classification): export it "
+                              "with --task rerank")
+        super().check_ir()
+
+    def verify(self, reference: Path, weight_format: WeightFormat) -> dict[str, Any]:
+        from ovembed.export.verify import SENTENCES, compare
+
+        cfg, source, log, pooling, prompts = self.cfg, self.source, self.log, self.choices.pooling, self.choices.prompts
+        ref = source if reference == source.path else inspect_source(str(reference))
+        threshold = _threshold(cfg, weight_format)
+        use_st = _use_st(cfg, ref, pooling)
+        log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
+            f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
+        result = compare(self.work, ref.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
+                         threshold=threshold, trust_remote_code=cfg.trust_remote_code,
+                         use_sentence_transformers=use_st, prompts=prompts.prompts,
+                         own_prompts=_own_prompt_names(ref, prompts), head=self.head)
+        log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
+        if result.tokenizer_mismatches:
+            log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on "
+                f"{len(result.tokenizer_mismatches)} of {len(SENTENCES)} sentences (ovembed serves with "
+                "tokenizer.json; OVMS uses the IR)")
+        require_passed(result)
+        return {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(result.texts),
+                "tokenizer_ir_mismatches": len(result.tokenizer_mismatches)}
+
+    def write_graph(self, folder: Path) -> None:
+        cfg = self.cfg
+        write_graph(folder, GraphOptions(models_path="./", normalize_embeddings=not cfg.skip_normalize,
+                                         pooling=self.choices.pooling, truncate=cfg.truncate,
+                                         target_device=cfg.target_device, plugin_config=plugin_config(cfg)))

@@ -24,8 +24,9 @@ import numpy as np
 
 from ovembed.config import Pooling
 from ovembed.hf_files import read_json_object
+from ovembed.layout import HEAD_WEIGHTS
 
-WEIGHTS_FILENAME = "ovembed_head.npz"
+WEIGHTS_FILENAME = HEAD_WEIGHTS
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 # Legacy Pooling config flags, in the order sentence-transformers concatenates the modes.
 _LEGACY_FLAGS = {

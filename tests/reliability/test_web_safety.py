@@ -57,7 +57,7 @@ def test_any_host_when_bound_to_the_network_or_listed() -> None:
         assert c.post("/v3/embeddings", json=BODY, headers={"Host": "example.org"}).status_code == 403
 
 
-@pytest.mark.parametrize("path", POSTS)
+@pytest.mark.parametrize("path", [p for p in POSTS if not p.startswith("/api/")])
 @pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8",
                                           "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
 def test_preflight_free_content_types_get_415(path: str, content_type: str) -> None:
@@ -65,6 +65,18 @@ def test_preflight_free_content_types_get_415(path: str, content_type: str) -> N
         resp = c.post(path, content=b'{"model": "fake", "input": "x"}', headers={"Content-Type": content_type})
         assert resp.status_code == 415
         assert "Content-Type: application/json" in resp.text
+
+
+def test_ollama_routes_take_json_whatever_the_content_type() -> None:
+    # Ollama's docs: curl http://localhost:11434/api/embed -d '{...}' (curl sends the form type)
+    with client() as c:
+        for content_type in ("application/x-www-form-urlencoded", "text/plain", ""):
+            resp = c.post("/api/embed", content=b'{"model": "fake", "input": "x"}',
+                          headers={"Content-Type": content_type} if content_type else {})
+            assert resp.status_code == 200 and len(resp.json()["embeddings"]) == 1, content_type
+        resp = c.post("/api/embed", content=b'{"model": "fake", "input": "x"}', headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Origin": "https://evil.example"})
+        assert resp.status_code == 403
 
 
 def test_json_sdk_and_curl_requests_are_unaffected() -> None:

@@ -41,7 +41,7 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                          environ={})
     with TestClient(app, base_url="http://localhost") as test_client:
         deadline = time.monotonic() + 120
-        while test_client.get("/v2/health/ready").status_code != 200:
+        while test_client.get("/v2/models/minilm/ready").status_code != 200:
             assert time.monotonic() < deadline, "the registry did not get ready"
             time.sleep(0.05)
         yield test_client
@@ -56,7 +56,8 @@ def _openai_error(message: str, param: str | None, code: str | None,
     ({"model": "nope", "input": "x"}, 404,
      _openai_error("The model 'nope' does not exist", "model", "model_not_found")),
     ({"model": "minilm", "input": [LONG_IDS]}, 400,
-     _openai_error("Input length 300 longer than allowed 256", "input", "input_too_long")),
+     _openai_error("input[0] has 300 tokens; the model takes at most 256: "
+                   "send truncate=true (or chunking) or shorten it", "input", "input_too_long")),
     ({"model": "minilm", "input": [[101, 30522]]}, 400,
      _openai_error("input[0] has token id 30522 outside the vocabulary (0..30521)", "input", None)),
     ({"model": "minilm", "input": [[5], [-1]]}, 400,
@@ -77,6 +78,11 @@ def test_a_failed_model_is_503_with_its_reason(client: TestClient) -> None:
     assert (error["type"], error["code"]) == ("service_unavailable", "model_not_ready")
     ready = client.get("/v2/models/broken/ready")
     assert ready.status_code == 503 and ready.json()["error"] == error["message"]
+    server = client.get("/v2/health/ready")  # ready only when every model is AVAILABLE, saying which is not
+    assert server.status_code == 503
+    [broken] = server.json()["models"]
+    assert broken["name"] == "broken" and broken["state"] == "UNAVAILABLE"
+    assert error["message"] == f"{NOT_AVAILABLE}{broken['reason']}"
 
 
 def test_embeddings_shape_usage_and_truncation(client: TestClient) -> None:
@@ -103,4 +109,6 @@ def test_ollama_and_kserve_agree(client: TestClient) -> None:
     assert meta["outputs"] == [{"name": "embedding", "datatype": "FP32", "shape": [-1, 384]}]
     resp = client.get("/v2/models/minilm/versions/2")
     assert (resp.status_code, resp.json()) == (404, {"error": "The model 'minilm/versions/2' does not exist"})
-    assert [m["id"] for m in client.get("/v3/models").json()["data"]] == ["minilm"]
+    listed = client.get("/v3/models").json()["data"]  # serving models, then those that cannot serve
+    assert [(m["id"], m.get("state")) for m in listed] == [("minilm", None), ("broken", "UNAVAILABLE")]
+    assert listed[1]["reason"] == client.get("/v2/health/ready").json()["models"][0]["reason"]

@@ -13,6 +13,7 @@ clean drain is a success here.) A second SIGINT skips the wait.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import re
@@ -21,6 +22,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import orjson
@@ -34,6 +36,7 @@ from ovembed.exitcodes import ExitCode
 from ovembed.serving.context import REQUEST_ID
 from ovembed.serving.http.app import begin_shutdown, build_registry, create_app
 from ovembed.serving.http.protocol import with_header_timeout
+from ovembed.serving.models.startup import folder_hint
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -149,17 +152,69 @@ def check_config(cfg: ServeConfig) -> None:
         raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
 
 
+
+def _check_model_path(cfg: ServeConfig) -> None:
+    """``--model_path`` that is no exported model (missing, a Hugging Face folder) is one line before start."""
+    if cfg.model_path is not None and not cfg.allow_empty:
+        hint = folder_hint(Path(cfg.model_path).expanduser())
+        if hint is not None:
+            raise ConfigError(f"--model_path: {hint}")
+
+
+class PortUnavailable(OvembedError):
+    """The REST or gRPC port cannot be bound (checked before any model loads)."""
+
+
+def listen(host: str, port: int, flag: str) -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening), or ``PortUnavailable`` naming ``flag``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortUnavailable(f"port {port} is in use ({flag}): stop the process that holds it "
+                                  f"or choose another port") from None
+        raise PortUnavailable(f"cannot listen on {host}:{port} ({flag}): {exc.strerror}") from None
+    return sock
+
+
+def _bind_ports(cfg: ServeConfig) -> socket.socket:
+    """The REST socket, bound before models load; the gRPC port is probed the same way and released
+    (grpcio binds its own), so a port in use is one line at start, not an error after loading."""
+    rest = listen(cfg.rest_bind_address, cfg.rest_port, "--rest_port")
+    if cfg.port:
+        try:
+            listen(cfg.grpc_bind_address, cfg.port, "--port").close()
+        except PortUnavailable:
+            rest.close()
+            raise
+    return rest
+
+
 def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(cfg.log_level.value, cfg.log_format.value)
     try:
-        from ovembed.serving.pull import pull_config
+        from ovembed.serving.models.pull import pull_config
 
         cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)
+        _check_model_path(cfg)
+        rest_socket = _bind_ports(cfg)
+    except PortUnavailable as exc:
+        logger.error("ovembed serve: %s", exc)
+        return ExitCode.FAILURE
+    except OvembedError as exc:
+        logger.error("ovembed serve: %s", exc)
+        return ExitCode.USAGE
+    try:
         registry = build_registry(cfg)  # reads the repository; loading starts in the lifespan
         app = create_app(cfg, registry)
     except OvembedError as exc:
+        rest_socket.close()
         logger.error("ovembed serve: %s", exc)
         return ExitCode.USAGE
     server = Server(uvicorn.Config(
@@ -177,7 +232,10 @@ def run(cfg: ServeConfig) -> int:
     logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
                 cfg.rest_port, "required" if app.state.auth_enabled else "off")
     try:
-        server.run()
+        app.state.stop_server = lambda: setattr(server, "should_exit", True)
+        server.run(sockets=[rest_socket])
     except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
         return ExitCode.OK if exc.code in (None, 0) else ExitCode.FAILURE
+    if app.state.exit_code is not None:
+        return int(app.state.exit_code)
     return ExitCode.OK if server.started else ExitCode.FAILURE

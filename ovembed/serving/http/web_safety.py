@@ -12,7 +12,9 @@ Any web page the user visits can make the browser send requests to ``http://127.
   ``--allowed_origins`` gets 403. Defence in depth for browsers that omit it: the content types a
   page may send without a CORS preflight (``text/plain`` and the form encodings) get 415 naming
   ``Content-Type: application/json``. SDKs and ``curl -H 'Content-Type: application/json'`` are
-  unaffected; a POST without a body or a Content-Type (``curl -X POST .../reload``) too.
+  unaffected; a POST without a body or a Content-Type (``curl -X POST .../reload``) too. Ollama's
+  routes (``/api/...``) take a JSON body whatever its Content-Type, as Ollama does: its documented
+  ``curl .../api/embed -d '{...}'`` sends the form type; the Host and Origin checks still apply.
 
 A compressed body (``Content-Encoding`` other than ``identity``) gets 415 naming the encoding,
 instead of a confusing JSON or UTF-8 error further in. Pure ASGI: nothing is read before these
@@ -32,6 +34,7 @@ from ovembed.errors import Forbidden, UnsupportedMediaType
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 # What an HTML form or a fetch() without a preflight may send (the CORS "simple" content types).
 _SIMPLE_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
+_ANY_CONTENT_TYPE = "/api/"  # Ollama's routes (see the module docstring)
 
 
 def is_loopback(address: str) -> bool:
@@ -87,10 +90,10 @@ class WebSafetyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.check(Headers(scope=scope))
+            self.check(Headers(scope=scope), scope["path"])
         await self.app(scope, receive, send)
 
-    def check(self, headers: Headers) -> None:
+    def check(self, headers: Headers, path: str = "") -> None:
         host = headers.get("host")
         if self.hosts is not None and host is not None and not _matches(host_name(host), self.hosts):
             raise Forbidden(f"Host '{_printable(host)}' is not allowed: start the server with "
@@ -104,7 +107,7 @@ class WebSafetyMiddleware:
             raise UnsupportedMediaType(f"Content-Encoding '{_printable(encoding)}' is not supported: "
                                        "send the body uncompressed")
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media in _SIMPLE_TYPES:
+        if media in _SIMPLE_TYPES and not path.startswith(_ANY_CONTENT_TYPE):
             raise UnsupportedMediaType(f"Content-Type '{media}' is not accepted: send the body with "
                                        "Content-Type: application/json")
 

@@ -24,7 +24,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.live_server import LiveServer, free_port, start_server, stop_server
+from tests.support.live_server import LiveServer, free_port, start_server, stop_server
 
 KEY = "triton-secret"
 MODEL = "minilm"
@@ -38,8 +38,8 @@ TEXTS = [
 ATOL = 1e-5
 
 pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("ovembed.serving.engine.registry") is None,
-                       reason="ovembed.serving.engine.registry (the OpenVINO engine) does not exist yet"),
+    pytest.mark.skipif(importlib.util.find_spec("ovembed.serving.models.registry") is None,
+                       reason="ovembed.serving.models.registry (the OpenVINO engine) does not exist yet"),
     pytest.mark.timeout(900),
 ]
 
@@ -216,7 +216,7 @@ def test_http_errors(http_client: httpclient.InferenceServerClient) -> None:
         http_client.infer("nope", [text], headers=http_auth())
     long = httpclient.InferInput("input", [1], "BYTES")
     long.set_data_from_numpy(np.array([b"word " * 600], dtype=np.object_))
-    with pytest.raises(InferenceServerException, match=r"Input length \d+ longer than allowed 256"):
+    with pytest.raises(InferenceServerException, match=r"input\[0\] has \d+ tokens; the model takes at most 256: "):
         http_client.infer(MODEL, [long], headers=http_auth())
     cut = http_client.infer(MODEL, [long], headers=http_auth(), parameters={"truncate": True})
     assert cut.as_numpy("embedding").shape == (1, DIM)

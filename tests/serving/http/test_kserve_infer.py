@@ -108,7 +108,8 @@ def test_nested_data_with_shape_n_by_1_and_truncate(client: TestClient, registry
     np.testing.assert_array_equal(got[0], expected_vector([*text_ids(long)[:7], 102], DIM, True))
     assert registry.servables["minilm"].calls == [([long, "x"], True)]
     resp = client.post("/v2/models/minilm/infer", json=json_request([long]))
-    assert (resp.status_code, resp.json()) == (400, {"error": "Input length 11 longer than allowed 8"})
+    assert (resp.status_code, resp.json()) == (400, {"error": "input[0] has 11 tokens; the model takes at most 8: "
+                                                              "send truncate=true (or chunking) or shorten it"})
 
 
 # --- binary tensor data extension ----------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from tests.serving.fakes import (
     CREATED,
     FakeRegistry,
@@ -175,8 +175,8 @@ LONG = "w " * 10  # 10 words -> 12 tokens > MAX_LEN
 def test_too_long_without_truncation(client: TestClient) -> None:
     resp = post(client, {"model": "fake", "input": ["ok", LONG]})
     assert_error(resp, 400, "invalid_request_error", "input",
-                 f"Input length 12 longer than allowed {MAX_LEN}", code="input_too_long")
-    assert resp.json()["error"]["message"] == f"Input length 12 longer than allowed {MAX_LEN}"
+                 f"input[1] has 12 tokens; the model takes at most {MAX_LEN}: send truncate=true (or chunking) "
+                 "or shorten it", code="input_too_long")
 
 
 def test_truncate_true_cuts_to_the_maximum(client: TestClient, registry: FakeRegistry) -> None:
@@ -191,7 +191,7 @@ def test_truncate_default_comes_from_the_model(client: TestClient, registry: Fak
     assert body["usage"]["prompt_tokens"] == MAX_LEN
     assert registry.servables["cutter"].calls[-1][1] is None
     resp = post(client, {"model": "cutter", "input": LONG, "truncate": False})
-    assert_error(resp, 400, "invalid_request_error", "input", "longer than allowed")
+    assert_error(resp, 400, "invalid_request_error", "input", "the model takes at most")
 
 
 def test_truncate_wrong_type(client: TestClient) -> None:
@@ -356,10 +356,15 @@ def test_incoming_request_id_is_kept_unless_unsafe(client: TestClient) -> None:
 def test_models_list_has_available_models(client: TestClient, prefix: str) -> None:
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
-    assert [_openai_fields(m) for m in body["data"]] == [
+    assert [_openai_fields(m) for m in body["data"][:3]] == [
         {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed", "task": "embeddings"}
         for name in ("fake", "org/raw", "cutter")
     ]
+    # then the configured models that cannot serve, with their state and why (a pull in progress shows here)
+    assert body["data"][3:] == [
+        {"id": "slow", "object": "model", "created": 0, "owned_by": "ovembed", "state": "LOADING", "reason": "loading"},
+        {"id": "broken", "object": "model", "created": 0, "owned_by": "ovembed", "state": "UNAVAILABLE",
+         "reason": "openvino_model.xml not found"}]
 
 
 def _openai_fields(card: dict[str, Any]) -> dict[str, Any]:

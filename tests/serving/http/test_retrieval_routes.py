@@ -68,7 +68,8 @@ def test_request_chooses_the_prompt(client: TestClient, field: str, value: str, 
 def test_prompt_tokens_count_in_the_length_check(client: TestClient) -> None:
     six = "one two three four five six"  # 8 tokens alone, 9 with 'query:'
     assert embed(client, model="e5", input=six, prompt="")["usage"]["prompt_tokens"] == 8
-    assert error(client, model="e5", input=six)["message"] == "Input length 9 longer than allowed 8"
+    assert error(client, model="e5", input=six)["message"] == ("input[0] has 9 tokens; the model takes at most 8: "
+                                                               "send truncate=true (or chunking) or shorten it")
 
 
 def test_prompt_errors(client: TestClient) -> None:
@@ -185,13 +186,16 @@ def test_cohere_sdk_embed(client: TestClient) -> None:
     np.testing.assert_allclose(query.embeddings.float_[0], vec("query: a"), rtol=1e-6)
 
 
+TOO_LONG_12 = "input[0] has 12 tokens; the model takes at most 8: send truncate=true (or chunking) or shorten it"
+
+
 def test_cohere_truncate_and_errors(client: TestClient) -> None:
     words = " ".join(f"w{i}" for i in range(10))
     resp = client.post("/v2/embed", json={"model": "plain", "texts": [words], "truncate": "START"})
     np.testing.assert_allclose(resp.json()["embeddings"]["float"][0],
                                expected_vector([CLS, *text_ids(words)[-(MAX_LEN - 1):]], DIMS, True), rtol=1e-6)
     resp = client.post("/v2/embed", json={"model": "plain", "texts": [words], "truncate": "NONE"})
-    assert resp.status_code == 400 and resp.json()["error"]["message"] == "Input length 12 longer than allowed 8"
+    assert resp.status_code == 400 and resp.json()["error"]["message"] == TOO_LONG_12
     assert error(client, "/v2/embed", model="plain", texts=[])["message"] == \
         "'texts' must be a non-empty list of strings"
     assert error(client, "/v2/embed", model="plain", texts=["a"], embedding_types=["int4"])["message"].startswith(
@@ -204,4 +208,4 @@ def test_cohere_truncate_and_errors(client: TestClient) -> None:
     co = cohere.ClientV2(api_key="unused", base_url="http://testserver", httpx_client=sdk_client(client))
     with pytest.raises(cohere.errors.BadRequestError) as info:
         co.embed(model="plain", texts=[words], input_type="search_query", truncate="NONE")
-    assert info.value.body["error"]["message"] == "Input length 12 longer than allowed 8"
+    assert info.value.body["error"]["message"] == TOO_LONG_12
