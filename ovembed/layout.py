@@ -9,5 +9,6 @@ HF_CONFIG = "config.json"  # the Hugging Face model config (vocab_size, max_posi
 TOKENIZER_JSON = "tokenizer.json"  # the Hugging Face tokenizer ovembed serves with
 TOKENIZER_CONFIG = "tokenizer_config.json"  # its pad token and model_max_length
 POOLING_CONFIG = "1_Pooling/config.json"  # sentence-transformers' pooling module
+HEAD_WEIGHTS = "ovembed_head.npz"  # the Dense/LayerNorm weights of the recorded sentence-transformers chain
 TOKENIZER_IRS = ("openvino_tokenizer.xml", "openvino_tokenizer.bin", "openvino_detokenizer.xml",
                  "openvino_detokenizer.bin")  # openvino-tokenizers' IRs (what OVMS tokenizes with)

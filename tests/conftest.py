@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests that need one of these build or load a real model (export, compile, live server): they are
 # marked ``slow``, so ``pytest -m "not slow"`` is the quick unit suite.
 _SLOW_FIXTURES = frozenset({"minilm_source", "minilm_repo", "tiny_source", "rerank_sources", "rerank_repo",
-                            "sparse_source", "sparse_repo", "splade_tiny_source"})
+                            "sparse_source", "sparse_repo", "splade_tiny_source", "family_source", "family_repo"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -125,3 +125,38 @@ def sparse_repo(tmp_path_factory: pytest.TempPathFactory, sparse_source: Path) -
     export_model(ExportConfig(source_model=str(embed_src), model_name="embed/bert", model_repository_path=repo,
                               weight_format=WeightFormat.FP32))
     return repo / "config.json"
+
+
+@pytest.fixture(scope="session")
+def family_source(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """family_source(name) -> a tiny sentence-transformers folder of tests/tiny_families.py, built once."""
+    pytest.importorskip("sentence_transformers")
+    from tests.tiny_families import FAMILIES
+
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = FAMILIES[name](tmp_path_factory.mktemp(name) / "src")
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def family_repo(tmp_path_factory: pytest.TempPathFactory, family_source) -> Path:  # type: ignore[no-untyped-def]
+    """A repository of exported families (fp32 unless named): ``dense`` (bert-dense), ``dense-int8``,
+    ``dense-unverified`` (--skip_verify), ``no-prompt`` (include_prompt false) and ``t5`` (convert_model
+    route, Dense). Returns the repository folder (config.json inside)."""
+    from ovembed.config import ExportConfig, WeightFormat
+    from ovembed.export.pipeline import export_model
+
+    repo = tmp_path_factory.mktemp("family-repo")
+    for name, family, extra in (("dense", "bert-dense", {}),
+                                ("dense-int8", "bert-dense", {"weight_format": WeightFormat.INT8}),
+                                ("dense-unverified", "bert-dense", {"skip_verify": True}),
+                                ("no-prompt", "bert-no-prompt", {}), ("t5", "t5", {})):
+        args: dict[str, object] = {"weight_format": WeightFormat.FP32, **extra}
+        export_model(ExportConfig(source_model=str(family_source(family)), model_name=name,
+                                  model_repository_path=repo, **args))  # type: ignore[arg-type]
+    return repo

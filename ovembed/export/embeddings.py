@@ -16,6 +16,7 @@ from ovembed.export.source import SourceModel, inspect_source
 from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration
 from ovembed.export.task import Choices, ExportTask, choose_prompts, require_passed
 from ovembed.graphs import GraphOptions, write_graph
+from ovembed.heads.st_modules import HeadSpec
 from ovembed.hf_files import read_json_object
 from ovembed.prompts import PromptSet, read_model_prompts
 
@@ -26,12 +27,21 @@ __all__ = ["EmbeddingsExport", "choose_pooling", "choose_prompts"]
 
 
 def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
+    """The graph's pooling. First refuses (one line, before any work) a modules.json chain ovembed cannot
+    compile into the graph (:func:`ovembed.export.st_head.check_modules`)."""
+    from ovembed.export.st_head import chain_pooling, check_modules
+
+    entries = check_modules(source.path)
     if cfg.pooling is not None:
         log(f"pooling: {cfg.pooling.value} (from --pooling)")
         return cfg.pooling
     if source.pooling_detected is not None:
         log(f"pooling: {source.pooling_detected.value} (from the model's sentence-transformers Pooling config)")
         return source.pooling_detected
+    chained = chain_pooling(source.path, entries)
+    if chained is not None:
+        log(f"pooling: {chained.value} in graph.pbtxt (the nearest OVMS pooling to the model's Pooling module)")
+        return chained
     log("pooling: CLS (default; the model has no 1_Pooling/config.json)")
     return Pooling.CLS
 
@@ -40,6 +50,11 @@ def _own_prompt_names(source: SourceModel, prompts: PromptSet) -> list[str]:
     """Names whose text is the model's own (verified with sentence-transformers' prompt_name)."""
     own, _ = read_model_prompts(source.path)
     return [name for name, text in prompts.prompts.items() if own.get(name) == text]
+
+
+def _use_st(cfg: ExportConfig, reference: SourceModel, pooling: Pooling) -> bool:
+    """sentence-transformers is the reference for its own folders unless --pooling changed the pooling."""
+    return reference.is_sentence_transformers and (cfg.pooling is None or reference.pooling_detected is pooling)
 
 
 def _threshold(cfg: ExportConfig, weight_format: WeightFormat) -> float:
@@ -56,7 +71,7 @@ def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calib
     from ovembed.export.tokenizer import load_hf_tokenizer
     from ovembed.export.verify import SENTENCES, reference_embeddings
 
-    use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+    use_st = _use_st(cfg, source, pooling)
 
     def reference(texts: list[str]) -> Any:
         return reference_embeddings(source.path, texts, pooling=pooling, max_length=source.max_length,
@@ -77,12 +92,16 @@ def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dic
 
 
 class EmbeddingsExport(ExportTask):
-    """A sentence-embeddings model: hidden states, pooled and normalised in the graph (``heads.embeddings``)."""
+    """A sentence-embeddings model: hidden states through the model's sentence-transformers chain (pooling,
+    Dense, LayerNorm, normalisation), compiled into the graph (``heads.embeddings.add_head``); converted by
+    the route :mod:`ovembed.export.architectures` picks for its ``model_type``."""
 
     task = Task.EMBEDDINGS
     hf_task = "feature-extraction"
     static_quantization = True
     recorded_task = False
+    head: HeadSpec | None = None  # the chain, read (weights saved into ``work``) when the build starts
+    route: str = ""  # how the IR was made: optimum-intel, convert_model or openvino-ir
 
     def check(self) -> Choices:
         return Choices(choose_pooling(self.cfg, self.source, self.log), choose_prompts(self.cfg, self.source, self.log))
@@ -90,7 +109,26 @@ class EmbeddingsExport(ExportTask):
     def fields(self) -> dict[str, Any]:
         return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
                 "dimensions": self.source.hidden_size,
-                matryoshka.RECORD_KEY: matryoshka.declared(self.source.path), **self._prompt_fields()}
+                matryoshka.RECORD_KEY: matryoshka.declared(self.source.path), **self._prompt_fields(),
+                **self._head_fields()}
+
+    def _head_fields(self) -> dict[str, Any]:
+        """The module chain (its weights are in ``work``), the dimensions it outputs and the route."""
+        if self.head is None:
+            return {}
+        out: dict[str, Any] = {"head": self.head.record()}
+        hidden = self.source.hidden_size or read_json_object(self.source.path / "config.json").get("d_model")
+        if isinstance(hidden, int):  # T5: d_model
+            out["dimensions"] = self.head.output_dim(hidden)
+        return {**out, "route": self.route}
+
+    def _read_head(self) -> None:
+        from ovembed.export.st_head import read_head
+
+        cfg = self.cfg
+        self.head = read_head(self.source.path, self.choices.pooling, cfg.pooling is not None,
+                              not cfg.skip_normalize, self.log)
+        self.head.save_weights(self.work)
 
     def refreshed_fields(self) -> dict[str, Any]:
         return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
@@ -104,7 +142,19 @@ class EmbeddingsExport(ExportTask):
         if params.library == "sentence_transformers":
             self.log("note: --library sentence_transformers: converting through transformers; "
                      "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
+        self._read_head()
         return super().build(params, calibration)
+
+    def convert(self) -> Path:
+        from ovembed.export.architectures import convert
+
+        xml, self.route = convert(self.source, self.work, trust_remote_code=self.cfg.trust_remote_code, log=self.log)
+        return xml
+
+    def build_from_ir(self) -> tuple[dict[str, Any], WeightFormat]:
+        self._read_head()
+        self.route = "openvino-ir"
+        return super().build_from_ir()
 
     def compress(self, xml: Path, params: QuantizationParams, calibration: Calibration | None) -> dict[str, Any]:
         from ovembed.export.quantize import compress_and_save
@@ -127,13 +177,13 @@ class EmbeddingsExport(ExportTask):
         cfg, source, log, pooling, prompts = self.cfg, self.source, self.log, self.choices.pooling, self.choices.prompts
         ref = source if reference == source.path else inspect_source(str(reference))
         threshold = _threshold(cfg, weight_format)
-        use_st = ref.is_sentence_transformers and ref.pooling_detected is pooling
+        use_st = _use_st(cfg, ref, pooling)
         log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
             f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
         result = compare(self.work, ref.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
                          threshold=threshold, trust_remote_code=cfg.trust_remote_code,
                          use_sentence_transformers=use_st, prompts=prompts.prompts,
-                         own_prompts=_own_prompt_names(ref, prompts))
+                         own_prompts=_own_prompt_names(ref, prompts), head=self.head)
         log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
         if result.tokenizer_mismatches:
             log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on "

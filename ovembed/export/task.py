@@ -127,6 +127,13 @@ class ExportTask:
 
         return compress_and_save(xml, self.cfg.weight_format, params)
 
+    def convert(self) -> Path:
+        """Write the fp32 IR of the PyTorch source into ``work``; its xml (optimum-intel, :attr:`hf_task`)."""
+        from ovembed.export.convert import convert_to_ir
+
+        self.log(f"converting {self.source.path} with optimum-intel (task {self.hf_task})")
+        return convert_to_ir(self.source, self.work, trust_remote_code=self.cfg.trust_remote_code, task=self.hf_task)
+
     def use_tokenizer(self, tok: Any) -> None:
         """The source's HF tokenizer, before its IR is written (a head may depend on its template)."""
 
@@ -150,13 +157,11 @@ class ExportTask:
 
     def build(self, params: QuantizationParams, calibration: Calibration | None) -> dict[str, Any]:
         """Convert the PyTorch source, compress, export the tokenizer and verify, inside ``work``; the record."""
-        from ovembed.export.convert import convert_to_ir
         from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
 
         cfg, source, log = self.cfg, self.source, self.log
         t0 = time.perf_counter()
-        log(f"converting {source.path} with optimum-intel (task {self.hf_task})")
-        xml = convert_to_ir(source, self.work, trust_remote_code=cfg.trust_remote_code, task=self.hf_task)
+        xml = self.convert()
         log(f"  converted in {time.perf_counter() - t0:.1f}s")
         t1 = time.perf_counter()
         applied = self.compress(xml, params, calibration)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ovembed.config import CompareConfig, Pooling, WeightFormat
 from ovembed.errors import ExportError
+from ovembed.heads.st_modules import HeadSpec, mark_prompt, prompt_token_count
 
 if TYPE_CHECKING:
     from ovembed.export.verify_rerank import ScoreComparison
@@ -135,21 +136,27 @@ def reference_embeddings(source: Path, texts: list[str], *, pooling: Pooling, ma
 
 
 def ir_embeddings(model_dir: Path, texts: list[str], *, pooling: Pooling, max_length: int,
-                  trust_remote_code: bool) -> np.ndarray:
-    """Vectors from the exported IR with in-graph pooling, fed with the HF tokenizer's ids."""
+                  trust_remote_code: bool, head: HeadSpec | None = None, prompt: str = "") -> np.ndarray:
+    """Vectors from the exported IR with the in-graph head (``head``, else ``pooling``), fed with the HF
+    tokenizer's ids; ``prompt`` (already in front of each text) is marked as the server marks it when
+    the head excludes prompt tokens."""
     import openvino as ov
     from transformers import AutoTokenizer
 
-    from ovembed.heads.embeddings import add_pooling
+    from ovembed.heads.embeddings import add_head
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     core = ov.Core()
-    model = add_pooling(core.read_model(model_dir / "openvino_model.xml"), pooling, normalize=False)
+    spec = (head or HeadSpec.simple(pooling, False)).with_normalize(False)
+    model = add_head(core.read_model(model_dir / "openvino_model.xml"), spec)
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     names = {name for inp in compiled.inputs for name in inp.get_names()}
     enc = tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+    if prompt and not spec.include_prompt:
+        count = prompt_token_count(list(tok([prompt])["input_ids"][0]), set(tok.all_special_ids))
+        enc["input_ids"] = mark_prompt(enc["input_ids"], enc["attention_mask"], count)
     feed = {k: v for k, v in enc.items() if k in names}
     if "token_type_ids" in names and "token_type_ids" not in feed:
         feed["token_type_ids"] = np.zeros_like(enc["input_ids"])
@@ -179,14 +186,15 @@ def tokenizer_mismatches(model_dir: Path, texts: list[str], trust_remote_code: b
 
 def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling, max_length: int,
             threshold: float, trust_remote_code: bool, use_sentence_transformers: bool,
-            prompts: Mapping[str, str] | None = None, own_prompts: Collection[str] = ()) -> Comparison:
+            prompts: Mapping[str, str] | None = None, own_prompts: Collection[str] = (),
+            head: HeadSpec | None = None) -> Comparison:
     """IR vs reference on ``texts``, plus the first few of them under each of ``prompts``
     (``own_prompts``: the names the source model itself defines)."""
     ref = reference_embeddings(source, texts, pooling=pooling, max_length=max_length,
                                trust_remote_code=trust_remote_code,
                                use_sentence_transformers=use_sentence_transformers)
     got = ir_embeddings(model_dir, texts, pooling=pooling, max_length=max_length,
-                        trust_remote_code=trust_remote_code)
+                        trust_remote_code=trust_remote_code, head=head)
     mismatches = tokenizer_mismatches(model_dir, texts, trust_remote_code)
     labels, cosines = list(texts), [cosine_rows(ref, got)]
     for name, text in (prompts or {}).items():
@@ -199,7 +207,7 @@ def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling
                                    use_sentence_transformers=use_sentence_transformers,
                                    prompt=text, prompt_name=name if own and use_sentence_transformers else None)
         got = ir_embeddings(model_dir, [text + t for t in sample], pooling=pooling, max_length=max_length,
-                            trust_remote_code=trust_remote_code)
+                            trust_remote_code=trust_remote_code, head=head, prompt=text)
         labels += [f"[prompt {name}] {t}" for t in sample]
         cosines.append(cosine_rows(ref, got))
     return Comparison(labels, np.concatenate(cosines), threshold, mismatches)
@@ -234,7 +242,10 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
     source = inspect_source(str(source_name))
     max_length = int(record.get("max_length") or source.max_length)
     weight_format = WeightFormat(record.get("weight_format", "fp32"))
-    use_st = source.is_sentence_transformers and source.pooling_detected is pooling
+    use_st = source.is_sentence_transformers
+    from ovembed.heads.st_modules import load_head
+
+    head = load_head(options.model_dir(model_dir), record, False)
     log(f"comparing {model_dir} ({weight_format.value}, {pooling.value} pooling) with "
         f"{'sentence-transformers' if use_st else 'transformers'} reference {source.path}")
     prompts = prompts_from_record(record).prompts
@@ -242,4 +253,4 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
     return compare(model_dir, source.path, list(cfg.input) or list(SENTENCES), pooling=pooling,
                    max_length=max_length, threshold=DEFAULT_MIN_COSINE[weight_format],
                    trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
-                   prompts=prompts, own_prompts=[n for n, t in prompts.items() if own.get(n) == t])
+                   prompts=prompts, own_prompts=[n for n, t in prompts.items() if own.get(n) == t], head=head)

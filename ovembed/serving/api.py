@@ -109,6 +109,7 @@ class ModelInfo:
     prompts: PromptSet = field(default_factory=PromptSet)  # recorded at export (+ --default_prompt_name)
     pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
     matryoshka: tuple[int, ...] | None = None  # 'dimensions' allowed: () any, None none (ovembed.matryoshka)
+    pool_prompt: bool = True  # False: the head pools no prompt token; the servable marks them (heads.embeddings)
 
 
 @dataclass(frozen=True)

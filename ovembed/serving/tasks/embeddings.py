@@ -13,7 +13,9 @@ import numpy as np
 
 from ovembed import matryoshka
 from ovembed.config import ServeConfig, Task
+from ovembed.errors import ConfigError
 from ovembed.graphs import EMBEDDINGS, GraphOptions
+from ovembed.heads.st_modules import HeadSpec, UnmappableModule, mark_prompt, served_head
 from ovembed.prompts import prompts_from_record
 from ovembed.serving.api import ChunkSpan, EmbedOptions, EmbedResult, Inputs, ModelInfo, Timings, TokenIds
 from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents
@@ -60,6 +62,8 @@ class EmbeddingServable(BaseServable):
                 docs, spans = await self._off_loop(inputs, self._chunk_texts, inputs, opts)  # type: ignore[arg-type]
             else:
                 docs = await self._encode(inputs, cut, opts)
+                if texts:
+                    docs = self._mark_prompt(docs, opts.prompt)
             tokenized = time.perf_counter()
             if log.isEnabledFor(logging.DEBUG):  # carries the request id (server.RequestIdFilter)
                 log.debug("%s: %d input(s), %d tokens, tokenized in %.1f ms", self._info.name, len(docs),
@@ -92,11 +96,21 @@ class EmbeddingServable(BaseServable):
                                         options=opts.chunking, server_max_chunks=self.max_chunks):
                 docs.append(np.asarray(chunk.ids, dtype=np.int64))
                 spans.append(ChunkSpan(i, chunk.start, chunk.end))
-        return docs, spans
+        return self._mark_prompt(docs, opts.prompt), spans
+
+    def _mark_prompt(self, docs: list[TokenIds], prompt: str) -> list[TokenIds]:
+        """``docs`` (each ``prefix + prompt + ...``) with the prompt marked when the head pools no prompt
+        token; the count is sentence-transformers': the prompt tokenized alone, less a trailing special."""
+        if not prompt or self._info.pool_prompt:
+            return docs
+        ids = self.tokenizer.encode_texts([prompt], truncate=True)[0]
+        count = len(ids) - 1 if self.tokenizer.affixes[1] else len(ids)
+        return [mark_prompt(np.asarray(d, dtype=np.int64)[None, :], np.ones((1, len(d)), np.int64), count)[0]
+                for d in docs]
 
 
-def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
-    from ovembed.heads.embeddings import add_pooling
+def _pooled_model(model: ov.Model, graph: GraphOptions, spec: HeadSpec) -> ov.Model:
+    from ovembed.heads.embeddings import add_head
 
     outputs = model.outputs
     if len(outputs) == 1 and outputs[0].get_partial_shape().rank.get_length() == 2:
@@ -108,7 +122,7 @@ def _pooled_model(model: ov.Model, graph: GraphOptions) -> ov.Model:
             norm = ops.normalize_l2(outputs[0], axes, 1e-12, "max")
             model = ov.Model([ops.result(norm)], model.get_parameters(), model.get_friendly_name())
         return model
-    return add_pooling(model, graph.pooling, graph.normalize_embeddings)
+    return add_head(model, spec)
 
 
 class EmbeddingsSpec(TaskSpec, task=Task.EMBEDDINGS, calculator=EMBEDDINGS, endpoint="/v3/embeddings",
@@ -121,10 +135,15 @@ class EmbeddingsSpec(TaskSpec, task=Task.EMBEDDINGS, calculator=EMBEDDINGS, endp
         else:
             _load_log.info("model %s: pooling %s (from %s)", source.name, choice.pooling.value, choice.origin)
         graph = replace(source.graph, pooling=choice.pooling)
+        try:  # the recorded sentence-transformers chain; refused when modules.json holds a module it lacks
+            head = served_head(source.model_dir, source.record, choice.pooling, graph.normalize_embeddings)
+        except UnmappableModule as exc:
+            raise ConfigError(f"model {source.name} is not served: {exc}") from None
         max_length = resolve_max_length(source.model_dir, source.record)
-        return Prepared(graph, max_length, lambda model: _pooled_model(model, graph),
-                        {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings},
-                        ((1, 8), (4, min(128, max_length))), warning=choice.warning)
+        return Prepared(graph, max_length, lambda model: _pooled_model(model, graph, head),
+                        {"pooling": str(graph.pooling), "normalize": graph.normalize_embeddings,
+                         "head": head.key()},
+                        ((1, 8), (4, min(128, max_length))), warning=choice.warning, extras={"head": head})
 
     def info(self, source: Source, prepared: Prepared, *, dimensions: int, device: str, precision: str,
              created: int) -> ModelInfo:
@@ -134,7 +153,8 @@ class EmbeddingsSpec(TaskSpec, task=Task.EMBEDDINGS, calculator=EMBEDDINGS, endp
                        pooling=graph.pooling, normalize=graph.normalize_embeddings, truncate=graph.truncate,
                        prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name),
                        matryoshka=matryoshka.ANY if source.cfg.allow_any_dimensions else matryoshka.from_record(
-                           source.record))
+                           source.record),
+                       pool_prompt=prepared.extras["head"].include_prompt)
 
     def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
         return f"{info.dimensions} dims, max_length {info.max_length}"
