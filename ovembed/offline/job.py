@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ovembed.errors import InvalidInput
+from ovembed.errors import InputTooLong, InvalidInput
 from ovembed.offline.manifest import GroupRecord, Manifest, group_digest
 from ovembed.offline.model import Model, as_precision
 from ovembed.offline.readers import Group, read_groups
@@ -87,6 +87,9 @@ async def _embed_group(model: Model, texts: list[str], fields: dict[str, Any], b
     import asyncio
 
     singles = await asyncio.gather(*(model.aembed([texts[i]], **fields) for i in kept), return_exceptions=True)
+    refused = [o for o in singles if isinstance(o, InvalidInput)]
+    if refused and len(refused) == len(kept) and not any(isinstance(o, InputTooLong) for o in refused):
+        raise refused[0]  # the options, not the rows (an unknown prompt name, too many dimensions)
     good: list[int] = []
     rows: list[np.ndarray] = []
     tokens: list[int] = []

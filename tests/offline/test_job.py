@@ -96,6 +96,12 @@ def test_refused_rows_go_to_the_errors_file(model: Model, tmp_path: Path) -> Non
     assert (truncated.rows, truncated.failed) == (3, 1)  # the empty one stays refused
 
 
+def test_a_bad_option_fails_the_job_not_every_row(model: Model, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="dimensions"):
+        run_job(model, JobOptions(str(_corpus(tmp_path, "txt")), tmp_path / "v.parquet", dimensions=99,
+                                  progress=False))
+
+
 def test_empty_input(model: Model, tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("")
     result = run_job(model, JobOptions(str(tmp_path / "empty.txt"), tmp_path / "v.parquet", progress=False))
