@@ -175,3 +175,24 @@ def test_folder_input(tmp_path: Path) -> None:
     (tmp_path / "docs" / "sub" / "a.txt").write_text("ay")
     [group] = list(read_groups(str(tmp_path / "docs")))
     assert group.ids == ["b.txt", "sub/a.txt"] and group.texts == ["bee", "ay"]
+
+
+def test_source_model_pulls_only_when_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from ovembed.config import EmbedConfig
+    from ovembed.offline.command import _pull
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    cfg = EmbedConfig(source_model="org/model", model_repository_path=tmp_path, input="c.txt",
+                      output=tmp_path / "v.parquet")
+    config_path, name = _pull(cfg)
+    assert (config_path, name) == (tmp_path / "config.json", "org/model")
+    assert ran and ran[0][3:7] == ["export", "--quiet", "--source_model", "org/model"]
+    (tmp_path / "org" / "model").mkdir(parents=True)
+    (tmp_path / "org" / "model" / "graph.pbtxt").write_text("")
+    config_path.write_text(json.dumps({"model_config_list": [{"config": {"name": "org/model",
+                                                                         "base_path": "org/model"}}]}))
+    ran.clear()
+    assert _pull(cfg) == (config_path, "org/model") and not ran
