@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from ovembed.errors import InputTooLong, ModelNotReady
-from ovembed.offline.model import Model
-from ovembed.serving.engine.passages import ChunkingOptions
+from ovembed.offline.model import ChunkingOptions, Model
 from ovembed.serving.wire.compact import compact
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_vector, text_ids
 
