@@ -177,9 +177,11 @@ def run_job(model: Model, opts: JobOptions) -> JobResult:
         elapsed = time.perf_counter() - started
         bar.set_postfix_str(f"{tokens / max(elapsed, 1e-9):.0f} tok/s", refresh=False)
 
+    seen = 0
     try:
         for k, group in enumerate(read_groups(opts.input, text_field=opts.text_field, id_field=opts.id_field,
                                               rows=opts.rows_per_group)):
+            seen = k + 1
             if k < done:  # finished by an earlier run: it must be the same rows
                 record = manifest.groups[k]
                 if (record.first, record.rows, record.digest) != (group.first, len(group.ids),
@@ -194,7 +196,7 @@ def run_job(model: Model, opts: JobOptions) -> JobResult:
                 finish()
         while pending:
             finish()
-        if len(manifest.groups) < done:
+        if seen < done:
             raise InvalidInput(f"{opts.input} is shorter than when {opts.output} was started: rerun with --overwrite")
     finally:
         for _, _, future in pending:

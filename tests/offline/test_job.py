@@ -155,6 +155,12 @@ def test_resume_refuses_other_options_or_a_changed_input(model: Model, tmp_path:
     manifest.save(parts / "manifest.json")
     with pytest.raises(InvalidInput, match="changed since the unfinished run"):
         run_job(model, opts)
+    corpus.write_text("")
+    manifest.options = _options(model, opts)  # same size check aside: an input now shorter than the run's
+    manifest.save(parts / "manifest.json")
+    with pytest.raises(InvalidInput, match="shorter than when"):
+        run_job(model, opts)
+    corpus.write_text("".join(t + "\n" for t in DOCS))
     with pytest.raises(InvalidInput, match=r"other options.*dimensions"):
         run_job(model, JobOptions(str(corpus), out, rows_per_group=5, dimensions=8, progress=False))
 
