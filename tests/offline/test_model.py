@@ -107,3 +107,10 @@ def test_import_ovembed_stays_light() -> None:
     code = "import sys, ovembed; heavy = {'numpy', 'openvino', 'torch', 'pyarrow'} & set(sys.modules); print(heavy)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "set()"
+
+
+def test_offline_modules_import_no_export_stack() -> None:
+    code = ("import sys, ovembed.offline.job, ovembed.offline.batchfile, ovembed.offline.command, ovembed.ray; "
+            "print(sorted({'torch', 'transformers', 'optimum', 'nncf', 'pyarrow', 'ray'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
