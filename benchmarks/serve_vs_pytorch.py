@@ -5,7 +5,7 @@ start ``ovembed serve`` (cold, then warm compile cache), run three scenarios aga
 the ``ovembed benchmark`` load generator, stop it, then run the same inputs through
 ``SentenceTransformer.encode`` and print one table. See benchmarks/README.md.
 
-    .venv/bin/python benchmarks/serve_vs_pytorch.py [--quick] [--json results.json]
+    .venv/bin/python -m benchmarks.serve_vs_pytorch [--quick] [--json results.json]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,20 +22,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from flops import EncoderShape, GemmRate, measure_gemm
-from server_process import (
-    MODEL_NAME,
-    Server,
-    export_minilm,
-    machine_busy_seconds,
-    serve_flags,
-    start_server,
-)
-
+from benchmarks.flops import EncoderShape, GemmRate, measure_gemm
+from benchmarks.harness import MODEL_NAME, Server, export, machine_busy_seconds, serve_flags, start_server
 from ovembed.benchmark import measure
 from ovembed.benchmark.client import ProgressBar
 from ovembed.benchmark.dataset import synthetic_documents
@@ -274,7 +264,7 @@ def _serve_rows(args: argparse.Namespace, chosen: list[Scenario], inputs: dict[s
     log = args.workdir / "server.log"
     info: dict[str, float] = {}
     print(f"exporting (or reusing) {args.source_model} -> {args.workdir / 'repo'}")
-    config = export_minilm(args.source_model, args.workdir / "repo", log)
+    config = export(args.workdir / "repo", "--truncate", source=args.source_model, log=log)
     cache: Path | None = None
     if "--cache_dir" in serve_flags():
         cache = args.workdir / "ov_cache"

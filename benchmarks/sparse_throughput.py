@@ -7,7 +7,7 @@ in requests of ``--batch`` texts, then the PyTorch reference (``AutoModelForMask
 one forward pass per request). Prints docs/s for both, the single-query p50 latency, and the non-zero
 terms per vector.
 
-    .venv/bin/python benchmarks/sparse_throughput.py --n 256 --batch 32 --words 40
+    .venv/bin/python -m benchmarks.sparse_throughput --n 256 --batch 32 --words 40
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness import export, registry
 from ovembed.benchmark.dataset import synthetic_documents
-from ovembed.config import ServeConfig
+from ovembed.benchmark.stats import latency_of
 
 
 def _source() -> Path:
@@ -32,24 +33,10 @@ def _source() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def _export(workdir: Path, weight_format: str) -> Path:
-    from ovembed.config import ExportConfig, Task, WeightFormat
-    from ovembed.export.pipeline import export_model
-
-    export_model(ExportConfig(source_model=str(_source()), model_name="splade", model_repository_path=workdir,
-                              task=Task.SPARSE, weight_format=WeightFormat(weight_format), skip_verify=True))
-    return workdir / "config.json"
-
-
 async def _ovembed(config_path: Path, docs: list[str], batch: int,
                    queries: list[str]) -> tuple[float, list[float], float]:
-    from ovembed.serving.engine.registry import ModelRegistry
-
-    registry = ModelRegistry.from_serve_config(ServeConfig(config_path=config_path))
-    await registry.start()
-    await registry.wait_ready()
-    try:
-        servable = registry.get("splade")
+    async with registry(config_path) as models:
+        servable = models.get("splade")
         await servable.embed_sparse(docs[:batch])  # warm-up
         start = time.perf_counter()
         results = await asyncio.gather(*(servable.embed_sparse(docs[i:i + batch])
@@ -62,8 +49,6 @@ async def _ovembed(config_path: Path, docs: list[str], batch: int,
             await servable.embed_sparse([query])
             latency.append(time.perf_counter() - t0)
         return len(docs) / seconds, latency, nnz
-    finally:
-        await registry.stop()
 
 
 def _pytorch(docs: list[str], batch: int) -> float:
@@ -95,10 +80,11 @@ def main() -> None:
     docs = synthetic_documents(args.n, args.words, seed=1)
     queries = synthetic_documents(args.queries, 8, seed=2)
     with tempfile.TemporaryDirectory() as tmp:
-        config = _export(Path(tmp), args.weight_format)
+        config = export(Path(tmp), "--task", "sparse", "--weight_format", args.weight_format, "--skip_verify",
+                        source=_source(), model_name="splade")
         ov_rate, latency, nnz = asyncio.run(_ovembed(config, docs, args.batch, queries))
     torch_rate = _pytorch(docs, args.batch)
-    p50 = float(np.percentile(latency, 50)) * 1e3
+    p50 = latency_of(latency).median
     print(f"SPLADE-tiny {args.weight_format}, {args.n} docs x {args.words} words, {args.batch} per request:")
     print(f"  ovembed servable {ov_rate:8.1f} docs/s   (non-zero terms per vector: {nnz:.0f})")
     print(f"  PyTorch          {torch_rate:8.1f} docs/s")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ovembed.errors import ConfigError
+from ovembed.pull_fields import PULL_FIELDS
 
 
 class WeightFormat(str, enum.Enum):
@@ -240,8 +241,10 @@ class ExportConfig(_Checked):
                  "--min_rank_agreement must be between 0 and 1")
 
     @property
-    def served_name(self) -> str:
-        return self.model_name or self.source_model
+    def served_name(self) -> str:  # a path-like source (./x, ../x, /x, ~/x) is served under its folder's name
+        path_like = self.source_model.startswith(("/", "./", "../", "~")) or self.source_model in (".", "..")
+        return self.model_name or (Path(self.source_model).expanduser().resolve().name if path_like
+                                   else self.source_model)
 
     @property
     def config_path(self) -> Path:
@@ -290,13 +293,26 @@ class CompareConfig(_Checked):
 INFERENCE_PRECISIONS = ("auto", "f32", "bf16", "f16")
 
 
+def _with_pull_fields(cls: type) -> type:
+    """One field per PULL_FIELDS entry: ExportConfig's type, default and env variable, serve's help."""
+    hints = typing.get_type_hints(ExportConfig)
+    defaults = {f.name: f.default for f in dataclasses.fields(ExportConfig)}
+    for name, pulled in PULL_FIELDS.items():
+        cls.__annotations__[name] = hints[name]
+        setattr(cls, name, option(defaults[name], pulled.help))
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_pull_fields
 class ServeConfig(_Checked):
     """`ovembed serve`: OVMS-compatible flags plus batching and limits."""
 
     config_path: Path | None = option(None, "Model repository config.json (serves every model in it)")
     model_path: Path | None = option(None, "Single-model mode: the model folder")
     model_name: str | None = option(None, "Single-model mode: the served name (default: folder name)")
+    allow_empty: bool = option(False, "Keep serving when no model could be loaded at start (a repository "
+                                      "that will be filled later); by default serve exits 1")
     rest_port: int = option(8000, "HTTP port")
     rest_bind_address: str = option("127.0.0.1", "HTTP bind address (0.0.0.0 exposes it to the network)")
     port: int = option(0, "KServe gRPC port (0: off)")
@@ -356,24 +372,7 @@ class ServeConfig(_Checked):
     # Pull mode (OVMS --pull --source_model, TEI --model-id): export into the repository if missing, then serve.
     source_model: str | None = option(
         None, "Hub id or folder to export (if not in the repository yet) and serve; ready once exported and warm")
-    model_repository_path: Path = option(Path("models"), "With --source_model: the repository to export into")
-    weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
-    pooling: Pooling | None = option(None, "With --source_model: pooling (default: from the model's 1_Pooling)")
-    revision: str | None = option(None, "With --source_model: Hub branch, tag or commit")
-    task: Task = option(Task.EMBEDDINGS, "With --source_model: embeddings, rerank (OVMS's rerank_ov works too) "
-                        "or sparse")
-    hf_token: str | None = option(None, "With --source_model: Hub token (default: HF_TOKEN or the token file)")
-    extra_quantization_params: str | None = option(
-        None, "With --source_model: optimum-cli style weight-compression options, as ovembed export takes them")
-    skip_normalize: bool = option(False, "With --source_model: do not L2-normalise the embeddings")
-    truncate: bool = option(False, "With --source_model: truncate long inputs instead of rejecting them")
-    num_streams: int = option(1, "With --source_model: NUM_STREAMS written into the graph's plugin_config")
-    max_doc_length: int = option(16000, "With --source_model --task rerank: documents are cut to this many tokens")
-    max_allowed_chunks: int = option(10000, "With --source_model --task rerank: most (query, chunk) pairs per request")
-    overwrite_models: bool = option(False, "With --source_model: export again even if the model is in the repository")
-    trust_remote_code: bool = option(False, "With --source_model: allow code shipped with the model")
-    reference_model: str | None = option(
-        None, "With --source_model of OpenVINO IR: PyTorch model to verify it against (see ovembed export)")
+    # ... and one field per PULL_FIELDS entry (added by _with_pull_fields).
 
     def _check(self) -> None:
         _require(0 < self.rest_port < 65536, f"--rest_port must be between 1 and 65535, got {self.rest_port}")
@@ -384,9 +383,7 @@ class ServeConfig(_Checked):
             _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
-        _require(self.num_streams >= 0, "--num_streams must be 0 (automatic) or more")
-        _require(self.max_doc_length >= 1, "--max_doc_length must be at least 1")
-        _require(self.max_allowed_chunks >= 1, "--max_allowed_chunks must be at least 1")
+        ExportConfig(**{name: getattr(self, name) for name in PULL_FIELDS})  # checks them as export does
         _require(self.lone_shapes_max_mb >= 0, "--lone_shapes_max_mb must be 0 (off) or more")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)
@@ -447,49 +444,3 @@ class BenchmarkConfig(_Checked):
         _require(rerank_url == (self.task is Task.RERANK),
                  f"--task {self.task.value} does not match --api_url {self.api_url} "
                  "(rerank endpoints end in /rerank)")
-
-
-EMBED_PRECISIONS = ("float32", "float16", "int8", "uint8", "binary", "ubinary")
-
-
-@dataclass(frozen=True)
-class EmbedConfig(_Checked):
-    """`ovembed embed`: a corpus (or an OpenAI batch file) through a model in process; resumable."""
-
-    model_path: Path | None = option(None, "The exported model folder")
-    config_path: Path | None = option(None, "Or a repository's config.json, with --model_name")
-    model_name: str | None = option(None, "With --config_path (or --source_model): the model's served name")
-    source_model: str | None = option(None, "Or a Hub id or folder, exported into --model_repository_path first "
-                                      "if missing (as `ovembed serve --source_model`)")
-    model_repository_path: Path = option(Path("models"), "With --source_model: the repository to export into")
-    weight_format: WeightFormat = option(WeightFormat.INT8, "With --source_model: weight compression of the export")
-    input: str | None = option(None, "Corpus: .txt (a document per line), .jsonl/.json, .csv/.tsv, .parquet, a "
-                               "folder of .txt files, or - (stdin, a document per line)")
-    batch_file: Path | None = option(None, "Or an OpenAI batch input .jsonl (vLLM run-batch); --output gets the "
-                                     "batch output .jsonl")
-    output: Path = option(Path(), "Vectors: .parquet (id, embedding, tokens), .npy (+ .ids.jsonl) or .jsonl",
-                          required=True)
-    text_field: str = option("text", "JSON/CSV/Parquet field holding the text")
-    id_field: str | None = option(None, "Field holding the document id (default: the row number)")
-    truncate: bool = option(False, "Truncate inputs longer than the model's maximum (default: the model's "
-                            "setting; too long inputs go to the errors file)")
-    prompt_name: str | None = option(None, "One of the model's prompts (e.g. query, document)")
-    dimensions: int | None = option(None, "Keep the first N dimensions (Matryoshka)")
-    precision: str = option("float32", "Stored type: float32, float16, or the server's int8, uint8, binary, ubinary")
-    keep_text: bool = option(False, "Parquet/JSONL: also store each text")
-    batch_size: int = option(256, "Texts per engine call (batches are then formed by --max_batch_tokens)")
-    rows_per_group: int = option(4096, "Rows per output row group: the unit of progress and of resuming")
-    max_batch_tokens: int = option(1024, "Token budget of one inference batch (as ovembed serve)")
-    target_device: str | None = option(None, "Override the model's target_device")
-    overwrite: bool = option(False, "Start again even if --output or an unfinished run of it exists")
-    quiet: bool = option(False, "No progress bar (also off when stderr is not a terminal)")
-
-    def _check(self) -> None:
-        _require((self.input is None) != (self.batch_file is None), "give either --input or --batch_file")
-        sources = [self.model_path is not None, self.config_path is not None, self.source_model is not None]
-        _require(sum(sources) == 1, "give one of --model_path, --config_path (with --model_name), --source_model")
-        _require(self.config_path is None or self.model_name is not None, "--config_path needs --model_name")
-        _require(self.precision in EMBED_PRECISIONS, f"--precision must be one of {', '.join(EMBED_PRECISIONS)}")
-        _require(self.dimensions is None or self.dimensions >= 1, "--dimensions must be at least 1")
-        for name in ("batch_size", "rows_per_group", "max_batch_tokens"):
-            _require(getattr(self, name) >= 1, f"--{name} must be positive, got {getattr(self, name)}")

@@ -13,6 +13,7 @@ class OvembedError(Exception):
     """Base class. ``str(exc)`` is safe to show to a client or a user."""
 
     param: str | None = None
+    retry_after: int | None = None  # whole seconds after which a retry may succeed (HTTP Retry-After)
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -54,7 +55,11 @@ class ModelNotFound(OvembedError):
 
 
 class ModelNotReady(OvembedError):
-    """The model is configured but still loading, or failed to load."""
+    """The model is configured but still loading (``retry_after`` set), or failed to load."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ShuttingDown(ModelNotReady):

@@ -11,7 +11,7 @@ from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions, RerankGraphOptions, SparseGraphOptions, read_model_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import RECORD_FILENAME, ModelEntry, read_config, remove_model
-from ovembed.serving.engine.pooling import resolve_pooling
+from ovembed.serving.tasks.pooling import resolve_pooling
 
 
 @dataclass(frozen=True)

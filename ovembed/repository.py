@@ -15,8 +15,7 @@ from typing import Any
 
 from ovembed.errors import ConfigError
 from ovembed.hf_files import read_json_object
-
-RECORD_FILENAME = "ovembed_model.json"
+from ovembed.layout import GRAPH_FILENAME, RECORD_FILENAME
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -47,7 +46,6 @@ def make_readable_dir(path: Path) -> None:
     os.chmod(path, 0o777 & ~_umask())
 
 
-GRAPH_FILE = "graph.pbtxt"
 # base_path schemes OVMS reads (cloud storage) that ovembed cannot serve from.
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "azfs://", "http://", "https://")
 
@@ -58,7 +56,7 @@ class ModelEntry:
 
     name: str
     base_path: Path
-    graph_path: str = GRAPH_FILE  # config.json "graph_path" (OVMS: relative to base_path)
+    graph_path: str = GRAPH_FILENAME  # config.json "graph_path" (OVMS: relative to base_path)
     error: str | None = None  # an entry OVMS accepts but ovembed cannot serve: that model fails with this
 
     @property
@@ -107,7 +105,7 @@ def _entry(item: Any, root: Path, where: str) -> ModelEntry:
     name, base = _entry_fields(item, where)
     conf: dict[str, Any] = item.get("config", item)
     where = f"{where} '{name}'"
-    graph = _optional_str(conf, "graph_path", where) or GRAPH_FILE
+    graph = _optional_str(conf, "graph_path", where) or GRAPH_FILENAME
     subconfig = _optional_str(conf, "subconfig", where)
     if base.lower().startswith(_REMOTE_SCHEMES):
         scheme = base.split("://", 1)[0]

@@ -112,3 +112,19 @@ def test_flags_are_never_abbreviated(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         cli.main(["serve", "--rest_po", "9000"])  # a prefix of --rest_port only, still refused
     assert "unrecognized arguments: --rest_po 9000" in capsys.readouterr().err
+
+
+def test_serve_help_is_grouped_with_one_spelling_per_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from ovembed.config import ServeConfig
+
+    placed = [name for names in cli.SERVE_HELP_GROUPS.values() for name in names]
+    assert sorted(placed) == sorted(f.name for f in dataclasses.fields(ServeConfig))  # each field, once
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for title in cli.SERVE_HELP_GROUPS:
+        assert f"\n{title}:\n" in text
+    assert "--config-path" not in text and "--rest_port REST_PORT" in text  # dashed aliases parse, unshown
+    assert cli.build_parser().parse_args(["serve", "--rest-port", "9001"]).rest_port == 9001

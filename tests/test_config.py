@@ -40,3 +40,10 @@ def test_cli_and_env_values_are_usage_errors(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("OVEMBED_CONCURRENCY", "0")
     assert main(["benchmark", "--model", "m"]) == ExitCode.USAGE
     assert "--concurrency must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("source", "served"), [("./my-model", "my-model"), ("../a/b/", "b"), ("/srv/m/e5", "e5"),
+                                                ("org/name", "org/name"), ("name", "name")])
+def test_a_path_like_source_is_served_under_its_folder_name(source: str, served: str) -> None:
+    assert ExportConfig(source_model=source).served_name == served
+    assert ExportConfig(source_model=source, model_name="given").served_name == "given"

@@ -4,23 +4,24 @@ temporary folder (:mod:`ovembed.export.pipeline` owns the folder and its atomic 
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ovembed.config import ExportConfig, Pooling, Quantization, WeightFormat
+from ovembed.config import ExportConfig, Pooling, Quantization, Task, WeightFormat
 from ovembed.errors import ExportError
-from ovembed.export import require_export_stack
-from ovembed.export.common import Log, hub_record, quiet_libraries, versions
-from ovembed.export.convert import IR_XML
-from ovembed.export.quantize import QuantizationParams
+from ovembed.export.common import Log, plugin_config
 from ovembed.export.source import SourceModel, inspect_source
 from ovembed.export.static_quant import STATIC_MIN_COSINE, Calibration
+from ovembed.export.task import Choices, ExportTask, choose_prompts, require_passed
+from ovembed.graphs import GraphOptions, write_graph
 from ovembed.hf_files import read_json_object
-from ovembed.prompts import PromptSet, parse_prompt_flags, read_model_prompts
-from ovembed.repository import RECORD_FILENAME, atomic_write_text
+from ovembed.prompts import PromptSet, read_model_prompts
+
+if TYPE_CHECKING:
+    from ovembed.export.quantize import QuantizationParams
+
+__all__ = ["EmbeddingsExport", "choose_pooling", "choose_prompts"]
 
 
 def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
@@ -34,33 +35,18 @@ def choose_pooling(cfg: ExportConfig, source: SourceModel, log: Log) -> Pooling:
     return Pooling.CLS
 
 
-def choose_prompts(cfg: ExportConfig, source: SourceModel, log: Log) -> PromptSet:
-    """The model's own prompts, plus (or overridden by) ``--prompt``; the default from
-    ``--default_prompt_name``, else the model's."""
-    own, own_default = read_model_prompts(source.path)
-    added = parse_prompt_flags(list(cfg.prompt))
-    prompts = {**own, **added}
-    default = cfg.default_prompt_name if cfg.default_prompt_name is not None else own_default
-    if default is not None and default not in prompts:
-        raise ExportError(f"--default_prompt_name {default!r} is not one of the prompts "
-                          f"({', '.join(prompts) or 'none'}); add it with --prompt {default}=...")
-    if prompts:
-        log(f"prompts: {', '.join(prompts)}" + (f" (default {default})" if default else ""))
-    return PromptSet(prompts, default)
-
-
 def _own_prompt_names(source: SourceModel, prompts: PromptSet) -> list[str]:
     """Names whose text is the model's own (verified with sentence-transformers' prompt_name)."""
     own, _ = read_model_prompts(source.path)
     return [name for name, text in prompts.prompts.items() if own.get(name) == text]
 
 
-def _threshold(cfg: ExportConfig) -> float:
+def _threshold(cfg: ExportConfig, weight_format: WeightFormat) -> float:
     if cfg.min_cosine is not None:
         return cfg.min_cosine
     from ovembed.export.verify import DEFAULT_MIN_COSINE
 
-    return STATIC_MIN_COSINE if cfg.quantization is Quantization.STATIC else DEFAULT_MIN_COSINE[cfg.weight_format]
+    return STATIC_MIN_COSINE if cfg.quantization is Quantization.STATIC else DEFAULT_MIN_COSINE[weight_format]
 
 
 def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calibration: Calibration,
@@ -77,7 +63,8 @@ def _static_int8(cfg: ExportConfig, source: SourceModel, pooling: Pooling, calib
 
     tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
     return quantize_static(xml, tok, calibration, max_length=source.max_length, pooling=pooling,
-                           reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg), log=log)
+                           reference=reference, gate_texts=SENTENCES, threshold=_threshold(cfg, cfg.weight_format),
+                           log=log)
 
 
 def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dict[str, Any]]:
@@ -88,109 +75,74 @@ def _tokenize_for(cfg: ExportConfig, source: SourceModel) -> Callable[[str], dic
     return lambda text: dict(tok([text], truncation=True, max_length=source.max_length, return_tensors="np"))
 
 
-def build(cfg: ExportConfig, source: SourceModel, pooling: Pooling, params: QuantizationParams,
-           prompts: PromptSet, work: Path, log: Log, calibration: Calibration | None = None) -> dict[str, Any]:
-    """Everything that produces the model folder's content, inside ``work``."""
-    from ovembed.export.convert import convert_to_ir
-    from ovembed.export.quantize import compress_and_save
-    from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
+class EmbeddingsExport(ExportTask):
+    """A sentence-embeddings model: hidden states, pooled and normalised in the graph (``heads.embeddings``)."""
 
-    quiet_libraries()
-    if params.library == "sentence_transformers":
-        log("note: --library sentence_transformers: converting through transformers; "
-            "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
-    t0 = time.perf_counter()
-    log(f"converting {source.path} with optimum-intel (task feature-extraction)")
-    xml = convert_to_ir(source, work, trust_remote_code=cfg.trust_remote_code)
-    log(f"  converted in {time.perf_counter() - t0:.1f}s")
-    t1 = time.perf_counter()
-    if calibration is not None:
-        applied = _static_int8(cfg, source, pooling, calibration, xml, log)
-    else:
-        tokenize = _tokenize_for(cfg, source) if params.dataset is not None else None
-        applied = compress_and_save(xml, cfg.weight_format, params, tokenize)
-    log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
-    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
-    export_tokenizer(tok, work)
-    record = _record(cfg, source, pooling, prompts, cfg.weight_format, {**applied, **params.describe()})
-    if not cfg.skip_verify:
-        record["verification"] = _verify(cfg, source, source, pooling, prompts, _threshold(cfg), work, log)
-    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
-    return record
+    task = Task.EMBEDDINGS
+    hf_task = "feature-extraction"
+    static_quantization = True
+    recorded_task = False
 
+    def check(self) -> Choices:
+        return Choices(choose_pooling(self.cfg, self.source, self.log), choose_prompts(self.cfg, self.source, self.log))
 
-def _record(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: PromptSet,
-            weight_format: WeightFormat, quantization: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source_model": cfg.source_model,
-        "source_path": str(source.path),
-        **hub_record(source),
-        "model_type": source.model_type,
-        "pooling": pooling.value,
-        "normalize": not cfg.skip_normalize,
-        "weight_format": weight_format.value,
-        "quantization": quantization,
-        "max_length": source.max_length,
-        "max_length_origin": source.max_length_origin,
-        "dimensions": source.hidden_size,
-        "prompts": dict(prompts.prompts),
-        "default_prompt_name": prompts.default_name,
-        "versions": versions(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    def fields(self) -> dict[str, Any]:
+        return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
+                "dimensions": self.source.hidden_size, **self._prompt_fields()}
 
+    def refreshed_fields(self) -> dict[str, Any]:
+        return {"pooling": self.choices.pooling.value, "normalize": not self.cfg.skip_normalize,
+                **self._prompt_fields()}
 
-def _verify(cfg: ExportConfig, source: SourceModel, reference: SourceModel, pooling: Pooling, prompts: PromptSet,
-            threshold: float, work: Path, log: Log) -> dict[str, Any]:
-    """Compare the IR in ``work`` with the PyTorch model ``reference``; raise when it fails."""
-    from ovembed.export.verify import SENTENCES, compare
+    def _prompt_fields(self) -> dict[str, Any]:
+        prompts = self.choices.prompts
+        return {"prompts": dict(prompts.prompts), "default_prompt_name": prompts.default_name}
 
-    use_st = reference.is_sentence_transformers and reference.pooling_detected is pooling
-    log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
-        f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
-    result = compare(work, reference.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
-                     threshold=threshold, trust_remote_code=cfg.trust_remote_code, use_sentence_transformers=use_st,
-                     prompts=prompts.prompts, own_prompts=_own_prompt_names(reference, prompts))
-    log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
-    if result.tokenizer_mismatches:
-        log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on {len(result.tokenizer_mismatches)}"
-            f" of {len(SENTENCES)} sentences (ovembed serves with tokenizer.json; OVMS uses the IR)")
-    if not result.passed:
-        raise ExportError("verification failed, nothing was written:\n" + result.summary())
-    return {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(result.texts),
-            "tokenizer_ir_mismatches": len(result.tokenizer_mismatches)}
+    def build(self, params: QuantizationParams, calibration: Calibration | None) -> dict[str, Any]:
+        if params.library == "sentence_transformers":
+            self.log("note: --library sentence_transformers: converting through transformers; "
+                     "ovembed applies the model's pooling and normalisation inside the OpenVINO graph")
+        return super().build(params, calibration)
 
+    def compress(self, xml: Path, params: QuantizationParams, calibration: Calibration | None) -> dict[str, Any]:
+        from ovembed.export.quantize import compress_and_save
 
-def build_from_ir(cfg: ExportConfig, source: SourceModel, pooling: Pooling, prompts: PromptSet, work: Path,
-                   log: Log) -> tuple[dict[str, Any], WeightFormat]:
-    """An OpenVINO IR source used as it is (see :mod:`ovembed.export.ir_source`), inside ``work``."""
-    from ovembed.export import ir_source
+        if calibration is not None:
+            return _static_int8(self.cfg, self.source, self.choices.pooling, calibration, xml, self.log)
+        tokenize = _tokenize_for(self.cfg, self.source) if params.dataset is not None else None
+        return compress_and_save(xml, self.cfg.weight_format, params, tokenize)
 
-    architectures = read_json_object(source.path / "config.json").get("architectures") or []
-    if any(str(a).endswith("ForSequenceClassification") for a in architectures):
-        raise ExportError(f"{cfg.source_model} is a cross-encoder (sequence classification): export it with "
-                          "--task rerank")
-    ir_source.check_ir_outputs(source.path / IR_XML, rerank=False)
-    copied = ir_source.copy_ir(source.path, work)
-    origin = ir_source.prepare_tokenizer(source.path, work, max_length=source.max_length,
-                                         trust_remote_code=cfg.trust_remote_code)
-    weight_format = ir_source.ir_weight_format(work / IR_XML)
-    ir_source.describe_ir_use(weight_format, cfg.weight_format, origin, log)
-    fields = ir_source.ir_record_fields(origin, copied)
-    record = {**_record(cfg, source, pooling, prompts, weight_format, fields.pop("quantization")), **fields}
-    reference_path = None if cfg.skip_verify else ir_source.resolve_reference(
-        cfg.reference_model, source.path, revision=None, token=cfg.hf_token, quiet=cfg.quiet)
-    if reference_path is not None:
-        require_export_stack()
-        quiet_libraries()
-        reference = source if reference_path == source.path else inspect_source(str(reference_path))
-        from ovembed.export.verify import DEFAULT_MIN_COSINE
+    def check_ir(self) -> None:
+        architectures = read_json_object(self.source.path / "config.json").get("architectures") or []
+        if any(str(a).endswith("ForSequenceClassification") for a in architectures):
+            raise ExportError(f"{self.cfg.source_model} is a cross-encoder (sequence classification): export it "
+                              "with --task rerank")
+        super().check_ir()
 
-        threshold = cfg.min_cosine if cfg.min_cosine is not None else DEFAULT_MIN_COSINE[weight_format]
-        record["verification"] = _verify(cfg, source, reference, pooling, prompts, threshold, work, log)
-        record["reference_model"] = cfg.reference_model or cfg.source_model
-    elif not cfg.skip_verify:
-        log("not verified: the source holds no PyTorch weights; pass --reference_model ORG/NAME to compare "
-            "the IR with its PyTorch model")
-    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
-    return record, weight_format
+    def verify(self, reference: Path, weight_format: WeightFormat) -> dict[str, Any]:
+        from ovembed.export.verify import SENTENCES, compare
+
+        cfg, source, log, pooling, prompts = self.cfg, self.source, self.log, self.choices.pooling, self.choices.prompts
+        ref = source if reference == source.path else inspect_source(str(reference))
+        threshold = _threshold(cfg, weight_format)
+        use_st = ref.is_sentence_transformers and ref.pooling_detected is pooling
+        log(f"verifying against the PyTorch reference ({'sentence-transformers' if use_st else 'transformers'}),"
+            f" {len(SENTENCES)} sentences" + (f", {len(prompts.prompts)} prompt(s)" if prompts.prompts else ""))
+        result = compare(self.work, ref.path, list(SENTENCES), pooling=pooling, max_length=source.max_length,
+                         threshold=threshold, trust_remote_code=cfg.trust_remote_code,
+                         use_sentence_transformers=use_st, prompts=prompts.prompts,
+                         own_prompts=_own_prompt_names(ref, prompts))
+        log(f"  min cosine {result.min_cosine:.6f} (threshold {threshold})")
+        if result.tokenizer_mismatches:
+            log(f"  warning: openvino_tokenizer.xml differs from the HF tokenizer on "
+                f"{len(result.tokenizer_mismatches)} of {len(SENTENCES)} sentences (ovembed serves with "
+                "tokenizer.json; OVMS uses the IR)")
+        require_passed(result)
+        return {"min_cosine": result.min_cosine, "threshold": threshold, "texts": len(result.texts),
+                "tokenizer_ir_mismatches": len(result.tokenizer_mismatches)}
+
+    def write_graph(self, folder: Path) -> None:
+        cfg = self.cfg
+        write_graph(folder, GraphOptions(models_path="./", normalize_embeddings=not cfg.skip_normalize,
+                                         pooling=self.choices.pooling, truncate=cfg.truncate,
+                                         target_device=cfg.target_device, plugin_config=plugin_config(cfg)))

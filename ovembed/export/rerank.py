@@ -6,32 +6,26 @@ OVMS's RerankCalculatorOV expects), verified against ``sentence_transformers.Cro
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ovembed.config import Task
 from ovembed.errors import ExportError
+from ovembed.export.common import Log, plugin_config
+from ovembed.export.convert import IR_XML
+from ovembed.export.task import Choices, ExportTask, require_architecture, require_passed
+from ovembed.graphs import RerankGraphOptions, write_rerank_graph
 from ovembed.heads.rerank import RerankHead, separator_for_token_types
 from ovembed.hf_files import read_json_object
 
 if TYPE_CHECKING:
     from ovembed.config import ExportConfig, WeightFormat
-    from ovembed.export.quantize import QuantizationParams
     from ovembed.export.source import SourceModel
-
-Log = Callable[[str], None]
 
 
 def check_cross_encoder(source: SourceModel) -> None:
     """Refuse, before any work, models that are not one-logit sequence classifiers."""
-    config = read_json_object(source.path / "config.json")
-    architectures = [str(a) for a in config.get("architectures") or []]
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        found = ", ".join(architectures) or "none declared"
-        raise ExportError(f"--task rerank needs a cross-encoder (a *ForSequenceClassification model); "
-                          f"{source.path} has architectures: {found}")
+    config = require_architecture(source, Task.RERANK, "a cross-encoder", "ForSequenceClassification")
     labels = config.get("id2label")
     num_labels = len(labels) if isinstance(labels, dict) else int(config.get("num_labels", 2))
     if num_labels != 1:
@@ -73,42 +67,6 @@ def head_for(tok: Any, activation: str) -> RerankHead:
     return RerankHead(label=0, activation=activation, sep_token_id=sep)  # type: ignore[arg-type]
 
 
-def build_rerank(cfg: ExportConfig, source: SourceModel, params: QuantizationParams, work: Path,
-                 log: Log, versions: dict[str, str]) -> dict[str, Any]:
-    """Everything that produces a rerank model folder's content, inside ``work``; the record."""
-    from ovembed.export.convert import convert_to_ir
-    from ovembed.export.quantize import compress_and_save
-    from ovembed.export.tokenizer import export_tokenizer, load_hf_tokenizer
-
-    t0 = time.perf_counter()
-    log(f"converting {source.path} with optimum-intel (task text-classification)")
-    xml = convert_to_ir(source, work, trust_remote_code=cfg.trust_remote_code, task="text-classification")
-    log(f"  converted in {time.perf_counter() - t0:.1f}s")
-    t1 = time.perf_counter()
-    applied = compress_and_save(xml, cfg.weight_format, params)
-    log(f"  weights {cfg.weight_format.value} in {time.perf_counter() - t1:.1f}s")
-    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
-    head = head_for(tok, declared_activation(source.path))
-    export_tokenizer(tok, work, add_special_tokens=False)  # OVMS adds the pair's special tokens itself
-    record: dict[str, Any] = {
-        "task": "rerank",
-        "source_model": cfg.source_model,
-        "source_path": str(source.path),
-        "model_type": source.model_type,
-        "rerank_head": head.describe(),
-        "max_doc_length": cfg.max_doc_length,
-        "weight_format": cfg.weight_format.value,
-        "quantization": {**applied, **params.describe()},
-        "max_length": source.max_length,
-        "max_length_origin": source.max_length_origin,
-        "versions": versions,
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if not cfg.skip_verify:
-        record["verification"] = verify_scores(cfg, work, source.path, head, source.max_length, cfg.weight_format, log)
-    return record
-
-
 def verify_scores(cfg: ExportConfig, work: Path, reference: Path, head: RerankHead, max_length: int,
                   weight_format: WeightFormat, log: Log) -> dict[str, Any]:
     """Compare the IR in ``work`` (plus ``head``) with the CrossEncoder ``reference``; raise when it
@@ -129,46 +87,49 @@ def verify_scores(cfg: ExportConfig, work: Path, reference: Path, head: RerankHe
                             min_agreement=min_agree, trust_remote_code=cfg.trust_remote_code)
     log(f"  max score difference {result.max_diff:.6f} (threshold {max_diff}), "
         f"rank agreement {result.rank_agreement:.3f} (threshold {min_agree})")
-    if not result.passed:
-        raise ExportError("verification failed, nothing was written:\n" + result.summary())
+    require_passed(result)
     return {"max_score_diff": result.max_diff, "threshold": max_diff, "rank_agreement": result.rank_agreement,
             "min_rank_agreement": min_agree, "pairs": len(pairs)}
 
 
-def build_rerank_from_ir(cfg: ExportConfig, source: SourceModel, work: Path,
-                         log: Log) -> tuple[dict[str, Any], WeightFormat]:
-    """A cross-encoder published as OpenVINO IR, used as it is; verified against a CrossEncoder reference
-    when there is one (its own weights or ``--reference_model``)."""
-    from ovembed.export import ir_source, require_export_stack
-    from ovembed.export.common import hub_record, quiet_libraries, versions
-    from ovembed.export.convert import IR_XML
-    from ovembed.export.tokenizer import load_hf_tokenizer
-    from ovembed.repository import RECORD_FILENAME, atomic_write_text
+class RerankExport(ExportTask):
+    """A cross-encoder scoring (query, document) pairs with one logit (``heads.rerank``)."""
 
-    ir_source.check_ir_outputs(source.path / IR_XML, rerank=True)
-    copied = ir_source.copy_ir(source.path, work)
-    tok = load_hf_tokenizer(source.path, max_length=source.max_length, trust_remote_code=cfg.trust_remote_code)
-    head = head_for(tok, declared_activation(source.path))
-    origin = ir_source.prepare_tokenizer(source.path, work, max_length=source.max_length,
-                                         trust_remote_code=cfg.trust_remote_code, add_special_tokens=False)
-    weight_format = ir_source.ir_weight_format(work / IR_XML)
-    ir_source.describe_ir_use(weight_format, cfg.weight_format, origin, log)
-    fields = ir_source.ir_record_fields(origin, copied)
-    record: dict[str, Any] = {
-        "task": "rerank", "source_model": cfg.source_model, "source_path": str(source.path), **hub_record(source),
-        "model_type": source.model_type, "rerank_head": head.describe(), "max_doc_length": cfg.max_doc_length,
-        "weight_format": weight_format.value, "max_length": source.max_length,
-        "max_length_origin": source.max_length_origin, "versions": versions(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
-    reference = None if cfg.skip_verify else ir_source.resolve_reference(
-        cfg.reference_model, source.path, revision=None, token=cfg.hf_token, quiet=cfg.quiet)
-    if reference is not None:
-        require_export_stack()
-        quiet_libraries()
-        record["verification"] = verify_scores(cfg, work, reference, head, source.max_length, weight_format, log)
-        record["reference_model"] = cfg.reference_model or cfg.source_model
-    elif not cfg.skip_verify:
-        log("not verified: the source holds no PyTorch weights; pass --reference_model ORG/NAME to compare "
-            "the IR with its CrossEncoder")
-    atomic_write_text(work / RECORD_FILENAME, json.dumps(record, indent=2) + "\n")
-    return record, weight_format
+    task = Task.RERANK
+    hf_task = "text-classification"
+    ir_converts_tokenizer = True  # the tokenizer IR must be without special tokens
+    special_tokens = False  # OVMS adds the pair's special tokens itself
+    reference_name = "CrossEncoder"
+
+    def __init__(self, cfg: ExportConfig, source: SourceModel, log: Log) -> None:
+        super().__init__(cfg, source, log)
+        self.head: RerankHead | None = None
+
+    def check(self) -> Choices:
+        check_cross_encoder(self.source)
+        return Choices()  # a rerank head scores pairs: no pooling, no prompts
+
+    def use_tokenizer(self, tok: Any) -> None:
+        self.head = head_for(tok, declared_activation(self.source.path))
+
+    def fields(self) -> dict[str, Any]:
+        assert self.head is not None
+        return {"rerank_head": self.head.describe(), "max_doc_length": self.cfg.max_doc_length}
+
+    def refreshed_fields(self) -> dict[str, Any]:
+        return {"max_doc_length": self.cfg.max_doc_length}
+
+    def check_ir(self) -> None:
+        from ovembed.export.ir_source import check_ir_outputs
+
+        check_ir_outputs(self.source.path / IR_XML, rerank=True)
+
+    def verify(self, reference: Path, weight_format: WeightFormat) -> dict[str, Any]:
+        assert self.head is not None
+        return verify_scores(self.cfg, self.work, reference, self.head, self.source.max_length, weight_format,
+                             self.log)
+
+    def write_graph(self, folder: Path) -> None:
+        write_rerank_graph(folder, RerankGraphOptions(models_path="./", max_allowed_chunks=self.cfg.max_allowed_chunks,
+                                                      target_device=self.cfg.target_device,
+                                                      plugin_config=plugin_config(self.cfg)))

@@ -213,7 +213,7 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
     from ovembed.graphs import GraphOptions, SparseGraphOptions, read_model_graph
     from ovembed.prompts import prompts_from_record, read_model_prompts
     from ovembed.repository import read_record
-    from ovembed.serving.engine.pooling import resolve_pooling
+    from ovembed.serving.tasks.pooling import resolve_pooling
 
     require_export_stack()
     model_dir = Path(cfg.model_path)

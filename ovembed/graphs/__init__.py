@@ -36,12 +36,16 @@ from ovembed.graphs.pbtxt import (
 from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
 from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, sparse_options, write_sparse_graph
 
+# The options of any calculator ovembed serves (what read_model_graph returns).
+AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions
+
 __all__ = [
     "CALCULATORS",
     "EMBEDDINGS",
     "GRAPH_FILENAME",
     "RERANK",
     "SPARSE",
+    "AnyGraphOptions",
     "Calculator",
     "GraphNode",
     "GraphOptions",
@@ -63,7 +67,7 @@ __all__ = [
 
 
 def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
-                     ) -> GraphOptions | RerankGraphOptions | SparseGraphOptions:
+                     ) -> AnyGraphOptions:
     """The options of whichever calculator the folder's graph runs (embeddings, rerank or sparse)."""
     path = Path(model_dir) / graph_file
     text = read_graph_text(path)

@@ -9,14 +9,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ovembed.config import Pooling
 from ovembed.errors import ConfigError
-from ovembed.graphs.pbtxt import EMBEDDINGS, LEGACY_SCHEMA, parse_graph_text, read_graph_text, render_graph_text
+from ovembed.graphs.pbtxt import (
+    EMBEDDINGS,
+    LEGACY_SCHEMA,
+    Calculator,
+    parse_graph_text,
+    read_graph_text,
+    render_graph_text,
+)
 from ovembed.graphs.proto.embeddings_calculator_ov_pb2 import EmbeddingsCalculatorOVOptions
+from ovembed.layout import GRAPH_FILENAME
 
-GRAPH_FILENAME = "graph.pbtxt"
 CALCULATOR = EMBEDDINGS.name
 _POOLING_TO_PROTO = {
     Pooling.CLS: EmbeddingsCalculatorOVOptions.CLS,
@@ -30,9 +37,11 @@ _POOLING_FROM_PROTO = {number: pooling for pooling, number in _POOLING_TO_PROTO.
 class GraphOptions:
     """Serving options of one embeddings model (EmbeddingsCalculatorOVOptions)."""
 
+    calculator: ClassVar[Calculator] = EMBEDDINGS  # the graph node these options belong to
+
     models_path: str = "./"
     normalize_embeddings: bool = True
-    # None: the graph does not say; serving then detects it as OVMS does (ovembed.serving.engine.pooling).
+    # None: the graph does not say; serving then detects it as OVMS does (ovembed.serving.tasks.pooling).
     pooling: Pooling | None = None
     truncate: bool = False
     target_device: str = "CPU"

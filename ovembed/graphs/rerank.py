@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ovembed.errors import ConfigError
 from ovembed.graphs.embeddings import plugin_config_from_text
-from ovembed.graphs.pbtxt import RERANK, GraphNode, render_graph_text
+from ovembed.graphs.pbtxt import RERANK, Calculator, GraphNode, render_graph_text
 from ovembed.graphs.proto.rerank_calculator_ov_pb2 import RerankCalculatorOVOptions
 
 CALCULATOR = RERANK.name
@@ -25,6 +25,8 @@ DEFAULT_MAX_ALLOWED_CHUNKS = int(RerankCalculatorOVOptions().max_allowed_chunks)
 @dataclass(frozen=True)
 class RerankGraphOptions:
     """Serving options of one rerank model (RerankCalculatorOVOptions)."""
+
+    calculator: ClassVar[Calculator] = RERANK  # the graph node these options belong to
 
     models_path: str = "./"
     max_allowed_chunks: int = DEFAULT_MAX_ALLOWED_CHUNKS

@@ -14,11 +14,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ovembed.errors import ConfigError
 from ovembed.graphs.embeddings import plugin_config_from_text
-from ovembed.graphs.pbtxt import SPARSE, GraphNode, render_graph_text
+from ovembed.graphs.pbtxt import SPARSE, Calculator, GraphNode, render_graph_text
 from ovembed.graphs.proto.sparse_embeddings_calculator_ov_pb2 import SparseEmbeddingsCalculatorOVOptions
 
 CALCULATOR = SPARSE.name
@@ -27,6 +27,8 @@ CALCULATOR = SPARSE.name
 @dataclass(frozen=True)
 class SparseGraphOptions:
     """Serving options of one sparse model (SparseEmbeddingsCalculatorOVOptions)."""
+
+    calculator: ClassVar[Calculator] = SPARSE  # the graph node these options belong to
 
     models_path: str = "./"
     target_device: str = "CPU"

@@ -7,16 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ovembed.config import EmbedConfig, ServeConfig
+from ovembed.config import ServeConfig
 from ovembed.errors import ExportError
 from ovembed.exitcodes import ExitCode
+from ovembed.offline.config import EmbedConfig
 from ovembed.offline.model import Model, load
 
 
 def _pull(cfg: EmbedConfig) -> tuple[Path, str]:
-    """``--source_model``: export into the repository unless it is there already (``serving.pull``'s
+    """``--source_model``: export into the repository unless it is there already (``serving.models.pull``'s
     rules and command line); returns (config.json, served name)."""
-    from ovembed.serving.pull import export_command, export_env, needs_export, pull_config, served_name
+    from ovembed.serving.models.pull import export_command, export_env, needs_export, pull_config, served_name
 
     serve = pull_config(ServeConfig(source_model=cfg.source_model, model_name=cfg.model_name,
                                     model_repository_path=cfg.model_repository_path,

@@ -24,8 +24,8 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, InvalidInput, ModelNotFound
 from ovembed.offline.loop import EngineLoop
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.context import RequestContext, request_id
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
+    ChunkingOptions,
     ChunkSpan,
     ModelInfo,
     ModelState,
@@ -36,7 +36,7 @@ from ovembed.serving.engine.interface import (
     Timings,
     not_ready,
 )
-from ovembed.serving.engine.passages import ChunkingOptions
+from ovembed.serving.context import RequestContext, request_id
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
 from ovembed.serving.usecases.rerank import RerankRequest, rerank
 from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
@@ -120,7 +120,8 @@ class Model:
 
     @property
     def task(self) -> str:
-        return self.info.task
+        """``embeddings``, ``rerank`` or ``sparse`` (the value of ModelInfo's :class:`~ovembed.config.Task`)."""
+        return str(self.info.task)
 
     @property
     def registry(self) -> Registry:
@@ -266,7 +267,7 @@ def load(model: str | os.PathLike[str], *, config_path: str | os.PathLike[str] |
     ``executors``, ``inference_precision``, ``cache_bytes``...). Raises ``ConfigError``, ``ModelNotFound``
     or ``ModelNotReady`` (the load failed: its reason).
     """
-    from ovembed.serving.engine.registry import ModelRegistry  # openvino: only when a model loads
+    from ovembed.serving.models.registry import ModelRegistry  # openvino: only when a model loads
 
     cfg, entries = serve_config(model, config_path=config_path, **options)
     return Model.start(ModelRegistry(entries, cfg), entries[0].name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ovembed.errors import ClientGone, Unauthorized
-from ovembed.serving.engine.interface import Timings
+from ovembed.serving.api import Timings
 
 # The id of the request being handled, for log lines (see http.server.RequestIdFilter). A
 # ContextVar follows the request into tasks it spawns, e.g. the engine's embed call.

@@ -7,7 +7,7 @@ where:
 - requests and their latency: REST in :class:`~ovembed.serving.http.middleware.RequestContextMiddleware`
   (:meth:`Metrics.observe_http`), gRPC in the servicer's RPC wrapper (:meth:`Metrics.observe_request`);
 - batches, tokens and inference time: each model's batcher through a :class:`BatchMetrics`
-  (the batcher only knows the small :class:`~ovembed.serving.engine.interface.BatchObserver` protocol);
+  (the batcher only knows the small :class:`~ovembed.serving.api.BatchObserver` protocol);
 - model states and queue depths: read from the registry at scrape time, so they are always
   current and a removed model disappears.
 
@@ -28,8 +28,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from ovembed.errors import ModelNotFound
-from ovembed.serving.engine.cache import CacheStats
-from ovembed.serving.engine.interface import ModelState, Registry
+from ovembed.serving.api import CacheStats, ModelState, Registry
 
 PREFIX = "ovembed"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -49,7 +48,7 @@ def route_label(route: Route) -> str:
 
 
 class BatchMetrics:
-    """One model's batch metrics; implements :class:`ovembed.serving.engine.interface.BatchObserver`."""
+    """One model's batch metrics; implements :class:`ovembed.serving.api.BatchObserver`."""
 
     def __init__(self, metrics: Metrics, model: str) -> None:
         self._tokens = metrics.tokens.labels(model)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.live_server import LiveServer, clean_env, live_server
+from tests.support.live_server import LiveServer, clean_env, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMOS = ROOT / "demos"

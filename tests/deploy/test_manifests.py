@@ -1,13 +1,12 @@
 """deploy/: Kubernetes manifests validated offline against the Kubernetes OpenAPI schemas that
-kubernetes-validate ships (strict: unknown fields fail), KServe resources against the schema in
-kserve_schema.py, and the wiring between them checked (ports, probes, selectors, volumes, and
-the ovembed flags parsed by ovembed's own CLI)."""
+kubernetes-validate ships (strict: unknown fields fail), KServe, KEDA and prometheus-operator resources
+against the schemas in kserve_schema.py and crd_schemas.py, and the wiring between them checked (ports,
+probes, selectors, volumes, and the ovembed flags parsed by ovembed's own CLI). The Helm chart has its
+own tests (test_helm_chart.py)."""
 
 from __future__ import annotations
 
 import copy
-import importlib.resources
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +19,12 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip ins
 jsonschema = pytest.importorskip("jsonschema")
 referencing = pytest.importorskip("referencing")
 
-from tests.deploy.kserve_schema import SCHEMAS  # noqa: E402
+from tests.deploy.container_args import export_config, serve_config  # noqa: E402
+from tests.deploy.validation import CUSTOM_SCHEMAS, K8S_VERSIONS, validate_custom  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
 KSERVE = ROOT / "deploy" / "kserve"
-# The oldest version the manifests target (preStop `sleep` is on by default from 1.30) and the
-# newest one kubernetes-validate knows.
-K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 IMAGE_UID = 10001  # docker/Dockerfile: useradd --uid 10001
 
 
@@ -40,44 +37,14 @@ def _manifests(folder: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 ALL = _manifests(K8S) + _manifests(KSERVE)
-CORE = [(n, d) for n, d in ALL if d["kind"] not in SCHEMAS]
-CUSTOM = [(n, d) for n, d in ALL if d["kind"] in SCHEMAS]
+CORE = [(n, d) for n, d in ALL if d["kind"] not in CUSTOM_SCHEMAS]
+CUSTOM = [(n, d) for n, d in ALL if d["kind"] in CUSTOM_SCHEMAS]
 
 
 def _one(folder: Path, filename: str, kind: str) -> dict[str, Any]:
     docs = [d for d in _docs(folder / filename) if d["kind"] == kind]
     assert len(docs) == 1, f"{filename}: expected one {kind}"
     return docs[0]
-
-
-def _kserve_validate(doc: dict[str, Any]) -> None:
-    version = kubernetes_validate.latest_version()
-    defs_file = (importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
-                 / f"v{version}-local-strict" / "_definitions.json")
-    defs = json.loads(defs_file.read_text())
-    schema = SCHEMAS[doc["kind"]]
-    registry = referencing.Registry().with_resources([
-        (defs["$id"], referencing.Resource.from_contents(defs)),
-        (schema["$id"], referencing.Resource.from_contents(schema)),
-    ])
-    jsonschema.Draft202012Validator(schema, registry=registry).validate(doc)
-
-
-def _serve_config(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Parse container args with ovembed's own CLI; returns the ServeConfig after check_config."""
-    import os
-
-    from ovembed.cli import build_config, build_parser
-    from ovembed.config import ServeConfig
-    from ovembed.serving.http.server import check_config
-
-    for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
-        monkeypatch.delenv(key)
-    assert args[0] == "serve"
-    parsed = build_parser().parse_args(args)
-    cfg = build_config(ServeConfig, parsed)
-    check_config(cfg)
-    return cfg
 
 
 # --- schema validation ------------------------------------------------------------------------
@@ -87,7 +54,7 @@ def test_manifests_found() -> None:
     kinds = sorted(d["kind"] for _, d in ALL)
     assert kinds == sorted(["PersistentVolumeClaim", "Deployment", "Service", "HorizontalPodAutoscaler",
                             "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job", "ServingRuntime",
-                            "InferenceService"])
+                            "InferenceService", "ScaledObject", "ServiceMonitor"])
     for name, doc in ALL:
         assert {"apiVersion", "kind", "metadata", "spec"} <= doc.keys(), name
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "ovembed", name
@@ -100,8 +67,8 @@ def test_core_manifest_is_valid(filename: str, doc: dict[str, Any], version: str
 
 
 @pytest.mark.parametrize(("filename", "doc"), CUSTOM, ids=[f"{n}:{d['kind']}" for n, d in CUSTOM])
-def test_kserve_manifest_is_valid(filename: str, doc: dict[str, Any]) -> None:
-    _kserve_validate(doc)
+def test_custom_resource_is_valid(filename: str, doc: dict[str, Any]) -> None:
+    validate_custom(doc)
 
 
 def test_validators_reject_mistakes() -> None:
@@ -128,12 +95,12 @@ def test_validators_reject_mistakes() -> None:
         bad = copy.deepcopy(runtime)
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):
-            _kserve_validate(bad)
+            validate_custom(bad)
     isvc = _one(KSERVE, "inferenceservice.yaml", "InferenceService")
     bad = copy.deepcopy(isvc)
     bad["spec"]["predictor"]["model"]["storageURI"] = bad["spec"]["predictor"]["model"].pop("storageUri")
     with pytest.raises(jsonschema.ValidationError):
-        _kserve_validate(bad)
+        validate_custom(bad)
 
 
 # --- wiring -------------------------------------------------------------------------------------
@@ -143,7 +110,7 @@ def test_deployment_serves_the_repository(monkeypatch: pytest.MonkeyPatch) -> No
     deployment = _one(K8S, "deployment.yaml", "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    cfg = _serve_config(container["args"], monkeypatch)
+    cfg = serve_config(container["args"], monkeypatch)
     assert str(cfg.config_path) == "/models/config.json" and cfg.model_path is None
     assert (cfg.rest_bind_address, cfg.grpc_bind_address) == ("0.0.0.0", "0.0.0.0")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -219,16 +186,78 @@ def test_queue_depth_metric_exists_in_ovembed() -> None:
 
     queue = _one(K8S, "hpa-queue-depth.yaml", "HorizontalPodAutoscaler")
     metric = queue["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    (trigger,) = _one(K8S, "keda-scaledobject.yaml", "ScaledObject")["spec"]["triggers"]
+    assert re.findall(r"ovembed_\w+", trigger["metadata"]["query"]) == [metric]
     with TestClient(make_app(FakeRegistry(FakeServable("m")))) as client:
         body = client.get("/metrics").text
     assert re.search(rf"^{metric}\{{model=\"m\"\}} ", body, re.MULTILINE), body
+
+
+def test_keda_scaled_object_scales_the_deployment_on_queue_depth() -> None:
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    service = _one(K8S, "service.yaml", "Service")
+    scaled = _one(K8S, "keda-scaledobject.yaml", "ScaledObject")
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                      "name": deployment["metadata"]["name"]}
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    query = trigger["metadata"]["query"]
+    assert re.fullmatch(r'sum\(ovembed_queue_depth\{namespace="[a-z0-9-]+",service="(?P<svc>[a-z0-9-]+)"\}\)',
+                        query), query
+    assert f'service="{service["metadata"]["name"]}"' in query  # the label prometheus-operator sets
+    assert float(trigger["metadata"]["threshold"]) > 0
+    # Same name as the HPAs: KEDA's own HPA is keda-hpa-<name>, and the docs say to drop hpa.yaml.
+    assert scaled["metadata"]["name"] == _one(K8S, "hpa.yaml", "HorizontalPodAutoscaler")["metadata"]["name"]
+
+
+def test_service_monitor_scrapes_metrics_on_the_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _one(K8S, "deployment.yaml", "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    cfg = serve_config(container["args"], monkeypatch)
+    service = _one(K8S, "service.yaml", "Service")
+    monitor = _one(K8S, "servicemonitor.yaml", "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and cfg.metrics_enable
+    service_port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+    container_port = next(p for p in container["ports"] if p["name"] == service_port["targetPort"])
+    assert container_port["containerPort"] == cfg.rest_port
+
+
+def test_crd_validators_reject_mistakes() -> None:
+    """The KEDA and ServiceMonitor schemas are not vacuous: typos, wrong types and bad enums fail."""
+    scaled = _one(K8S, "keda-scaledobject.yaml", "ScaledObject")
+    monitor = _one(K8S, "servicemonitor.yaml", "ServiceMonitor")
+    mutations: list[tuple[dict[str, Any], Callable[[dict[str, Any]], None]]] = [
+        (scaled, lambda d: d["spec"].__setitem__("minReplicas", d["spec"].pop("minReplicaCount"))),
+        (scaled, lambda d: d["spec"]["triggers"][0].__setitem__("metricType", "Average")),
+        (scaled, lambda d: d["spec"]["triggers"][0]["metadata"].pop("threshold")),
+        (scaled, lambda d: d["spec"]["triggers"][0]["metadata"].__setitem__("threshold", 128)),
+        (scaled, lambda d: d["spec"]["triggers"][0]["metadata"].__setitem__("serverAdress", "http://p:9090")),
+        (scaled, lambda d: d["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+         .__setitem__("stabilisationWindowSeconds", 300)),
+        (scaled, lambda d: d["spec"].__setitem__("triggers", [])),
+        (monitor, lambda d: d["spec"]["endpoints"][0].__setitem__("port", 8000)),
+        (monitor, lambda d: d["spec"]["endpoints"][0].__setitem__("interval", "15 seconds")),
+        (monitor, lambda d: d["spec"]["endpoints"][0].__setitem__("metricsPath", "/metrics")),
+        (monitor, lambda d: d["spec"]["selector"].__setitem__("matchLabel", {"a": "b"})),
+        (monitor, lambda d: d["spec"].pop("selector")),
+    ]
+    for doc, mutate in mutations:
+        validate_custom(doc)
+        bad = copy.deepcopy(doc)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            validate_custom(bad)
 
 
 def test_kustomization_lists_the_default_set() -> None:
     (kustomization,) = _docs(K8S / "kustomization.yaml")
     resources = kustomization["resources"]
     assert all((K8S / r).is_file() for r in resources)
-    on_demand = {"export-job.yaml", "hpa-queue-depth.yaml"}
+    on_demand = {"export-job.yaml", "hpa-queue-depth.yaml", "keda-scaledobject.yaml", "servicemonitor.yaml"}
     assert set(resources) == {p.name for p in K8S.glob("*.yaml")} - on_demand - {"kustomization.yaml"}
     images = {i["name"] for i in kustomization["images"]}
     deployment = _one(K8S, "deployment.yaml", "Deployment")
@@ -236,18 +265,10 @@ def test_kustomization_lists_the_default_set() -> None:
 
 
 def test_export_job_writes_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    from ovembed.cli import build_config, build_parser
-    from ovembed.config import ExportConfig
-
-    for key in [k for k in os.environ if k.startswith("OVEMBED_")]:
-        monkeypatch.delenv(key)
     job = _one(K8S, "export-job.yaml", "Job")
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    parsed = build_parser().parse_args(container["args"])
-    cfg = build_config(ExportConfig, parsed)
+    cfg = export_config(container["args"], monkeypatch)
     assert str(cfg.model_repository_path) == "/models"
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
     assert not mount.get("readOnly", False)
@@ -268,7 +289,7 @@ def test_serving_runtime_speaks_v2_on_both_ports(monkeypatch: pytest.MonkeyPatch
     assert container["name"] == "kserve-container"
     args = [a.replace("{{.Name}}", "minilm") for a in container["args"]]
     assert "--model_name={{.Name}}" in container["args"], "serve the model under the InferenceService name"
-    cfg = _serve_config(args, monkeypatch)
+    cfg = serve_config(args, monkeypatch)
     assert str(cfg.model_path) == "/mnt/models" and cfg.config_path is None  # the storage initializer's path
     assert cfg.model_name == "minilm"
     assert (cfg.rest_bind_address, cfg.grpc_bind_address) == ("0.0.0.0", "0.0.0.0")
@@ -332,7 +353,7 @@ def test_gpu_overlay_requests_an_intel_gpu(monkeypatch: pytest.MonkeyPatch) -> N
         assert container["resources"][part]["gpu.intel.com/i915"] == "1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"  # the rest is the base's
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["supplementalGroups"]
-    cfg = _serve_config(container["args"], monkeypatch)
+    cfg = serve_config(container["args"], monkeypatch)
     assert cfg.target_device == "GPU" and str(cfg.config_path) == "/models/config.json"
     base_args = _one(K8S, "deployment.yaml", "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert container["args"][:len(base_args)] == base_args  # only --target_device GPU added

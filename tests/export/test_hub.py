@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.server_process import free_port
 from ovembed.export.hub import allow_patterns, is_openvino_ir_repo
-from tests.hub_stand_in import HubStandIn, hub_env, hub_stand_in
+from tests.support.hub_stand_in import HubStandIn, hub_env, hub_stand_in
+from tests.support.server import free_port
 
 
 def test_allow_patterns_prefer_safetensors_and_skip_other_frameworks() -> None:

@@ -18,7 +18,7 @@ from ovembed.errors import ExportError
 from ovembed.export.ir_source import ir_weight_format, is_ir_folder
 from ovembed.export.pipeline import export_model
 from ovembed.repository import upsert_model
-from tests.hub_stand_in import hub_env, hub_stand_in
+from tests.support.hub_stand_in import hub_env, hub_stand_in
 
 TEXTS = ["Hello world", "OpenVINO IR straight from the Hub.", "Der schnelle braune Fuchs."]
 
@@ -190,7 +190,7 @@ def test_ir_without_hidden_states_is_refused(exported: Path, tmp_path: Path) -> 
 
 def test_serve_pulls_an_ir_repository(exported: Path, tmp_path: Path) -> None:
     """`serve --source_model OpenVINO/tiny-ov`: the IR is used as is and serves the original's vectors."""
-    from tests.live_server import pulling_server, wait_ready
+    from tests.support.live_server import pulling_server, wait_ready
 
     published = _as_published(exported, tmp_path / "tiny-ov")
     repo = tmp_path / "models"

@@ -187,8 +187,8 @@ def test_folder_input(tmp_path: Path) -> None:
 def test_source_model_pulls_only_when_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
-    from ovembed.config import EmbedConfig
     from ovembed.offline.command import _pull
+    from ovembed.offline.config import EmbedConfig
 
     ran: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
@@ -196,7 +196,7 @@ def test_source_model_pulls_only_when_missing(tmp_path: Path, monkeypatch: pytes
                       output=tmp_path / "v.parquet")
     config_path, name = _pull(cfg)
     assert (config_path, name) == (tmp_path / "config.json", "org/model")
-    assert ran and ran[0][3:7] == ["export", "--quiet", "--source_model", "org/model"]
+    assert ran and ran[0][3:6] == ["export", "--quiet", "--source_model=org/model"]
     (tmp_path / "org" / "model").mkdir(parents=True)
     (tmp_path / "org" / "model" / "graph.pbtxt").write_text("")
     config_path.write_text(json.dumps({"model_config_list": [{"config": {"name": "org/model",

@@ -17,7 +17,7 @@ import pytest
 
 import ovembed
 from ovembed.offline.model import Model
-from tests.live_server import clean_env, live_server
+from tests.support.live_server import clean_env, live_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 TEXTS = ["hello world", "OpenVINO runs embedding models fast on CPUs.", "cooking pasta " * 30, "a"]

@@ -11,7 +11,8 @@ import pytest
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
 from ovembed.graphs import GraphOptions
-from ovembed.serving.engine.openvino import inference_precision, load_model, plugin_config
+from ovembed.serving.openvino.loader import load_model
+from ovembed.serving.openvino.plan import inference_precision, plugin_config
 
 pytestmark = pytest.mark.reliability
 
@@ -33,7 +34,7 @@ def test_vectors_do_not_depend_on_their_batch_at_f32(minilm_repo: Path) -> None:
 
     loaded = load_model(ov.Core(), "minilm", minilm_repo.parent / "minilm",
                         ServeConfig(inference_precision="f32"))
-    assert loaded.engine.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    assert loaded.engine.latency.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
     docs = [list(d) for d in loaded.tokenizer.encode_texts(TEXTS, truncate=True)]
     alone = np.stack([loaded.engine.infer(*_pad([d], loaded.tokenizer.pad_id))[0] for d in docs])
     together = loaded.engine.infer(*_pad(docs, loaded.tokenizer.pad_id))

@@ -11,8 +11,8 @@ import pytest
 import uvicorn
 
 from ovembed.serving.http.protocol import Parser, with_header_timeout
-from tests.live_server import free_port
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
+from tests.support.live_server import free_port
 
 pytestmark = pytest.mark.reliability
 PARSERS = pytest.mark.parametrize("parser", ["h11", "httptools"])

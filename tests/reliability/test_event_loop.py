@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.reliability
 

@@ -1,7 +1,7 @@
 """Fair scheduling through a live server: a one-input query that arrives while a large request
 is being embedded is answered before it (strict arrival order made it wait for all of it: 20.9 s
 behind 1024 x 250 tokens). The unit-level version, on the batcher's clock, is in
-tests/serving/engine/test_batcher.py."""
+tests/serving/batching/test_batcher.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import live_server
+from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.reliability
 

@@ -11,7 +11,6 @@ documents, and arbitrary bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from ovembed.serving.engine.interface import DEFAULT_RERANK, RerankOptions, RerankResult
+from ovembed.serving.api import DEFAULT_RERANK, RerankOptions, RerankResult
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 
 pytestmark = pytest.mark.reliability
@@ -145,8 +144,7 @@ class _FakeReranker(FakeServable):
     """A rerank model: a score per document (its length), so the rerank routes' success path runs."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(name, max_length=16)
-        self._info = dataclasses.replace(self._info, task="rerank")
+        super().__init__(name, max_length=16, task="rerank")
 
     async def rerank(self, query: str, documents: Sequence[str],
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovembed.serving.engine.openvino import openvino_reason
+from ovembed.serving.openvino.errors import openvino_reason
 
 pytestmark = pytest.mark.reliability
 

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.reliability
 

@@ -1,4 +1,4 @@
-"""A deterministic registry and servable implementing ovembed.serving.engine.interface, for route tests.
+"""A deterministic registry and servable implementing ovembed.serving.api, for route tests.
 
 Tokenization: a text is ``[CLS] + one id per whitespace word + [SEP]`` (so its token count is
 words + 2); a token-id document is used as is. The embedding of an input is a vector derived
@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 
-from ovembed.config import Pooling, ServeConfig
+from ovembed.config import Pooling, ServeConfig, Task
 from ovembed.errors import InputTooLong, InvalidInput, ModelNotFound, Overloaded
 from ovembed.heads.sparse import prune
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
-from ovembed.serving.engine.cache import CacheStats
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_RERANK,
     DEFAULT_SPARSE,
     BatchObserver,
+    CacheStats,
     ChunkSpan,
     EmbedOptions,
     EmbedResult,
@@ -46,8 +46,9 @@ from ovembed.serving.engine.interface import (
     not_ready,
     wrong_task,
 )
-from ovembed.serving.engine.passages import chunk_document, weighted_mean
 from ovembed.serving.http.app import create_app
+from ovembed.serving.tasks.passages import chunk_document, weighted_mean
+from ovembed.serving.tasks.table import spec_of
 
 CLS, SEP, PAD = 101, 102, 0
 VOCAB = 30522
@@ -110,7 +111,8 @@ class FakeServable:
         self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
                                pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
                                device="CPU", precision=precision, created=CREATED,
-                               prompts=prompts or PromptSet(), task=task)
+                               prompts=prompts or PromptSet(), task=Task(task),
+                               endpoint=spec_of(Task(task)).endpoint)
         self.pruning: list[SparseOptions] = []
         self.calls: list[tuple[list[Any], bool | None]] = []
         self.tokenize_calls: list[dict[str, Any]] = []
@@ -260,7 +262,11 @@ class FakeRegistry:
 
     @property
     def ready(self) -> bool:
-        return all(st.state is not ModelState.LOADING for st in self.states.values())
+        return all(st.state is ModelState.AVAILABLE for st in self.states.values())
+
+    @property
+    def settled(self) -> bool:
+        return self.started and all(st.state is not ModelState.LOADING for st in self.states.values())
 
     async def start(self) -> None:
         self.started = True

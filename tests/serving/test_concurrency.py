@@ -12,8 +12,8 @@ import numpy as np
 
 from ovembed.config import ServeConfig
 from ovembed.errors import Overloaded
-from ovembed.serving.engine.registry import ModelRegistry
-from ovembed.serving.engine.servable import EmbeddingServable
+from ovembed.serving.models.registry import ModelRegistry
+from ovembed.serving.tasks.embeddings import EmbeddingServable
 
 T = TypeVar("T")
 WORDS = (

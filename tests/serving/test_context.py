@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ovembed.errors import ClientGone
+from ovembed.serving.api import Timings
 from ovembed.serving.context import RequestContext, timing_values
-from ovembed.serving.engine.interface import Timings
 
 
 def test_timing_values_are_fractional_milliseconds() -> None:

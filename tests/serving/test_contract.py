@@ -41,7 +41,7 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                          environ={})
     with TestClient(app, base_url="http://localhost") as test_client:
         deadline = time.monotonic() + 120
-        while test_client.get("/v2/health/ready").status_code != 200:
+        while test_client.get("/v2/models/minilm/ready").status_code != 200:
             assert time.monotonic() < deadline, "the registry did not get ready"
             time.sleep(0.05)
         yield test_client
@@ -78,6 +78,11 @@ def test_a_failed_model_is_503_with_its_reason(client: TestClient) -> None:
     assert (error["type"], error["code"]) == ("service_unavailable", "model_not_ready")
     ready = client.get("/v2/models/broken/ready")
     assert ready.status_code == 503 and ready.json()["error"] == error["message"]
+    server = client.get("/v2/health/ready")  # ready only when every model is AVAILABLE, saying which is not
+    assert server.status_code == 503
+    [broken] = server.json()["models"]
+    assert broken["name"] == "broken" and broken["state"] == "UNAVAILABLE"
+    assert error["message"] == f"{NOT_AVAILABLE}{broken['reason']}"
 
 
 def test_embeddings_shape_usage_and_truncation(client: TestClient) -> None:
@@ -104,4 +109,6 @@ def test_ollama_and_kserve_agree(client: TestClient) -> None:
     assert meta["outputs"] == [{"name": "embedding", "datatype": "FP32", "shape": [-1, 384]}]
     resp = client.get("/v2/models/minilm/versions/2")
     assert (resp.status_code, resp.json()) == (404, {"error": "The model 'minilm/versions/2' does not exist"})
-    assert [m["id"] for m in client.get("/v3/models").json()["data"]] == ["minilm"]
+    listed = client.get("/v3/models").json()["data"]  # serving models, then those that cannot serve
+    assert [(m["id"], m.get("state")) for m in listed] == [("minilm", None), ("broken", "UNAVAILABLE")]
+    assert listed[1]["reason"] == client.get("/v2/health/ready").json()["models"][0]["reason"]

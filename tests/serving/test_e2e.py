@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.live_server import LiveServer, live_server, start_server, stop_server
+from tests.support.live_server import LiveServer, live_server, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "e2e-secret"

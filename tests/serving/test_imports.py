@@ -22,7 +22,7 @@ from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 with TestClient(make_app(FakeRegistry(FakeServable("fake")))) as client:
     status = client.post("/v3/embeddings", json={"model": "fake", "input": "x"}).status_code
 if ENGINE:
-    import ovembed.serving.engine.registry
+    import ovembed.serving.models.registry
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print(json.dumps({"status": status, "heavy": heavy}))
 """
@@ -42,9 +42,9 @@ def test_app_and_server_import_nothing_heavy() -> None:
 
 
 def test_engine_registry_imports_nothing_heavy() -> None:
-    if importlib.util.find_spec("ovembed.serving.engine.registry") is None:
+    if importlib.util.find_spec("ovembed.serving.models.registry") is None:
         import pytest
 
-        pytest.skip("ovembed.serving.engine.registry (the engine) does not exist yet")
+        pytest.skip("ovembed.serving.models.registry (the engine) does not exist yet")
     result = _run(engine=True)
     assert result["heavy"] == []

@@ -16,13 +16,14 @@ from starlette.testclient import TestClient
 
 from ovembed import cli
 from ovembed.config import ServeConfig
-from ovembed.serving.engine.batcher import Batcher, BatchPolicy
+from ovembed.serving.batching.batcher import Batcher
+from ovembed.serving.batching.policy import BatchPolicy
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.metrics import UNMATCHED, Metrics
-from tests.live_server import free_port, live_server
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
+from tests.support.live_server import free_port, live_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -117,6 +118,7 @@ class _Engine:
 
     slots = 1
     dimensions = 4
+    pad_lone = True
 
     def __init__(self) -> None:
         self.fail = False
@@ -225,7 +227,7 @@ def test_live_metrics_count_rest_grpc_and_batches(minilm_repo: Path, tmp_path: P
 
 
 def test_cache_metrics_come_from_the_registry() -> None:
-    from ovembed.serving.engine.cache import CacheStats
+    from ovembed.serving.api import CacheStats
 
     registry = FakeRegistry(FakeServable("m"))
     with TestClient(make_app(registry)) as client:

@@ -14,9 +14,9 @@ import pytest
 from ovembed.cli import _join_flag_values, build_config, build_parser
 from ovembed.config import ExportConfig, Pooling, ServeConfig, Task, WeightFormat
 from ovembed.errors import ConfigError
-from ovembed.serving.pull import export_command, export_env, needs_export, pull_config
-from tests.hub_stand_in import hub_env, hub_stand_in
-from tests.live_server import pulling_server, wait_ready
+from ovembed.serving.models.pull import export_command, export_env, needs_export, pull_config
+from tests.support.hub_stand_in import hub_env, hub_stand_in
+from tests.support.live_server import LiveServer, pulling_server, wait_ready
 
 REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Embeddings from a Hub id in one command."]
@@ -94,6 +94,16 @@ def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
         env = hub_env(tmp_path, hub.base_url)
         log = tmp_path / "serve.log"
         with pulling_server(log, env, *_pull_flags(tmp_path)) as server:
+            _wait_listening(server)  # the export takes tens of seconds: the model shows as being pulled
+            listed = httpx.get(f"{server.base_url}/v3/models", timeout=10).json()["data"]
+            assert [(m["id"], m["state"]) for m in listed] == [("minilm", "LOADING")]
+            assert listed[0]["reason"].startswith(f"exporting {REPO_ID} from the Hugging Face Hub")
+            early = httpx.post(f"{server.base_url}/v3/embeddings", json={"model": "minilm", "input": "x"}, timeout=10)
+            assert early.status_code == 503 and early.headers["retry-after"] == "5"
+            assert early.json()["error"]["message"].startswith(
+                f"The model 'minilm' is still loading (exporting {REPO_ID} from the Hugging Face Hub")
+            not_ready = httpx.get(f"{server.base_url}/v2/health/ready", timeout=10)
+            assert not_ready.status_code == 503 and not_ready.json()["models"][0]["state"] == "LOADING"
             seen = wait_ready(server)
             assert 503 in seen  # listening, not ready while the export ran
             base = server.base_url
@@ -105,7 +115,7 @@ def test_serve_from_a_hub_id(minilm_source: Path, tmp_path: Path) -> None:
             assert cosines.min() >= 0.9999, cosines
         text = log.read_text()
         assert "pull: exporting sentence-transformers/all-MiniLM-L6-v2 as minilm" in text
-        assert "export: " in text and "pull: minilm exported and loaded" in text
+        assert "export: " in text and "pull: minilm exported; loading it" in text
         record = json.loads((tmp_path / "models" / "minilm" / "ovembed_model.json").read_text())
         assert record["source_commit"] == hub.commit(REPO_ID)
         assert "model.safetensors" in hub.downloaded(REPO_ID)
@@ -146,23 +156,53 @@ def test_serve_a_reranker_from_a_hub_id(rerank_sources: dict[str, Path], tmp_pat
     assert record["task"] == "rerank" and record["source_commit"] == hub.commit("org/tiny-rerank")
 
 
-def test_a_failed_pull_is_one_log_line_and_leaves_nothing(tmp_path: Path) -> None:
-    """Not found on the Hub: the export's one error line is logged, the server stays up and not ready."""
+def _wait_listening(server: LiveServer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.process.poll() is None and time.monotonic() < deadline
+        try:
+            if httpx.get(f"{server.base_url}/v2/health/live", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
+def test_a_failed_pull_is_one_log_line_exits_1_and_leaves_nothing(tmp_path: Path) -> None:
+    """Not found on the Hub: the export's one error line is logged; with nothing else to serve, serve exits 1
+    naming the reason, and leaves no empty config.json."""
     with hub_stand_in({}) as hub:
         log = tmp_path / "serve.log"
         flags = ("--source_model", "org/missing", "--model_repository_path", str(tmp_path / "models"))
+        with pulling_server(log, hub_env(tmp_path, hub.base_url), *flags) as server:
+            assert server.process.wait(timeout=300) == 1, log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if "export: " in line]
+    assert len(errors) == 1 and "model 'org/missing' was not found on the Hugging Face Hub" in errors[0], text
+    [nothing] = [line for line in text.splitlines() if "nothing to serve" in line]
+    assert "model 'org/missing': exporting org/missing failed: " in nothing and "--allow_empty" in nothing
+    models = tmp_path / "models"
+    assert not models.exists() or list(models.iterdir()) == []
+
+
+def test_a_failed_pull_with_allow_empty_stays_up_and_says_why(tmp_path: Path) -> None:
+    with hub_stand_in({}) as hub:
+        log = tmp_path / "serve.log"
+        flags = ("--source_model", "org/missing", "--model_repository_path", str(tmp_path / "models"),
+                 "--allow_empty")
         with pulling_server(log, hub_env(tmp_path, hub.base_url), *flags) as server:
             deadline = time.monotonic() + 300
             while "pull: exporting org/missing failed" not in log.read_text():
                 assert server.process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
-            assert httpx.get(f"{server.base_url}/v2/health/ready", timeout=10).status_code == 503
-            assert httpx.get(f"{server.base_url}/v2/health/live", timeout=10).status_code == 200
-    text = log.read_text()
-    assert "Traceback" not in text
-    errors = [line for line in text.splitlines() if "export: " in line]
-    assert len(errors) == 1 and "model 'org/missing' was not found on the Hugging Face Hub" in errors[0], text
-    models = tmp_path / "models"
-    assert sorted(p.name for p in models.iterdir()) == ["config.json"]
-    assert json.loads((models / "config.json").read_text()) == {"model_config_list": []}
+            base = server.base_url
+            ready = httpx.get(f"{base}/v2/health/ready", timeout=10)
+            assert ready.status_code == 503 and httpx.get(f"{base}/v2/health/live", timeout=10).status_code == 200
+            [model] = ready.json()["models"]
+            assert model["name"] == "org/missing" and model["state"] == "UNAVAILABLE"
+            assert "was not found on the Hugging Face Hub" in model["reason"]
+            resp = httpx.post(f"{base}/v3/embeddings", json={"model": "org/missing", "input": "x"}, timeout=10)
+            assert resp.status_code == 503
+            assert "was not found on the Hugging Face Hub" in resp.json()["error"]["message"]
+            assert not (tmp_path / "models" / "config.json").exists()

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, live_server
 
 KEY = "rerank-secret"
 QUERY = "what is the capital of france"

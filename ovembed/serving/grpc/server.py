@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from ovembed.config import ServeConfig
-from ovembed.serving.engine.interface import Registry
+from ovembed.serving.api import Registry
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc.service import InferenceServicer
 

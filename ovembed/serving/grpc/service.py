@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from ovembed.errors import InvalidInput, ModelNotFound, describe, public_message
+from ovembed.serving.api import ModelState, Registry
 from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
-from ovembed.serving.engine.interface import ModelState, Registry
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed

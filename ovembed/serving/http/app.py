@@ -4,7 +4,7 @@ routes.
 Nothing heavy happens at import time or in ``create_app``; the lifespan builds the model
 registry (unless one is given), starts it (models load in the background, readiness turns
 green when they are done), follows config.json and the model folders for live reload
-(:mod:`ovembed.serving.engine.reload`) and stops it all on shutdown; with ``--port`` it also serves
+(:mod:`ovembed.serving.models.reload`) and stops it all on shutdown; with ``--port`` it also serves
 KServe gRPC on the same event loop and registry. Handlers find everything in ``app.state``:
 ``app.state.config`` (ServeConfig), ``app.state.registry`` (Registry),
 ``app.state.metrics`` (Metrics, None with ``--no-metrics``), ``app.state.reloader`` (Reloader,
@@ -29,8 +29,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
-from ovembed.serving.engine.interface import Registry
-from ovembed.serving.engine.reload import Reloader, ReloadResult, reloading
+from ovembed.exitcodes import ExitCode
+from ovembed.serving.api import Registry
 from ovembed.serving.http.middleware import (
     AuthMiddleware,
     BodySizeLimitMiddleware,
@@ -42,11 +42,13 @@ from ovembed.serving.http.routes import cohere_embed, config, kserve, ollama, op
 from ovembed.serving.http.routes import metrics as metrics_routes
 from ovembed.serving.http.web_safety import WebSafetyMiddleware
 from ovembed.serving.metrics import Metrics
+from ovembed.serving.models.reload import Reloader, ReloadResult, reloading
+from ovembed.serving.models.startup import report_start
 
 
 def build_registry(cfg: ServeConfig) -> Registry:
     """The OpenVINO engine's registry for ``cfg`` (imported here: it pulls in openvino)."""
-    from ovembed.serving.engine.registry import ModelRegistry
+    from ovembed.serving.models.registry import ModelRegistry
 
     return ModelRegistry.from_serve_config(cfg)
 
@@ -102,17 +104,24 @@ async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metri
 
 @asynccontextmanager
 async def _pull(cfg: ServeConfig, registry: Registry, reloader: Reloader | None) -> AsyncIterator[None]:
-    """``--source_model``: export the model in the background if the repository lacks it (serving.pull)."""
+    """``--source_model``: export the model in the background if the repository lacks it (serving.models.pull)."""
     if cfg.source_model is None:
         yield
         return
-    from ovembed.serving.engine.registry import ModelRegistry
-    from ovembed.serving.pull import pulling
+    from ovembed.serving.models.pull import pulling
+    from ovembed.serving.models.registry import ModelRegistry
 
     if not isinstance(registry, ModelRegistry):
         raise TypeError("--source_model needs the OpenVINO registry")
     async with pulling(cfg, registry, reloader):
         yield
+
+
+def _stop_empty(app: Starlette) -> None:
+    """Nothing could be served at start: the server exits 1 (``run`` reads ``exit_code``)."""
+    app.state.exit_code = ExitCode.FAILURE
+    if app.state.stop_server is not None:
+        app.state.stop_server()
 
 
 def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
@@ -149,7 +158,12 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
                         _pull(cfg, reg, reloader)):
                 app.state.grpc_port = grpc_port
                 app.state.reloader = reloader
-                yield
+                report = asyncio.create_task(report_start(cfg, reg, grpc_port=lambda: app.state.grpc_port,
+                                                          stop=lambda: _stop_empty(app)), name="start report")
+                try:
+                    yield
+                finally:
+                    report.cancel()
         finally:
             await reg.stop()
 
@@ -166,4 +180,6 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
     app.state.grpc_port = None  # the bound port while the lifespan runs with --port
     app.state.metrics = metrics
     app.state.reloader = None
+    app.state.exit_code = None  # set when the server must exit with a failure (nothing to serve)
+    app.state.stop_server = None  # set by serving.http.server.run: asks uvicorn to shut down
     return app

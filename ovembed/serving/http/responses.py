@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ovembed.errors import OvembedError, Overloaded, Unauthorized, describe, public_message
+from ovembed.errors import OvembedError, Unauthorized, describe, public_message
 from ovembed.serving.metrics import ENDPOINT_STATE, UNMATCHED
 from ovembed.serving.wire import tei
 
@@ -111,7 +111,7 @@ def error_response(request: Request, exc: Exception) -> Response:
             param = exc.param
         if isinstance(exc, Unauthorized):
             headers["www-authenticate"] = "Bearer"
-        if isinstance(exc, Overloaded) and exc.retry_after is not None:
+        if isinstance(exc, OvembedError) and exc.retry_after is not None:
             headers["retry-after"] = str(exc.retry_after)
     if log_traceback:
         logger.error("%s %s failed (request id %s)", request.method, request.url.path, rid,

@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import orjson
@@ -35,6 +36,7 @@ from ovembed.exitcodes import ExitCode
 from ovembed.serving.context import REQUEST_ID
 from ovembed.serving.http.app import begin_shutdown, build_registry, create_app
 from ovembed.serving.http.protocol import with_header_timeout
+from ovembed.serving.models.startup import folder_hint
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -150,6 +152,15 @@ def check_config(cfg: ServeConfig) -> None:
         raise ConfigError("--model_name needs --model_path (single-model mode) or --source_model (pull mode)")
 
 
+
+def _check_model_path(cfg: ServeConfig) -> None:
+    """``--model_path`` that is no exported model (missing, a Hugging Face folder) is one line before start."""
+    if cfg.model_path is not None and not cfg.allow_empty:
+        hint = folder_hint(Path(cfg.model_path).expanduser())
+        if hint is not None:
+            raise ConfigError(f"--model_path: {hint}")
+
+
 class PortUnavailable(OvembedError):
     """The REST or gRPC port cannot be bound (checked before any model loads)."""
 
@@ -187,10 +198,11 @@ def run(cfg: ServeConfig) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(cfg.log_level.value, cfg.log_format.value)
     try:
-        from ovembed.serving.pull import pull_config
+        from ovembed.serving.models.pull import pull_config
 
         cfg = pull_config(cfg)  # --source_model: serve its repository's config.json
         check_config(cfg)
+        _check_model_path(cfg)
         rest_socket = _bind_ports(cfg)
     except PortUnavailable as exc:
         logger.error("ovembed serve: %s", exc)
@@ -220,7 +232,10 @@ def run(cfg: ServeConfig) -> int:
     logger.info("ovembed serve: starting on http://%s:%d (API key %s)", cfg.rest_bind_address,
                 cfg.rest_port, "required" if app.state.auth_enabled else "off")
     try:
+        app.state.stop_server = lambda: setattr(server, "should_exit", True)
         server.run(sockets=[rest_socket])
     except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
         return ExitCode.OK if exc.code in (None, 0) else ExitCode.FAILURE
+    if app.state.exit_code is not None:
+        return int(app.state.exit_code)
     return ExitCode.OK if server.started else ExitCode.FAILURE

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from ovembed.errors import InvalidInput
+from ovembed.serving.api import (
+    ChunkingOptions,
+    ChunkSpan,
+    EmbedOptions,
+    Inputs,
+    ModelInfo,
+    Registry,
+    Timings,
+    TruncationDirection,
+)
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import ChunkSpan, EmbedOptions, Inputs, ModelInfo, Registry, Timings
-from ovembed.serving.engine.passages import ChunkingOptions
 from ovembed.serving.usecases import models
 
 
@@ -26,7 +33,7 @@ class EmbedRequest:
     prompt: str | None = None
     prompt_name: str | None = None
     input_type: str | None = None
-    truncation_direction: Literal["left", "right"] = "right"
+    truncation_direction: TruncationDirection = "right"
     chunking: ChunkingOptions | None = None
 
 

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from ovembed.errors import ModelNotFound
+from ovembed.config import Task
+from ovembed.errors import InvalidInput, ModelNotFound
+from ovembed.serving.api import ModelState, ModelStatus, Registry, Servable, wrong_task
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import ModelStatus, Registry, Servable
+
+
+def not_available(registry: Registry) -> list[tuple[str, ModelStatus]]:
+    """The configured models that cannot serve now, with their status (readiness says why)."""
+    found = []
+    for name in registry.names():
+        try:
+            status = registry.status(name)
+        except ModelNotFound:  # removed by a reload meanwhile
+            continue
+        if status.state is not ModelState.AVAILABLE:
+            found.append((name, status))
+    return found
 
 
 def check_version(name: str, version: str | None, status: ModelStatus) -> None:
@@ -32,3 +46,26 @@ def servable(registry: Registry, ctx: RequestContext, name: str,
     """The servable and its status: ``ModelNotFound`` (404), ``ModelNotReady`` (503)."""
     found = status(registry, ctx, name, version)
     return registry.get(name), found
+
+
+def default_model(registry: Registry, task: Task, hint: str = "") -> str:
+    """The name of the only ``task`` model being served (for requests that name none); ``hint`` follows
+    the error when there is none."""
+    names = [s.info.name for s in registry.available() if s.info.task == task]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InvalidInput(f"No {task.value} model is being served{hint}", param="model")
+    raise InvalidInput(f"Several {task.value} models are served ({', '.join(sorted(names))}): name one in 'model'",
+                       param="model")
+
+
+def task_servable(registry: Registry, ctx: RequestContext, task: Task, name: str | None,
+                  version: str | None = None, *, hint: str = "") -> tuple[Servable, ModelStatus]:
+    """:func:`servable` for a request of ``task``: the only such model when ``name`` is None; a model of
+    another task is ``InvalidInput`` naming where its own task is served."""
+    found, state = servable(registry, ctx, name if name is not None else default_model(registry, task, hint),
+                            version)
+    if found.info.task != task:
+        raise wrong_task(found.info, task.value)
+    return found, state

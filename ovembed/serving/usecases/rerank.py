@@ -7,16 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ovembed.config import Task
-from ovembed.errors import InvalidInput
-from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_RERANK,
     ModelInfo,
     Registry,
     RerankOptions,
     Timings,
-    wrong_task,
 )
+from ovembed.serving.context import RequestContext
 from ovembed.serving.usecases import models
 
 
@@ -45,17 +43,6 @@ class Ranking:
         return sum(self.token_counts)
 
 
-def default_model(registry: Registry) -> str:
-    """The name of the only rerank model being served (for requests that name none)."""
-    names = [s.info.name for s in registry.available() if s.info.task == Task.RERANK.value]
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise InvalidInput("No rerank model is being served", param="model")
-    raise InvalidInput(f"Several rerank models are served ({', '.join(sorted(names))}): name one in 'model'",
-                       param="model")
-
-
 def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
     """Indexes by descending score; equal scores keep document order."""
     order = np.argsort(-scores, kind="stable")
@@ -64,11 +51,8 @@ def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
 
 async def rerank(registry: Registry, ctx: RequestContext, req: RerankRequest) -> Ranking:
     """Resolve, check the task, score every document (cancelled if the client goes away), rank."""
-    name = req.model if req.model is not None else default_model(registry)
-    servable, status = models.servable(registry, ctx, name)
+    servable, status = models.task_servable(registry, ctx, Task.RERANK, req.model)
     info = servable.info
-    if info.task != Task.RERANK.value:
-        raise wrong_task(info, Task.RERANK.value)
     result = await ctx.guard(servable.rerank(req.query, req.documents, req.options))
     order = ranked(result.raw_scores, req.top_n)
     return Ranking(info, status.version, order, result.scores, result.raw_scores, result.token_counts,

@@ -4,22 +4,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ovembed.config import Task
 from ovembed.errors import InvalidInput
-from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import (
+from ovembed.serving.api import (
     DEFAULT_SPARSE,
+    ChunkingOptions,
     Inputs,
     ModelInfo,
     Registry,
     SparseOptions,
     SparseVector,
     Timings,
-    wrong_task,
+    TruncationDirection,
 )
-from ovembed.serving.engine.passages import ChunkingOptions
+from ovembed.serving.context import RequestContext
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed_options
 
@@ -33,7 +32,7 @@ class SparseRequest:
     prompt: str | None = None
     prompt_name: str | None = None
     input_type: str | None = None
-    truncation_direction: Literal["left", "right"] = "right"
+    truncation_direction: TruncationDirection = "right"
     pruning: SparseOptions = DEFAULT_SPARSE
     chunking: ChunkingOptions | None = None  # refused: sparse vectors of chunks are not combined
 
@@ -51,25 +50,11 @@ class SparseEmbeddings:
         return sum(self.token_counts)
 
 
-def default_model(registry: Registry) -> str:
-    """The name of the only sparse model being served (for requests that name none)."""
-    names = [s.info.name for s in registry.available() if s.info.task == Task.SPARSE.value]
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise InvalidInput("No sparse model is being served (export one with `ovembed export --task sparse`)",
-                           param="model")
-    raise InvalidInput(f"Several sparse models are served ({', '.join(sorted(names))}): name one in 'model'",
-                       param="model")
-
-
 async def embed_sparse(registry: Registry, ctx: RequestContext, req: SparseRequest) -> SparseEmbeddings:
     """Resolve, check the task, embed (cancelled if the client goes away), prune."""
-    name = req.model if req.model is not None else default_model(registry)
-    servable, status = models.servable(registry, ctx, name, req.version)
+    servable, status = models.task_servable(registry, ctx, Task.SPARSE, req.model, req.version,
+                                            hint=" (export one with `ovembed export --task sparse`)")
     info = servable.info
-    if info.task != Task.SPARSE.value:
-        raise wrong_task(info, Task.SPARSE.value)
     if req.chunking is not None:
         raise InvalidInput(f"The model '{info.name}' is a sparse model: 'chunking' is for dense embeddings "
                            "(split long documents before sending them)", param="chunking")

@@ -13,8 +13,8 @@ import asyncio
 from dataclasses import dataclass
 
 from ovembed.errors import InvalidInput, PayloadTooLarge
+from ovembed.serving.api import Registry
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import Registry
 from ovembed.serving.usecases import models
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ovembed.errors import InvalidInput
+from ovembed.serving.api import TruncationDirection
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.vectors import to_base64
@@ -32,7 +33,7 @@ class CohereEmbedRequest:
     input_type: str | None
     embedding_types: tuple[EmbeddingType, ...]
     truncate: bool
-    truncation_direction: Literal["left", "right"]
+    truncation_direction: TruncationDirection
     dimensions: int | None
 
 

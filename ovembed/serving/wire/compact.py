@@ -1,6 +1,6 @@
 """Compact embedding types for vector databases: ``int8``, ``uint8``, ``binary``, ``ubinary``.
 
-The scaling (documented in the README):
+The scaling (documented in docs/serving.md):
 
 - ``int8``: per vector, symmetric: ``q = round(127 * x / max|x|)``, in ``[-127, 127]``. The
   largest component maps to +-127, so no value clips and every vector uses the whole range.

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovembed import __version__
-from ovembed.serving.engine.interface import ModelInfo, ModelState, ModelStatus
+from ovembed.config import Task
+from ovembed.serving.api import ModelInfo, ModelState, ModelStatus
 
 # Every embeddings model has the same signature: texts in, one vector per text out.
 INPUT_NAME = "input"
@@ -59,7 +60,7 @@ def server_metadata() -> dict[str, Any]:
 
 def model_metadata(info: ModelInfo, status: ModelStatus) -> dict[str, Any]:
     """A rerank or sparse model lists no tensors: it is served by its own endpoints, not by infer."""
-    embeddings = info.task == "embeddings"
+    embeddings = info.task is Task.EMBEDDINGS
     return {
         "name": info.name,
         "versions": [str(status.version)],
@@ -77,7 +78,7 @@ def model_config(info: ModelInfo) -> dict[str, Any]:
     :func:`model_metadata`: a ``[-1]`` string tensor in, ``[-1, dimensions]`` FP32 out. Rerank
     models, which infer does not serve, list no tensors.
     """
-    embeddings = info.task == "embeddings"
+    embeddings = info.task is Task.EMBEDDINGS
     return {
         "name": info.name,
         "platform": PLATFORM,
@@ -92,12 +93,18 @@ def model_config(info: ModelInfo) -> dict[str, Any]:
 def _version_status(status: ModelStatus) -> dict[str, Any]:
     """A serving model may carry an error too: its last reload failed (the old version serves)."""
     failed = status.state is ModelState.UNAVAILABLE
-    message = (status.error or "UNKNOWN") if failed else (status.error or "OK")
+    message = (status.error or "UNKNOWN") if failed else (status.error or status.detail or "OK")
     return {
         "version": str(status.version),
         "state": status.state.value,
         "status": {"error_code": "UNKNOWN" if failed else "OK", "error_message": message},
     }
+
+
+def not_ready_body(statuses: Iterable[tuple[str, ModelStatus]]) -> dict[str, Any]:
+    """``/v2/health/ready``'s 503 body: which models are not AVAILABLE, and why."""
+    return {"ready": False, "models": [
+        {"name": name, "state": st.state.value, "reason": st.reason} for name, st in statuses]}
 
 
 def config_status(statuses: Iterable[tuple[str, ModelStatus]]) -> dict[str, Any]:

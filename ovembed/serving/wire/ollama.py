@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ChunkSpan, ModelInfo
+from ovembed.serving.api import ChunkSpan, ModelInfo
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
 

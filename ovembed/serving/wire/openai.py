@@ -16,9 +16,9 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
+from ovembed.config import Task
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import DEFAULT_SPARSE, ChunkSpan, ModelInfo, SparseOptions
-from ovembed.serving.engine.passages import COMBINE_MODES
+from ovembed.serving.api import COMBINE_MODES, DEFAULT_SPARSE, ChunkSpan, ModelInfo, ModelStatus, SparseOptions
 from ovembed.serving.wire import fields
 from ovembed.serving.wire.compact import COMPACT_TYPES, compact
 from ovembed.serving.wire.retrieval import RetrievalFields, parse_retrieval_fields
@@ -161,10 +161,10 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
     extension fields)."""
     card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
             "dimensions": info.dimensions, "max_length": info.max_length}
-    if info.task == "embeddings":
+    if info.task is Task.EMBEDDINGS:
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=list(DENSE_FORMATS), chunking=list(COMBINE_MODES))
-    elif info.task == "sparse":  # dimensions: the vocabulary size (indices are token ids)
+    elif info.task is Task.SPARSE:  # dimensions: the vocabulary size (indices are token ids)
         pruning = info.pruning or DEFAULT_SPARSE
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=["sparse"],
@@ -172,5 +172,11 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
     return card
 
 
-def model_list(infos: Iterable[ModelInfo]) -> dict[str, Any]:
-    return {"object": "list", "data": [model_card(info) for info in infos]}
+def model_list(infos: Iterable[ModelInfo], unavailable: Iterable[tuple[str, ModelStatus]] = ()) -> dict[str, Any]:
+    """Serving models' cards, then the configured models that cannot serve yet (loading, being pulled,
+    failed) with their ``state`` and ``reason``, so a client sees a pulled model before it is ready."""
+    data = [model_card(info) for info in infos]
+    data += [{"id": name, "object": "model", "created": 0, "owned_by": "ovembed", "state": st.state.value,
+              "reason": st.reason}
+             for name, st in unavailable]
+    return {"object": "list", "data": data}

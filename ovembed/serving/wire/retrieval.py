@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Any, Literal
+from typing import Any
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.passages import COMBINE_MODES, ChunkingOptions
+from ovembed.serving.api import COMBINE_MODES, ChunkingOptions, TruncationDirection
 from ovembed.serving.wire import fields
 
-Direction = Literal["left", "right"]
-DIRECTIONS: tuple[Direction, ...] = ("left", "right")
+DIRECTIONS: tuple[TruncationDirection, ...] = ("left", "right")
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class RetrievalFields:
     prompt: str | None = None
     prompt_name: str | None = None
     input_type: str | None = None
-    truncation_direction: Direction = "right"
+    truncation_direction: TruncationDirection = "right"
     chunking: ChunkingOptions | None = None
 
     def request_fields(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import DEFAULT_SPARSE, SparseOptions, SparseVector
+from ovembed.serving.api import DEFAULT_SPARSE, SparseOptions, SparseVector
 from ovembed.serving.usecases.sparse import SparseEmbeddings, SparseRequest
 from ovembed.serving.wire import fields
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import RerankOptions, TruncationDirection
+from ovembed.serving.api import RerankOptions, TruncationDirection
 from ovembed.serving.usecases.rerank import Ranking, RerankRequest
 from ovembed.serving.wire import fields
 

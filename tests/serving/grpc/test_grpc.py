@@ -17,13 +17,13 @@ from starlette.testclient import TestClient
 from ovembed import __version__
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.http.server import check_config
-from tests.live_server import free_port
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_vector, make_app, text_ids
+from tests.support.live_server import free_port
 
 KEY = "grpc-secret"
 AUTH = (("authorization", f"Bearer {KEY}"),)
@@ -105,7 +105,10 @@ def test_health(registry: FakeRegistry) -> None:
         assert (await stub.ServerLive(pb.ServerLiveRequest())).live is True
         assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'slow' is still loading
         registry.set_state("slow", ModelState.AVAILABLE)
-        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is True  # 'broken' is final
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is False  # 'broken' failed (OVMS: all)
+        registry.set_state("broken", ModelState.AVAILABLE)
+        assert (await stub.ServerReady(pb.ServerReadyRequest())).ready is True
+        registry.set_state("broken", ModelState.UNAVAILABLE, "failed")
         for name, version, ready in [("minilm", "", True), ("minilm", "1", True), ("org/long", "", True),
                                      ("broken", "", False)]:
             response = await stub.ModelReady(pb.ModelReadyRequest(name=name, version=version))

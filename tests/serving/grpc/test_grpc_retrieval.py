@@ -7,7 +7,8 @@ import grpc
 import numpy as np
 
 from ovembed.prompts import PromptSet
-from ovembed.serving.engine.passages import ChunkingOptions, chunk_document, weighted_mean
+from ovembed.serving.api import ChunkingOptions
+from ovembed.serving.tasks.passages import chunk_document, weighted_mean
 from tests.serving.fakes import CLS, SEP, FakeRegistry, FakeServable, expected_vector, text_ids, word_offsets
 from tests.serving.grpc.test_grpc import Stub, infer_request, rpc_error, run, vectors
 

@@ -24,7 +24,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.live_server import LiveServer, free_port, start_server, stop_server
+from tests.support.live_server import LiveServer, free_port, start_server, stop_server
 
 KEY = "triton-secret"
 MODEL = "minilm"
@@ -38,8 +38,8 @@ TEXTS = [
 ATOL = 1e-5
 
 pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("ovembed.serving.engine.registry") is None,
-                       reason="ovembed.serving.engine.registry (the OpenVINO engine) does not exist yet"),
+    pytest.mark.skipif(importlib.util.find_spec("ovembed.serving.models.registry") is None,
+                       reason="ovembed.serving.models.registry (the OpenVINO engine) does not exist yet"),
     pytest.mark.timeout(900),
 ]
 

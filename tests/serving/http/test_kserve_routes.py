@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ovembed import __version__
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from ovembed.serving.wire.kserve import ModelPath, parse_model_path
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 
@@ -32,10 +32,20 @@ def test_live(client: TestClient) -> None:
 
 
 def test_ready_waits_for_loading_models(client: TestClient, registry: FakeRegistry) -> None:
-    assert client.get("/v2/health/ready").status_code == 503
+    resp = client.get("/v2/health/ready")
+    assert resp.status_code == 503
+    states = {m["name"]: (m["state"], m["reason"]) for m in resp.json()["models"]}
+    assert states["slow"] == ("LOADING", "loading")
     registry.set_state("slow", ModelState.AVAILABLE)
-    # A failed model is final: readiness does not wait for it.
-    assert client.get("/v2/health/ready").status_code == 200
+    # Ready only when every configured model is AVAILABLE (OVMS): a failed one keeps it 503, saying why.
+    resp = client.get("/v2/health/ready")
+    assert resp.status_code == 503 and resp.json()["ready"] is False
+    assert [(m["name"], m["state"]) for m in resp.json()["models"]] == [
+        (name, "UNAVAILABLE") for name, st in registry.states.items() if st.state is ModelState.UNAVAILABLE]
+    for name in list(registry.states):
+        registry.set_state(name, ModelState.AVAILABLE)
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 200 and ready.content == b""
 
 
 def test_server_metadata(client: TestClient) -> None:

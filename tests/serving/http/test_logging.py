@@ -16,12 +16,12 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from ovembed.serving.engine.interface import EmbedOptions, EmbedResult, Inputs
+from ovembed.serving.api import EmbedOptions, EmbedResult, Inputs
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovembed.serving.http import server
-from tests.live_server import free_port, live_server
 from tests.serving.fakes import FakeRegistry, FakeServable, make_app
+from tests.support.live_server import free_port, live_server
 
 engine_log = logging.getLogger("ovembed.serving.engine")
 

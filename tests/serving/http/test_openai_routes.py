@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ovembed.errors import InvalidInput
-from ovembed.serving.engine.interface import ModelState
+from ovembed.serving.api import ModelState
 from tests.serving.fakes import (
     CREATED,
     FakeRegistry,
@@ -356,10 +356,15 @@ def test_incoming_request_id_is_kept_unless_unsafe(client: TestClient) -> None:
 def test_models_list_has_available_models(client: TestClient, prefix: str) -> None:
     body = client.get(f"{prefix}/models").json()
     assert body["object"] == "list"
-    assert [_openai_fields(m) for m in body["data"]] == [
+    assert [_openai_fields(m) for m in body["data"][:3]] == [
         {"id": name, "object": "model", "created": CREATED, "owned_by": "ovembed", "task": "embeddings"}
         for name in ("fake", "org/raw", "cutter")
     ]
+    # then the configured models that cannot serve, with their state and why (a pull in progress shows here)
+    assert body["data"][3:] == [
+        {"id": "slow", "object": "model", "created": 0, "owned_by": "ovembed", "state": "LOADING", "reason": "loading"},
+        {"id": "broken", "object": "model", "created": 0, "owned_by": "ovembed", "state": "UNAVAILABLE",
+         "reason": "openvino_model.xml not found"}]
 
 
 def _openai_fields(card: dict[str, Any]) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_long_document_scores_its_best_chunk(client: TestClient, rerank_repo: Pa
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from ovembed.heads.rerank import _derived_types
-    from ovembed.serving.engine.chunking import PairChunker
+    from ovembed.serving.tasks.pair_chunker import PairChunker
 
     source = rerank_sources["bert-rerank"]
     model = AutoModelForSequenceClassification.from_pretrained(str(source)).eval()

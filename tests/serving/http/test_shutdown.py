@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.live_server import LiveServer, free_port, start_server, stop_server
+from tests.support.live_server import LiveServer, free_port, start_server, stop_server
 
 LONG = " ".join(["a graceful shutdown lets every request that is already running finish"] * 18)
 REST_REQUESTS, REST_DOCS, GRPC_DOCS = 4, 12, 8  # ~5 s of work for two cores

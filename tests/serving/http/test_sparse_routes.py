@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ovembed.prompts import PromptSet
-from ovembed.serving.engine.interface import SparseOptions
+from ovembed.serving.api import SparseOptions
 from tests.serving.fakes import FakeRegistry, FakeServable, expected_sparse, make_app, seen_ids, text_ids
 
 MAX_LEN = 8

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ovembed.serving.engine.reload import Reloader
 from ovembed.serving.http.responses import JSONResponse
 from ovembed.serving.http.routes import deps
+from ovembed.serving.models.reload import Reloader
 from ovembed.serving.wire import kserve
 
 

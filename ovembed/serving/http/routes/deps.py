@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.types import Receive
 
 from ovembed.config import ServeConfig
+from ovembed.serving.api import Registry
 from ovembed.serving.context import RequestContext, request_id
-from ovembed.serving.engine.interface import Registry
 from ovembed.serving.wire import fields
 
 

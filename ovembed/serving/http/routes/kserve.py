@@ -8,8 +8,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ovembed.errors import InvalidInput, ModelNotFound
+from ovembed.serving.api import ModelState, not_ready
 from ovembed.serving.context import timing_values
-from ovembed.serving.engine.interface import ModelState, not_ready
 from ovembed.serving.http.responses import JSONResponse, json_response, off_loop
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases import models
@@ -26,7 +26,11 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    return Response(status_code=200 if deps.registry(request).ready else 503)
+    """200 with no body when every configured model is AVAILABLE; else 503 saying which are not and why."""
+    registry = deps.registry(request)
+    if registry.ready:
+        return Response(status_code=200)
+    return JSONResponse(kserve.not_ready_body(models.not_available(registry)), status_code=503)
 
 
 async def model_endpoint(request: Request) -> Response:

@@ -8,8 +8,8 @@ from starlette.routing import BaseRoute, Route
 
 from ovembed import __version__
 from ovembed.errors import InputTooLong, InvalidInput
+from ovembed.serving.api import Registry
 from ovembed.serving.context import RequestContext
-from ovembed.serving.engine.interface import Registry
 from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed

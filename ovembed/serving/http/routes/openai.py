@@ -34,8 +34,9 @@ async def embeddings(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
-    infos = [servable.info for servable in deps.registry(request).available()]
-    return JSONResponse(openai.model_list(infos))
+    registry = deps.registry(request)
+    infos = [servable.info for servable in registry.available()]
+    return JSONResponse(openai.model_list(infos, models.not_available(registry)))
 
 
 async def get_model(request: Request) -> Response:

@@ -1,0 +1,15 @@
+"""The one table of export tasks: a new task adds its module in this package and one row here."""
+
+from __future__ import annotations
+
+from ovembed.config import Task
+from ovembed.export.embeddings import EmbeddingsExport
+from ovembed.export.rerank import RerankExport
+from ovembed.export.sparse import SparseExport
+from ovembed.export.task import ExportTask
+
+EXPORT_TASKS: dict[Task, type[ExportTask]] = {
+    Task.EMBEDDINGS: EmbeddingsExport,
+    Task.RERANK: RerankExport,
+    Task.SPARSE: SparseExport,
+}
