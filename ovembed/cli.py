@@ -25,6 +25,7 @@ from ovembed import __version__
 from ovembed.config import BenchmarkConfig, CompareConfig, ExportConfig, ListConfig, RemoveConfig, ServeConfig
 from ovembed.errors import ConfigError, OvembedError
 from ovembed.exitcodes import ExitCode
+from ovembed.offline.config import EmbedConfig
 from ovembed.pull_fields import PULL_FIELDS, refusal
 
 
@@ -199,6 +200,12 @@ def _run_serve(cfg: ServeConfig) -> int:
     return run(cfg)
 
 
+def _run_embed(cfg: EmbedConfig) -> int:
+    from ovembed.offline.command import run
+
+    return run(cfg)
+
+
 def _run_benchmark(cfg: BenchmarkConfig) -> int:
     from ovembed.benchmark import run
 
@@ -235,6 +242,7 @@ _COMMANDS: dict[str, tuple[type | None, Callable[[Any], int], str]] = {
     "export": (ExportConfig, _run_export, "Export a Hugging Face embedding model into an OpenVINO model repository"),
     "compare": (CompareConfig, _run_compare, "Compare an exported model with its PyTorch reference"),
     "serve": (ServeConfig, _run_serve, "Serve a model repository (OpenAI, KServe, Ollama APIs)"),
+    "embed": (EmbedConfig, _run_embed, "Embed a corpus (or an OpenAI batch file) in process, resumably"),
     "benchmark": (BenchmarkConfig, _run_benchmark, "Load-test an OpenAI- or Ollama-compatible embeddings server"),
     "devices": (None, _run_devices, "List OpenVINO devices and what suits them"),
     "list": (ListConfig, _run_list, "List a repository's models and their state on disk (OVMS --list_models)"),
