@@ -55,6 +55,7 @@ class Task(str, enum.Enum):
     EMBEDDINGS = "embeddings"
     RERANK = "rerank"
     SPARSE = "sparse"  # SPLADE-style masked LM (ovembed only: OVMS has no sparse task)
+    TOKEN_EMBED = "token_embed"  # late interaction (ColBERT-style): one vector per token (ovembed only)
 
     def __str__(self) -> str:
         return self.value

@@ -66,6 +66,6 @@ def task_servable(registry: Registry, ctx: RequestContext, task: Task, name: str
     another task is ``InvalidInput`` naming where its own task is served."""
     found, state = servable(registry, ctx, name if name is not None else default_model(registry, task, hint),
                             version)
-    if found.info.task != task:
+    if found.info.task != task and task not in found.info.serves:
         raise wrong_task(found.info, task.value)
     return found, state
