@@ -51,7 +51,10 @@ def servable(registry: Registry, ctx: RequestContext, name: str,
 def default_model(registry: Registry, task: Task, hint: str = "") -> str:
     """The name of the only ``task`` model being served (for requests that name none); ``hint`` follows
     the error when there is none."""
-    names = [s.info.name for s in registry.available() if s.info.task == task]
+    served = registry.available()
+    # models of the task itself; else those that also answer it (a token model answers rerank by MaxSim)
+    names = [s.info.name for s in served if s.info.task == task] or [s.info.name for s in served
+                                                                      if task in s.info.serves]
     if len(names) == 1:
         return names[0]
     if not names:

@@ -158,3 +158,14 @@ def test_too_long_without_truncate_and_padding_dropped(client: TestClient) -> No
     assert len(cut[0]) == MAX_LEN  # [CLS] [D] 9 words [SEP]: the marker fits in the window
     both = client.post("/embed_all", json={"inputs": ["a", "a b c a b c"]}).json()
     assert [len(v) for v in both] == [4, 9]  # the short one's padding rows are gone
+
+
+def test_tei_and_cohere_rerank_shapes_over_a_token_model(client: TestClient) -> None:
+    query, docs = "capital of france", ["berlin is nice", "paris is the capital of france."]
+    want = [reference_maxsim(expected(query, "query"), expected(d, "document")) for d in docs]
+    tei = client.post("/rerank", json={"query": query, "texts": docs})  # no model: the one that answers rerank
+    assert tei.status_code == 200, tei.text
+    assert [r["index"] for r in tei.json()] == [1, 0]
+    assert {r["index"]: r["score"] for r in tei.json()} == {i: pytest.approx(s, abs=1e-5) for i, s in enumerate(want)}
+    cohere = client.post("/v2/rerank", json={"model": "colbert", "query": query, "documents": docs, "top_n": 1})
+    assert cohere.status_code == 200 and [r["index"] for r in cohere.json()["results"]] == [1]
