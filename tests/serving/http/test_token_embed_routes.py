@@ -169,3 +169,30 @@ def test_tei_and_cohere_rerank_shapes_over_a_token_model(client: TestClient) -> 
     assert {r["index"]: r["score"] for r in tei.json()} == {i: pytest.approx(s, abs=1e-5) for i, s in enumerate(want)}
     cohere = client.post("/v2/rerank", json={"model": "colbert", "query": query, "documents": docs, "top_n": 1})
     assert cohere.status_code == 200 and [r["index"] for r in cohere.json()["results"]] == [1]
+
+
+def test_output_bounded_by_the_batch_token_budget() -> None:
+    import asyncio
+
+    async def run() -> tuple[list[int], list[int]]:
+        info = ModelInfo(name="colbert", dimensions=DIM, max_length=MAX_LEN - 1, pooling=Pooling.CLS, normalize=True,
+                         truncate=True, device="CPU", precision="fp32", created=0, task=Task.TOKEN_EMBED)
+        engine = TokenEngine()
+        shapes: list[int] = []
+        start = engine.start
+
+        def recording(ids: np.ndarray, mask: np.ndarray, on_done: Callable[[Any], None]) -> None:
+            shapes.append(ids.size)
+            start(ids, mask, on_done)
+
+        engine.start = recording  # type: ignore[method-assign]
+        batcher = Batcher(engine, BatchPolicy(max_batch_tokens=32), max_queue=64, name="colbert")
+        servable = TokenEmbedServable(info, ServingTokenizer(_tokenizer_json(), max_length=MAX_LEN - 1), batcher,
+                                      settings=SETTINGS)
+        result = await servable.embed_tokens([" ".join(["a b c"] * 5)] * 10)
+        await batcher.stop()
+        return shapes, [len(v) for v in result.vectors]
+
+    shapes, lengths = asyncio.run(run())
+    assert lengths == [MAX_LEN] * 10  # truncated to the window, marker included
+    assert len(shapes) > 1 and max(shapes) <= 32  # each [batch, width, dim] output holds at most 32 token rows
