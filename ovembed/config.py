@@ -55,6 +55,7 @@ class Task(str, enum.Enum):
     EMBEDDINGS = "embeddings"
     RERANK = "rerank"
     SPARSE = "sparse"  # SPLADE-style masked LM (ovembed only: OVMS has no sparse task)
+    TOKEN_EMBED = "token_embed"  # late interaction (ColBERT-style): one vector per token (ovembed only)
 
     def __str__(self) -> str:
         return self.value
@@ -434,6 +435,8 @@ class BenchmarkConfig(_Checked):
         _require(self.timeout > 0, f"--timeout must be positive, got {self.timeout}")
         _require(self.warmup >= 0, f"--warmup cannot be negative, got {self.warmup}")
         _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")
+        _require(self.task is not Task.TOKEN_EMBED, "--task token_embed is not benchmarked yet (its /v3/rerank: "
+                 "--task rerank)")
         if self.task is Task.RERANK and self.api_url == _EMBEDDINGS_URL:
             object.__setattr__(self, "api_url", _EMBEDDINGS_URL.replace("/v3/embeddings", "/v3/rerank"))
         if self.task is Task.SPARSE and self.api_url == _EMBEDDINGS_URL:

@@ -7,9 +7,11 @@ from ovembed.export.embeddings import EmbeddingsExport
 from ovembed.export.rerank import RerankExport
 from ovembed.export.sparse import SparseExport
 from ovembed.export.task import ExportTask
+from ovembed.export.token_embed import TokenEmbedExport
 
 EXPORT_TASKS: dict[Task, type[ExportTask]] = {
     Task.EMBEDDINGS: EmbeddingsExport,
     Task.RERANK: RerankExport,
     Task.SPARSE: SparseExport,
+    Task.TOKEN_EMBED: TokenEmbedExport,
 }

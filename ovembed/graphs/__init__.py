@@ -26,6 +26,7 @@ from ovembed.graphs.pbtxt import (
     EMBEDDINGS,
     RERANK,
     SPARSE,
+    TOKEN_EMBED,
     Calculator,
     GraphNode,
     parse_graph_text,
@@ -35,9 +36,10 @@ from ovembed.graphs.pbtxt import (
 )
 from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
 from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, sparse_options, write_sparse_graph
+from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_token_graph
 
 # The options of any calculator ovembed serves (what read_model_graph returns).
-AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions
+AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions
 
 __all__ = [
     "CALCULATORS",
@@ -45,12 +47,14 @@ __all__ = [
     "GRAPH_FILENAME",
     "RERANK",
     "SPARSE",
+    "TOKEN_EMBED",
     "AnyGraphOptions",
     "Calculator",
     "GraphNode",
     "GraphOptions",
     "RerankGraphOptions",
     "SparseGraphOptions",
+    "TokenGraphOptions",
     "parse_graph",
     "parse_graph_text",
     "read_graph",
@@ -63,6 +67,7 @@ __all__ = [
     "write_graph",
     "write_rerank_graph",
     "write_sparse_graph",
+    "write_token_graph",
 ]
 
 
@@ -77,6 +82,8 @@ def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
             return rerank_options(node)
         if node.calculator is SPARSE:
             return sparse_options(node)
+        if node.calculator is TOKEN_EMBED:
+            return token_options(node)
         return parse_graph(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None

@@ -28,6 +28,7 @@ from ovembed.graphs.proto import (
     embeddings_calculator_ov_pb2,
     rerank_calculator_ov_pb2,
     sparse_embeddings_calculator_ov_pb2,
+    token_embeddings_calculator_ov_pb2,
 )
 
 # export_model.py's first line. OVMS reads it to size the graph pool; without it the pool is off.
@@ -64,7 +65,11 @@ RERANK = Calculator("RerankCalculatorOV", "RerankExecutor", "RERANK_NODE_RESOURC
 SPARSE = Calculator("SparseEmbeddingsCalculatorOV", "SparseEmbeddingsExecutor",
                     "SPARSE_EMBEDDINGS_NODE_RESOURCES:sparse_embeddings_servable",
                     sparse_embeddings_calculator_ov_pb2.SparseEmbeddingsCalculatorOVOptions)
-CALCULATORS: dict[str, Calculator] = {c.name: c for c in (EMBEDDINGS, RERANK, SPARSE)}
+# ovembed's own: graphs/proto/token/token_embeddings_calculator_ov.proto (late interaction, one vector per token)
+TOKEN_EMBED = Calculator("TokenEmbeddingsCalculatorOV", "TokenEmbeddingsExecutor",
+                         "TOKEN_EMBEDDINGS_NODE_RESOURCES:token_embeddings_servable",
+                         token_embeddings_calculator_ov_pb2.TokenEmbeddingsCalculatorOVOptions)
+CALCULATORS: dict[str, Calculator] = {c.name: c for c in (EMBEDDINGS, RERANK, SPARSE, TOKEN_EMBED)}
 
 # Older schemas, tried when a graph does not parse against the current one. Same full message names.
 _LEGACY_OPTIONS: dict[str, type[Message]] = {

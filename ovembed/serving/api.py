@@ -110,6 +110,7 @@ class ModelInfo:
     pruning: SparseOptions | None = None  # sparse models: the graph's default top_k / threshold
     matryoshka: tuple[int, ...] | None = None  # 'dimensions' allowed: () any, None none (ovembed.matryoshka)
     pool_prompt: bool = True  # False: the head pools no prompt token; the servable marks them (heads.embeddings)
+    serves: tuple[Task, ...] = ()  # other tasks' requests the model answers (a token model: rerank by MaxSim)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,21 @@ class SparseResult:
 
 DEFAULT_SPARSE = SparseOptions()
 
+TokenKind = Literal["query", "document"]
+
+
+@dataclass
+class TokenResult:
+    """One ``[n_tokens, dim]`` float32 array of L2-normalised token vectors per input (late interaction)."""
+
+    vectors: list[np.ndarray]  # in input order; padding and the document skiplist excluded
+    token_counts: list[int]  # tokens the model ran per input (marker and special tokens included)
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
 @dataclass(frozen=True)
 class RerankOptions:
     """How a rerank request treats long documents."""
@@ -241,6 +257,12 @@ class Servable(Protocol):
                            options: EmbedOptions | None = None,
                            pruning: SparseOptions = DEFAULT_SPARSE) -> SparseResult:
         """One pruned vocabulary-weight vector per input (SPLADE); errors as for ``embed``."""
+        ...
+
+    async def embed_tokens(self, inputs: Inputs, *, kind: TokenKind = "document", truncate: bool | None = None,
+                           options: EmbedOptions | None = None) -> TokenResult:
+        """One vector per token of each input (late interaction), as a query or a document; errors as for
+        ``embed``."""
         ...
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,

@@ -58,6 +58,7 @@ ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
     "/v1/config/reload": ((), "openai"),
     "/embed_sparse": (("model", "inputs", "truncate", "truncation_direction", "prompt_name", "top_k",
                        "threshold"), "tei"),
+    "/embed_all": (("model", "inputs", "truncate", "truncation_direction", "prompt_name", "input_type"), "tei"),
 }
 
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -114,6 +115,7 @@ VALID: dict[str, dict[str, Any]] = {
     f"/v2/models/{MODEL}/versions/1/infer": {"inputs": [_TENSOR], "outputs": [{"name": "embedding"}]},
     "/v1/config/reload": {},
     "/embed_sparse": {"model": MODEL, "inputs": ["hello"], "top_k": 2},
+    "/embed_all": {"model": MODEL, "inputs": ["hello"], "input_type": "query"},
 }
 
 

@@ -8,6 +8,8 @@ Vendored .proto sources, unchanged:
   openvinotoolkit/model_server ``src/embeddings`` and ``src/rerank`` (OVMS 2026.3, commit 3bc128675 and 6d4a2218e);
 - ``sparse/sparse_embeddings_calculator_ov.proto``: ovembed's own SparseEmbeddingsCalculatorOVOptions (OVMS has
   no sparse calculator), written in the style of OVMS's options protos;
+- ``token/token_embeddings_calculator_ov.proto``: ovembed's own TokenEmbeddingsCalculatorOVOptions (late
+  interaction: one vector per token), likewise;
 - ``legacy/embeddings_calculator_ov_2025_2.proto``: ``src/embeddings/embeddings_calculator_ov.proto`` as OVMS
   2025.2 shipped it (commit 8f4918f7b: ``mean_pooling`` instead of the ``pooling`` enum).
 """

@@ -88,7 +88,9 @@ class Batcher:
                              f"queued, limit {self.max_queue}); retry later", retry_after=self.retry_after())
         loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
-        job = Job(docs, self.engine.dimensions, loop.create_future(), now)
+        # an engine with per_token outputs [batch, seq, dim]: each document gets its [length, dim] rows
+        job = Job(docs, self.engine.dimensions, loop.create_future(), now,
+                  per_token=getattr(self.engine, "per_token", False))
         if n == 0:
             return BatchResult(job.out, 0.0, 0.0)
         self._queue.push([Item(job, i, len(doc), now, self._seq + i) for i, doc in enumerate(docs)])
@@ -199,7 +201,7 @@ class Batcher:
                     for row, it in enumerate(batch):
                         job = it.job
                         if job is not None and not job.cancelled:
-                            job.out[it.index] = result[row]
+                            job.out[it.index] = result[row] if result.ndim == 2 else result[row, :it.length].copy()
                 except Exception as exc:  # e.g. an output of the wrong shape
                     outcome = exc
             if threading.get_ident() == on_loop:  # run inline by start(): no wake-up to send

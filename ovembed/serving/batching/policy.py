@@ -32,9 +32,10 @@ class Job:
                  "submitted_at", "undispatched")
 
     def __init__(self, docs: Sequence[TokenIds], dims: int, future: asyncio.Future[None],
-                 now: float) -> None:
+                 now: float, *, per_token: bool = False) -> None:
         self.docs = docs
-        self.out = np.empty((len(docs), dims), dtype=np.float32)
+        # per_token: one float32 [length, dims] array per document (an object array)
+        self.out = np.empty(len(docs), dtype=object) if per_token else np.empty((len(docs), dims), dtype=np.float32)
         self.future = future
         self.remaining = len(docs)  # items whose result has not arrived
         self.undispatched = len(docs)  # items still in the queue

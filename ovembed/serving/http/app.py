@@ -38,7 +38,18 @@ from ovembed.serving.http.middleware import (
     load_api_key,
 )
 from ovembed.serving.http.responses import http_exception_response
-from ovembed.serving.http.routes import cohere_embed, config, kserve, ollama, openai, rerank, score, sparse, tokenize
+from ovembed.serving.http.routes import (
+    cohere_embed,
+    config,
+    kserve,
+    ollama,
+    openai,
+    rerank,
+    score,
+    sparse,
+    token_embed,
+    tokenize,
+)
 from ovembed.serving.http.routes import metrics as metrics_routes
 from ovembed.serving.http.web_safety import WebSafetyMiddleware
 from ovembed.serving.metrics import Metrics
@@ -56,7 +67,8 @@ def build_registry(cfg: ServeConfig) -> Registry:
 def all_routes() -> list[BaseRoute]:
     """Every API route (``/metrics`` is added by ``create_app`` when metrics are on)."""
     return [*openai.routes(), *tokenize.routes(), *kserve.routes(), *config.routes(), *ollama.routes(),
-            *rerank.routes(), *score.routes(), *cohere_embed.routes(), *sparse.routes()]
+            *rerank.routes(), *score.routes(), *cohere_embed.routes(), *sparse.routes(),
+            *token_embed.routes()]
 
 
 def begin_shutdown(app: Starlette) -> None:

@@ -95,6 +95,7 @@ class OpenVINOExecutor:
             self._throughput_queue.set_callback(self._throughput_callback)
             self._slots = m
         self.dimensions = 0
+        self.per_token = False  # outputs [batch, seq, dim] (a token model): set at load
         self.pad_lone = True  # pad a lone batch like any other: set at load by _time_inline
         self.pad_id = 0  # what pads a lone query to a static width (the tokenizer's, set at load)
         self._lone: list[tuple[int, Any]] = []  # (width, infer request of that static-shape copy), by width

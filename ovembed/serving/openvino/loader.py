@@ -155,7 +155,8 @@ def _warm_up(name: str, latency: ov.CompiledModel, throughput: ov.CompiledModel 
         out = engine.infer(ids, np.ones_like(ids))
         if throughput is not None:
             engine.infer(ids, np.ones_like(ids), throughput=True)
-    engine.dimensions = int(out.shape[1])
+    engine.dimensions = int(out.shape[-1])
+    engine.per_token = out.ndim == 3  # one vector per token (tasks.token_embed)
     _time_inline(name, engine, tokenizer)
     return engine
 

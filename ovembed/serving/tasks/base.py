@@ -32,6 +32,8 @@ from ovembed.serving.api import (
     SparseOptions,
     SparseResult,
     TokenIds,
+    TokenKind,
+    TokenResult,
     wrong_task,
 )
 from ovembed.serving.batching.batcher import Batcher
@@ -123,6 +125,10 @@ class BaseServable:
                            options: EmbedOptions | None = None,
                            pruning: SparseOptions = DEFAULT_SPARSE) -> SparseResult:
         raise wrong_task(self._info, "sparse")
+
+    async def embed_tokens(self, inputs: Inputs, *, kind: TokenKind = "document", truncate: bool | None = None,
+                           options: EmbedOptions | None = None) -> TokenResult:
+        raise wrong_task(self._info, "token_embed")
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

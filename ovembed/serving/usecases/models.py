@@ -51,7 +51,10 @@ def servable(registry: Registry, ctx: RequestContext, name: str,
 def default_model(registry: Registry, task: Task, hint: str = "") -> str:
     """The name of the only ``task`` model being served (for requests that name none); ``hint`` follows
     the error when there is none."""
-    names = [s.info.name for s in registry.available() if s.info.task == task]
+    served = registry.available()
+    # models of the task itself; else those that also answer it (a token model answers rerank by MaxSim)
+    names = [s.info.name for s in served if s.info.task == task] or [s.info.name for s in served
+                                                                      if task in s.info.serves]
     if len(names) == 1:
         return names[0]
     if not names:
@@ -66,6 +69,6 @@ def task_servable(registry: Registry, ctx: RequestContext, task: Task, name: str
     another task is ``InvalidInput`` naming where its own task is served."""
     found, state = servable(registry, ctx, name if name is not None else default_model(registry, task, hint),
                             version)
-    if found.info.task != task:
+    if found.info.task != task and task not in found.info.serves:
         raise wrong_task(found.info, task.value)
     return found, state
