@@ -1,4 +1,4 @@
-"""Fail when requirements/lock.txt and pyproject.toml disagree.
+"""Fail when requirements.lock and pyproject.toml disagree.
 
 Every dependency that pyproject.toml declares (serving and the export, test, corpus and ray extras) must be pinned in
 the lock, and every pin must satisfy the declared range. Run by scripts/setup.sh and the tests.
@@ -38,16 +38,16 @@ def declared(pyproject: Path) -> list[Requirement]:
 
 
 def problems(root: Path) -> list[str]:
-    pins = read_lock(root / "requirements" / "lock.txt")
+    pins = read_lock(root / "requirements.lock")
     found = []
     for req in declared(root / "pyproject.toml"):
         name = canonicalize_name(req.name)
         if name in UNLOCKED:
             continue
         if name not in pins:
-            found.append(f"{req.name} is declared in pyproject.toml but not pinned in requirements/lock.txt")
+            found.append(f"{req.name} is declared in pyproject.toml but not pinned in requirements.lock")
         elif not req.specifier.contains(pins[name], prereleases=True):
-            found.append(f"{req.name}=={pins[name]} in requirements/lock.txt does not satisfy '{req}'")
+            found.append(f"{req.name}=={pins[name]} in requirements.lock does not satisfy '{req}'")
     return found
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with ovembed, its export stack and test tools, from the lock.
-#   scripts/setup.sh            -> .venv with ovembed[export,test,corpus,ray] at the versions in requirements/lock.txt
+#   scripts/setup.sh            -> .venv with ovembed[export,test,corpus,ray] at the versions in requirements.lock
 #   VENV=/path scripts/setup.sh -> another location
 # The lock (refreshed only by scripts/lock.sh) pins every package, so a fresh machine gets the set
 # the tests passed with. It is installed --no-deps: optimum-intel declares torchvision, whose PyPI
@@ -17,7 +17,7 @@ PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
 "$PY" -m pip install --quiet "packaging>=23"
 "$PY" scripts/check_lock.py
-"$PY" -m pip install --quiet --no-deps -r requirements/lock.txt
+"$PY" -m pip install --quiet --no-deps -r requirements.lock
 "$PY" -m pip install --quiet --no-deps -e .
 "$PY" -m pip uninstall --yes --quiet torchvision torchaudio 2>/dev/null || true
 leftover="$("$PY" -m pip list --format=freeze | grep -i -E '^((torchvision|torchaudio|triton)==|nvidia-|cuda-)' || true)"

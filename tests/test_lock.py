@@ -1,4 +1,4 @@
-"""requirements/lock.txt pins every declared dependency inside its declared range."""
+"""requirements.lock pins every declared dependency inside its declared range."""
 from __future__ import annotations
 
 import shutil
@@ -20,8 +20,7 @@ def test_the_lock_agrees_with_pyproject() -> None:
 
 
 def test_a_disagreement_fails_with_a_line_per_package(tmp_path: Path) -> None:
-    (tmp_path / "requirements").mkdir()
-    shutil.copy(ROOT / "requirements" / "lock.txt", tmp_path / "requirements" / "lock.txt")
+    shutil.copy(ROOT / "requirements.lock", tmp_path / "requirements.lock")
     pyproject = (ROOT / "pyproject.toml").read_text()
     pyproject = pyproject.replace('"openai>=1.50"', '"openai<1.50"')
     pyproject = pyproject.replace('"ruff>=0.6"', '"ruff>=0.6", "left-pad>=1"')
@@ -30,6 +29,6 @@ def test_a_disagreement_fails_with_a_line_per_package(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert any(line.startswith("lock: openai==") and "does not satisfy 'openai<1.50'" in line for line in lines)
-    assert "lock: left-pad is declared in pyproject.toml but not pinned in requirements/lock.txt; run scripts/lock.sh" \
+    assert "lock: left-pad is declared in pyproject.toml but not pinned in requirements.lock; run scripts/lock.sh" \
         in lines
     assert len(lines) == 2
