@@ -6,13 +6,14 @@ largest probability difference and how often both pick the same top label. Used 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ovembed.config import WeightFormat
+from ovembed.config import CompareConfig, WeightFormat
+from ovembed.errors import ExportError
 from ovembed.export.verify_rerank import DOCUMENTS, QUERIES
 from ovembed.heads.classify import ClassifyHead, activate
 
@@ -159,3 +160,32 @@ def compare_classifier(model_dir: Path, source: Path, inputs: Sequence[Text], *,
     ref = reference_logits(source, inputs, max_length=max_length, trust_remote_code=trust_remote_code)
     got = exported_logits(model_dir, inputs, head=head, max_length=max_length, trust_remote_code=trust_remote_code)
     return ClassifyComparison(list(inputs), ref, got, head.problem_type, max_diff, min_agreement)
+
+
+def compare_classify_folder(cfg: CompareConfig, record: dict[str, object],
+                            log: Callable[[str], None] = print) -> ClassifyComparison:
+    """`ovembed compare` on a classify folder: its recorded head against transformers, on ``--input`` texts
+    (default: the built-in texts and pairs), with the thresholds it was exported against."""
+    from ovembed.export.source import inspect_source
+
+    model_dir = Path(cfg.model_path)
+    source_name = cfg.source_model or record.get("source_path") or record.get("source_model")
+    if not source_name:
+        raise ExportError(f"{model_dir} does not record its source model: pass --source_model")
+    source = inspect_source(str(source_name))
+    try:
+        head = ClassifyHead.from_record(record.get("classify_head"))
+    except ValueError as exc:
+        raise ExportError(f"{model_dir}: {exc}") from None
+    max_length = int(record.get("max_length") or source.max_length)  # type: ignore[call-overload]
+    weight_format = WeightFormat(record.get("weight_format", "fp32"))
+    max_diff, min_agreement = DEFAULT_MAX_LOGIT_DIFF[weight_format], DEFAULT_MIN_AGREEMENT[weight_format]
+    verification = record.get("verification")
+    if isinstance(verification, dict):
+        max_diff = float(verification.get("threshold", max_diff))
+        min_agreement = float(verification.get("min_agreement", min_agreement))
+    inputs: list[Text] = list(cfg.input) if cfg.input else builtin_inputs()
+    log(f"comparing {model_dir} ({weight_format.value}, classify) with transformers reference {source.path}, "
+        f"{len(inputs)} inputs")
+    return compare_classifier(model_dir, source.path, inputs, head=head, max_length=max_length, max_diff=max_diff,
+                              min_agreement=min_agreement, trust_remote_code=cfg.trust_remote_code)

@@ -53,7 +53,7 @@ def parse_predict_inputs(value: object) -> tuple[tuple[ClassifyInput, ...], bool
     if value is None:
         raise InvalidInput("Missing required field 'inputs'", param="inputs")
     if isinstance(value, str):
-        return _sequence([value], None), False  # type: ignore[return-value]
+        return (_sequence([value], None),), False
     if not isinstance(value, list):
         raise InvalidInput(_SHAPE, param="inputs")
     if not value:

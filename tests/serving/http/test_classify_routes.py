@@ -79,9 +79,8 @@ def test_tei_predict_truncate(client: TestClient, registry: FakeRegistry) -> Non
     long = " ".join(["w"] * 20)
     refused = client.post("/predict", json={"inputs": long})
     assert refused.status_code == 400
-    assert refused.json() == {"error": f"the input has 22 tokens; the model takes at most {MAX_LEN}: send "
-                              "truncate=true (or chunking) or shorten it", "error_type": "validation"} or \
-        refused.json()["error"].startswith("input[0] has 22 tokens")
+    assert refused.json() == {"error": f"input[0] has 22 tokens; the model takes at most {MAX_LEN}: send "
+                              "truncate=true (or chunking) or shorten it", "error_type": "validation"}
     ok = client.post("/predict", json={"inputs": long, "truncate": True, "truncation_direction": "Left"})
     assert ok.status_code == 200 and ok.json() == _expected(long, truncate=True)
     assert registry.servables["nli"].classify_calls[-1][1:] == (True, "left")
