@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovembed.errors import ConfigError
+from ovembed.graphs.classify import ClassifyGraphOptions, classify_options
 from ovembed.graphs.embeddings import (
     GRAPH_FILENAME,
     GraphOptions,
@@ -35,7 +36,6 @@ from ovembed.graphs.pbtxt import (
     read_graph_text,
     render_graph_text,
 )
-from ovembed.graphs.classify import ClassifyGraphOptions, classify_options, write_classify_graph
 from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
 from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, sparse_options, write_sparse_graph
 from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_token_graph
