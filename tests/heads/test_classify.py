@@ -22,7 +22,7 @@ def test_labels_in_column_order_and_defaults() -> None:
     assert labels_of({"id2label": {"1": "neutral", "0": "contradiction", "2": "entailment"}}) == (
         "contradiction", "neutral", "entailment")
     assert labels_of({"num_labels": 3}) == ("LABEL_0", "LABEL_1", "LABEL_2")
-    with pytest.raises(ValueError, match="not 0..1"):
+    with pytest.raises(ValueError, match=r"not 0\.\.1"):
         labels_of({"id2label": {"0": "a", "2": "b"}})
     assert problem_type_of({}) == "single_label_classification"
     assert problem_type_of({"problem_type": "multi_label_classification"}) == "multi_label_classification"
