@@ -170,3 +170,18 @@ def test_export_refuses_one_logit_and_writes_nothing(tmp_path: Path) -> None:
                                   task=Task.CLASSIFY))
     assert "\n" not in err.value.message and "has one logit" in err.value.message
     assert not (repo / "ce").exists() and not (repo / "config.json").exists()
+
+
+def test_offline_model_classifies_as_predict(repo: Path, sources: dict[str, Path]) -> None:
+    import ovembed
+
+    inputs: list[Any] = [TEXTS[0], PAIRS[0]]
+    _, probs = reference(sources["bert-classify"], inputs)
+    with ovembed.load("nli", config_path=repo / "config.json") as model:
+        assert model.task == "classify"
+        rows = model.classify(inputs)
+        single = model.classify(PAIRS[0])
+    assert [list(r) for r in rows] == [[NLI_LABELS[i] for i in np.argsort(-p, kind="stable")] for p in probs]
+    got = np.array([[row[x] for x in NLI_LABELS] for row in rows])
+    assert np.abs(got - probs).max() < MAX_DIFF
+    assert single == rows[1]
