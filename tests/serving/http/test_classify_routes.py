@@ -196,6 +196,11 @@ def test_no_classifier_served(registry: FakeRegistry) -> None:
     assert resp.status_code == 400 and "export one with `ovembed export --task classify`" in resp.json()["error"]
 
 
+def test_model_card_lists_the_labels(client: TestClient) -> None:
+    card = client.get("/v1/models/nli").json()
+    assert card["task"] == "classify" and card["labels"] == list(FAKE_LABELS) and card["dimensions"] == 3
+
+
 def test_kserve_metadata_lists_no_tensors_for_a_classifier(client: TestClient) -> None:
     meta = client.get("/v2/models/nli").json()
     assert meta["inputs"] == [] and meta["outputs"] == []
