@@ -89,6 +89,10 @@ class ServeConfig(_Checked):
         None, "Prompt applied when a request names none, for every model that has a prompt of that name")
     allow_any_dimensions: bool = option(False, "Let 'dimensions' cut vectors of models not trained for it (Matryoshka)")
     cache_bytes: int = option(0, "Bytes of memory for an LRU cache of embedded inputs, shared by all models (0: off)")
+    otlp_endpoint: str | None = option(
+        None, "OpenTelemetry collector to send traces to, e.g. http://otel-collector:4317 (OTLP over gRPC, or "
+        "http/protobuf with OTEL_EXPORTER_OTLP_PROTOCOL); the standard OTEL_EXPORTER_OTLP_ENDPOINT and "
+        "OTEL_TRACES_EXPORTER variables turn tracing on too (default: off; needs pip install 'ovembed[otel]')")
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
