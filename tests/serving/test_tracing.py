@@ -327,3 +327,43 @@ def test_off_by_default_imports_nothing_from_opentelemetry() -> None:
     out = subprocess.run([sys.executable, "-c", _OFF_SCRIPT], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": 200, "tracer": None, "otel": []}
+
+
+# --- the real engine: every phase under the server span ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_model_http_and_grpc_traces_have_every_phase(minilm_repo: Path, exporter: InMemorySpanExporter) -> None:
+    from tests.support.live_server import free_port
+
+    cfg = ServeConfig(config_path=minilm_repo, file_system_poll_wait_seconds=0, port=free_port())
+    app = create_app(cfg, environ={}, tracer=tracing.for_exporter(exporter))
+    with TestClient(app, base_url="http://localhost") as client:
+        deadline = time.monotonic() + 120
+        while client.get("/v2/models/minilm/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the registry did not get ready"
+            time.sleep(0.05)
+        exporter.clear()
+        r = client.post("/v3/embeddings", json={"model": "minilm", "input": ["hello world", "a second text"]},
+                        headers={"traceparent": TRACEPARENT})
+        assert r.status_code == 200 and len(r.json()["data"]) == 2
+        with grpc.insecure_channel(f"127.0.0.1:{app.state.grpc_port}") as channel:
+            response = make_stub(channel).ModelInfer(infer_request(["hello world"]),
+                                                     metadata=(("x-request-id", "grpc-real"),))
+        assert list(response.outputs[0].shape) == [1, 384]
+    spans = exporter.get_finished_spans()
+    (rest,) = by_name(spans)["POST /v3/embeddings"]
+    (rpc,) = by_name(spans)["inference.GRPCInferenceService/ModelInfer"]
+    assert _hex(rest.context.trace_id, 32) == TRACE_ID and rpc.context.trace_id != rest.context.trace_id
+    for server, inputs in ((rest, 2), (rpc, 1)):
+        assert children(spans, server) == ["inference", "queue", "render", "tokenize"]
+        phase = {s.name: s for s in spans if s.parent is not None and s.parent.span_id == server.context.span_id}
+        assert dict(phase["tokenize"].attributes or {})["ovembed.inputs"] == inputs
+        batch = dict(phase["inference"].attributes or {})
+        assert batch["ovembed.model"] == "minilm" and batch["ovembed.batch.request_inputs"] == inputs
+        assert batch["ovembed.batch.size"] == inputs and batch["ovembed.batch.padded_tokens"] % 8 == 0
+        # the phases follow one another inside the server span
+        order = [phase[n] for n in ("tokenize", "queue", "inference", "render")]
+        assert all(a.end_time <= b.start_time + 1_000_000 for a, b in zip(order, order[1:]))  # 1 ms clock slack
+        assert server.start_time <= order[0].start_time and order[-1].end_time <= server.end_time
+    assert dict(rpc.attributes or {})["ovembed.request_id"] == "grpc-real"
