@@ -35,15 +35,13 @@ import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ovembed.errors import ConfigError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-
-    from ovembed.serving.batching.policy import Item
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -288,7 +286,18 @@ class BatchTrace:
                               {**self.attributes, "ovembed.batch.request_inputs": inputs}, failed=failed)
 
 
-def batch_started(batch: Sequence[Item], model: str, width: int) -> BatchTrace | None:
+class _Job(Protocol):
+    trace: JobTrace | None
+
+
+class _Item(Protocol):  # batching.policy.Item, without importing the batcher's modules
+    @property
+    def job(self) -> _Job | None: ...
+    @property
+    def length(self) -> int: ...
+
+
+def batch_started(batch: Sequence[_Item], model: str, width: int) -> BatchTrace | None:
     """For ``Batcher._dispatch`` (when a traced job ever reached it): the jobs' ``queue`` children end
     as their first batch starts; the batch's trace, or None when it holds no traced request."""
     jobs: dict[JobTrace, int] = {}

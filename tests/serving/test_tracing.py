@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import itertools
 import json
 import subprocess
 import sys
@@ -13,11 +14,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import numpy as np
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.testclient import TestClient
 
 from ovembed.config import ServeConfig
@@ -25,16 +28,11 @@ from ovembed.errors import ConfigError
 from ovembed.serving import tracing
 from ovembed.serving.batching.batcher import Batcher
 from ovembed.serving.batching.policy import BatchPolicy
-from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.grpc import server as grpc_server
 from ovembed.serving.http.app import create_app
 from tests.serving.batching.test_batcher import FakeEngine
 from tests.serving.fakes import TEST_HOST, FakeRegistry, FakeServable
 from tests.serving.grpc.test_grpc import infer_request, make_stub
-
-pytest.importorskip("opentelemetry.sdk")
-from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -201,7 +199,8 @@ def test_each_request_gets_its_own_queue_and_inference_spans_sharing_the_batch_i
 
     asyncio.run(main())
     spans = exporter.get_finished_spans()
-    servers = {s.attributes["ovembed.request_id"]: s for s in spans if s.attributes and "ovembed.request_id" in s.attributes}
+    servers = {s.attributes["ovembed.request_id"]: s for s in spans
+               if s.attributes and "ovembed.request_id" in s.attributes}
     inference = {}
     for rid, server in servers.items():
         assert children(spans, server) == ["inference", "queue"]
@@ -266,9 +265,9 @@ def test_grpc_call_continues_the_callers_trace(exporter: InMemorySpanExporter) -
 
 
 class _Collector(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         _Collector.received.append((self.path, body))
         self.send_response(200)
@@ -307,7 +306,8 @@ def test_otlp_endpoint_flag_exports_over_http_protobuf(collector: str) -> None:
     assert (service, names, trace_ids) == ("ovembed", ["POST /v3/embeddings", "render"], {TRACE_ID})
 
 
-_OFF_SCRIPT = """
+_OFF_SCRIPT = f"""
+TRACEPARENT = {TRACEPARENT!r}
 import json, os, sys
 for key in [k for k in os.environ if k.startswith("OTEL_")]:
     del os.environ[key]
@@ -316,11 +316,11 @@ from tests.serving.fakes import FakeRegistry, FakeServable, make_app
 
 app = make_app(FakeRegistry(FakeServable("fake")))
 with TestClient(app) as client:
-    status = client.post("/v3/embeddings", json={"model": "fake", "input": "x"},
-                         headers={"traceparent": "%s"}).status_code
+    status = client.post("/v3/embeddings", json={{"model": "fake", "input": "x"}},
+                         headers={{"traceparent": TRACEPARENT}}).status_code
 otel = sorted(m for m in sys.modules if m.split(".")[0] == "opentelemetry")
-print(json.dumps({"status": status, "tracer": app.state.tracer, "otel": otel}))
-""" % TRACEPARENT
+print(json.dumps({{"status": status, "tracer": app.state.tracer, "otel": otel}}))
+"""
 
 
 def test_off_by_default_imports_nothing_from_opentelemetry() -> None:
@@ -364,6 +364,6 @@ def test_real_model_http_and_grpc_traces_have_every_phase(minilm_repo: Path, exp
         assert batch["ovembed.batch.size"] == inputs and batch["ovembed.batch.padded_tokens"] % 8 == 0
         # the phases follow one another inside the server span
         order = [phase[n] for n in ("tokenize", "queue", "inference", "render")]
-        assert all(a.end_time <= b.start_time + 1_000_000 for a, b in zip(order, order[1:]))  # 1 ms clock slack
+        assert all(a.end_time <= b.start_time + 1_000_000 for a, b in itertools.pairwise(order))  # 1 ms clock slack
         assert server.start_time <= order[0].start_time and order[-1].end_time <= server.end_time
     assert dict(rpc.attributes or {})["ovembed.request_id"] == "grpc-real"
