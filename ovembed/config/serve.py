@@ -111,6 +111,8 @@ class ServeConfig(_Checked):
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
         ExportConfig(**{name: getattr(self, name) for name in PULL_FIELDS})  # checks them as export does
+        _require(not self.otlp_endpoint or self.otlp_endpoint.startswith(("http://", "https://")),
+                 f"--otlp_endpoint must be a URL like http://otel-collector:4317, got {self.otlp_endpoint!r}")
         _require(self.lone_shapes_max_mb >= 0, "--lone_shapes_max_mb must be 0 (off) or more")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
             value = getattr(self, name)

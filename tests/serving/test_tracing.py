@@ -107,6 +107,12 @@ def test_the_flag_is_a_serve_option_and_env_variable() -> None:
     assert args.otlp_endpoint == "http://c:4317"
 
 
+def test_an_endpoint_without_a_scheme_is_refused_naming_the_flag() -> None:
+    with pytest.raises(ConfigError) as info:
+        ServeConfig(config_path=Path("c.json"), otlp_endpoint="collector:4317")
+    assert str(info.value) == "--otlp_endpoint must be a URL like http://otel-collector:4317, got 'collector:4317'"
+
+
 def test_asking_for_tracing_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace.export", None)  # import fails
     with pytest.raises(ConfigError) as info:
