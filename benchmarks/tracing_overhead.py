@@ -1,6 +1,7 @@
 """What OpenTelemetry tracing costs: off (the hooks' None checks) and on (every request traced and exported).
 
-1. ``hooks``: the engine's tracing hooks with tracing off, timed in a loop (what every request pays).
+1. ``hooks``: the engine's tracing hooks with tracing off, timed in a loop (what every request pays), and
+   with tracing on, one request's five spans made and queued for export (what a traced request adds).
 2. A paired A/B (:mod:`benchmarks.paired_ab`) of two servers of this tree on the same MiniLM repository:
    A without tracing, B with ``--otlp_endpoint`` pointing at an OTLP/gRPC sink in this process (it counts
    and drops spans, like a collector that keeps up). Both servers run side by side, so load on the machine
@@ -71,6 +72,39 @@ def hooks_off(n: int = 200_000) -> dict[str, float]:
     return out
 
 
+def spans_on(n: int = 2_000) -> float:
+    """Microseconds of one traced request's spans (server + tokenize, queue, inference, render), made and
+    handed to a batch processor whose exporter drops them: the tracing work a request adds in the server."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = tracing._provider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    tracer = tracing.Tracer(provider)
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+
+    def request() -> None:
+        trace = tracer.start("POST /v3/embeddings", carrier, "rid", {"http.request.method": "POST"})
+        assert trace is not None
+        now = time.perf_counter()
+        tracing.tokenized(now, now, [[1, 2, 3]])
+        job = tracing.job_trace()
+        assert job is not None
+        batch = tracing.BatchTrace({job: 1}, {"ovembed.model": "minilm", "ovembed.batch.id": 1})
+        trace.child("queue", job.submitted_ns, batch.started_ns, {"ovembed.model": "minilm"})
+        batch.finished(False)
+        trace.engine_done()
+        trace.rendered()
+        trace.finish({"http.response.status_code": 200})
+
+    seconds = timeit.timeit(request, number=n) / n
+    provider.shutdown()
+    return seconds * 1e6
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--config", type=Path, help="repository config.json with 'minilm' (default: export fp32)")
@@ -81,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name, ns in hooks_off().items():
         print(f"hooks off: {name} {ns:.0f} ns/call", flush=True)
+    print(f"spans on: one traced request's 5 spans {spans_on():.0f} us (made and queued for export)", flush=True)
     config = args.config or export(Path("/tmp/ovembed-tracing-bench"))
     sink = _Sink()
     try:

@@ -184,13 +184,16 @@ class Tracer:
 
     def child(self, parent: Any, name: str, start_ns: int, end_ns: int, attributes: Mapping[str, Any],
               *, failed: bool = False) -> None:
-        span = self._tracer.start_span(name, context=self._in_context(parent), start_time=start_ns,
-                                       attributes=attributes)
+        """A finished span under ``parent`` (:meth:`in_context` of the parent span)."""
+        span = self._tracer.start_span(name, context=parent, start_time=start_ns, attributes=attributes)
         if failed:
             from opentelemetry.trace import Status, StatusCode
 
             span.set_status(Status(StatusCode.ERROR))
         span.end(end_time=end_ns)
+
+    def in_context(self, span: Any) -> Any:
+        return self._in_context(span)
 
     def shutdown(self) -> None:
         """Export what is buffered and stop (blocks up to the exporters' timeouts)."""
@@ -200,17 +203,18 @@ class Tracer:
 class RequestTrace:
     """One request's server span; the phases add their children to it."""
 
-    __slots__ = ("_engine_done_ns", "span", "token", "tracer")
+    __slots__ = ("_context", "_engine_done_ns", "span", "token", "tracer")
 
     def __init__(self, tracer: Tracer, span: Any) -> None:
         self.tracer = tracer
         self.span = span
+        self._context = tracer.in_context(span)  # the parent of its children, made once
         self.token: Token[RequestTrace | None] | None = None
         self._engine_done_ns: int | None = None
 
     def child(self, name: str, start_ns: int, end_ns: int, attributes: Mapping[str, Any],
               *, failed: bool = False) -> None:
-        self.tracer.child(self.span, name, start_ns, end_ns, attributes, failed=failed)
+        self.tracer.child(self._context, name, start_ns, end_ns, attributes, failed=failed)
 
     def engine_done(self) -> None:
         """The engine's work for the request is done (:meth:`RequestContext.guard`): rendering starts."""
