@@ -106,10 +106,12 @@ def from_config(otlp_endpoint: str | None, environ: Mapping[str, str]) -> Tracer
         return None
     try:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-    except ImportError:
+
+        exporters = [_otlp_exporter(wanted) if name == "otlp" else ConsoleSpanExporter()
+                     for name in wanted.exporters]
+    except ImportError:  # the SDK or the OTLP exporter is missing
         raise ConfigError(f"tracing is on (--otlp_endpoint or OTEL_* variables) but OpenTelemetry is not "
                           f"installed: {INSTALL_HINT}") from None
-    exporters = [_otlp_exporter(wanted) if name == "otlp" else ConsoleSpanExporter() for name in wanted.exporters]
     provider = _provider()
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -113,8 +113,11 @@ def test_an_endpoint_without_a_scheme_is_refused_naming_the_flag() -> None:
     assert str(info.value) == "--otlp_endpoint must be a URL like http://otel-collector:4317, got 'collector:4317'"
 
 
-def test_asking_for_tracing_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace.export", None)  # import fails
+@pytest.mark.parametrize("missing", ["opentelemetry.sdk.trace.export",
+                                     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"])
+def test_asking_for_tracing_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch,
+                                                                missing: str) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)  # import fails
     with pytest.raises(ConfigError) as info:
         tracing.from_config("http://collector:4317", {})
     assert str(info.value) == ("tracing is on (--otlp_endpoint or OTEL_* variables) but OpenTelemetry is not "
