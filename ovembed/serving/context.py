@@ -18,10 +18,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ovembed.errors import ClientGone, Unauthorized
 from ovembed.serving.api import Timings
+
+if TYPE_CHECKING:
+    from ovembed.serving.tracing import RequestTrace
 
 # The id of the request being handled, for log lines (see http.server.RequestIdFilter). A
 # ContextVar follows the request into tasks it spawns, e.g. the engine's embed call.
@@ -86,6 +89,7 @@ class RequestContext:
     model: str | None = None
     # Resolves when the client has gone away (HTTP: the ASGI disconnect message); None: never.
     client_gone: Callable[[], Awaitable[None]] | None = None
+    trace: RequestTrace | None = None  # its OpenTelemetry trace (serving.tracing); None: off or not sampled
 
     def elapsed(self) -> float:
         """Seconds since the request arrived."""
@@ -97,14 +101,20 @@ class RequestContext:
         Cancelling the engine's ``embed`` drops its queued work, so no compute is wasted.
         """
         if self.client_gone is None:
-            return await work
+            result = await work
+            if self.trace is not None:
+                self.trace.engine_done()
+            return result
         task = asyncio.ensure_future(work)
         watcher = asyncio.ensure_future(self.client_gone())
         # The client going away cancels the work: a done-callback, not asyncio.wait(), which
         # builds a future and callbacks on both tasks for every request (single-query latency).
         watcher.add_done_callback(functools.partial(_cancel, task))
         try:
-            return await task  # cancelling the caller (server shutdown) cancels the work too
+            result = await task  # cancelling the caller (server shutdown) cancels the work too
+            if self.trace is not None:
+                self.trace.engine_done()
+            return result
         except asyncio.CancelledError:
             if not watcher.done() or watcher.cancelled():
                 raise  # the caller was cancelled, not the client gone

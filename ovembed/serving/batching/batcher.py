@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ovembed.errors import ModelNotReady, Overloaded
+from ovembed.serving import tracing
 from ovembed.serving.api import BatchObserver, Executor, TokenIds
 from ovembed.serving.batching.fair_queue import FairQueue
 from ovembed.serving.batching.policy import BatchPolicy, Item, Job
@@ -65,6 +66,8 @@ class Batcher:
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._item_seconds = 0.0  # moving average of engine seconds per document (Retry-After)
+        self._traced = False  # a traced request reached this batcher (serving.tracing)
+        self._batch_traces: dict[int, tracing.BatchTrace] = {}  # id(batch) -> its trace, while it runs
 
     @property
     def queued(self) -> int:
@@ -93,6 +96,8 @@ class Batcher:
                   per_token=getattr(self.engine, "per_token", False))
         if n == 0:
             return BatchResult(job.out, 0.0, 0.0)
+        job.trace = tracing.job_trace()
+        self._traced = self._traced or job.trace is not None
         self._queue.push([Item(job, i, len(doc), now, self._seq + i) for i, doc in enumerate(docs)])
         self._seq += n
         self._queued += n
@@ -191,6 +196,8 @@ class Batcher:
         on_loop = threading.get_ident()
         if self.observer is not None:
             self.observer.batch_started(len(batch), sum(lengths), width * len(batch))
+        if self._traced and (batch_trace := tracing.batch_started(batch, self.name, width)) is not None:
+            self._batch_traces[id(batch)] = batch_trace
         started = time.perf_counter()
 
         def on_done(result: np.ndarray | BaseException) -> None:  # any thread
@@ -226,6 +233,8 @@ class Batcher:
             self._item_seconds = per_item if self._item_seconds == 0 else 0.8 * self._item_seconds + 0.2 * per_item
         if self.observer is not None:
             self.observer.batch_finished(len(batch), seconds, failed)
+        if self._batch_traces and (batch_trace := self._batch_traces.pop(id(batch), None)) is not None:
+            batch_trace.finished(failed)
         for it in batch:
             job = it.job
             assert job is not None

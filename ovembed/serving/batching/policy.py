@@ -15,6 +15,8 @@ from ovembed.serving.api import TokenIds
 if TYPE_CHECKING:
     import asyncio
 
+    from ovembed.serving.tracing import JobTrace
+
 # Widths are padded to a multiple of this: it bounds the number of distinct shapes, and
 # OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
 PAD_MULTIPLE = 8
@@ -29,7 +31,7 @@ class Job:
     """One request's documents, its result rows and its future."""
 
     __slots__ = ("cancelled", "dispatched_at", "docs", "done_at", "future", "out", "remaining",
-                 "submitted_at", "undispatched")
+                 "submitted_at", "trace", "undispatched")
 
     def __init__(self, docs: Sequence[TokenIds], dims: int, future: asyncio.Future[None],
                  now: float, *, per_token: bool = False) -> None:
@@ -43,6 +45,7 @@ class Job:
         self.submitted_at = now
         self.dispatched_at: float | None = None
         self.done_at = now
+        self.trace: JobTrace | None = None  # the request's trace (serving.tracing), when traced
 
 
 @dataclass(eq=False)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from ovembed.errors import InvalidInput, ModelNotFound, describe, public_message
+from ovembed.serving import tracing
 from ovembed.serving.api import ModelState, Registry
 from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
@@ -43,6 +44,7 @@ from ovembed.serving.wire.retrieval import parse_retrieval_parameters
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
+    from ovembed.serving.tracing import Tracer
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -57,7 +59,7 @@ SERVICE = "inference.GRPCInferenceService"  # RPCs are counted under endpoint "/
 
 def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_Req, _Resp]]:
     """Wrap a handler ``(self, request) -> (response, trailing metadata)`` into an RPC method:
-    request id, auth, error mapping through the error table, access log, metrics."""
+    request id, auth, error mapping through the error table, access log, metrics, server span."""
 
     def decorate(handler: _Handler[_Req, _Resp]) -> _Rpc[_Req, _Resp]:
         method = handler.__name__
@@ -69,13 +71,16 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
             start = time.perf_counter_ns()
             metadata = _metadata(context.invocation_metadata())
             rid = request_id(metadata.get("x-request-id"))
-            ctx = RequestContext(rid, start)
+            trace = None if self._tracer is None else tracing.start_grpc(self._tracer, SERVICE, method, metadata, rid)
+            ctx = RequestContext(rid, start, trace=trace)
             token = REQUEST_ID.set(rid)
             code = grpc.StatusCode.OK
             try:
                 if protected:
                     self._check_key(metadata.get("authorization"))
                 response, trailing = await handler(self, request, ctx)
+                if trace is not None:
+                    trace.rendered()
                 context.set_trailing_metadata((("x-request-id", rid), *trailing))
                 return response
             except asyncio.CancelledError:  # the client went away or the server is stopping
@@ -97,6 +102,8 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 _log(method, context.peer(), code, elapsed, quiet=quiet)
                 if self._metrics is not None:
                     self._metrics.observe_request(endpoint, ctx.model or "", code.name, elapsed / 1e9)
+                if trace is not None:
+                    tracing.finish_grpc(trace, code.name, code.value[0], ctx.model)
                 REQUEST_ID.reset(token)
 
         return rpc
@@ -118,11 +125,12 @@ class InferenceServicer:
     ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
 
     def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, tracer: Tracer | None = None) -> None:
         self._registry = registry
         self._key = api_key.encode() if api_key is not None else None
         self._max_inputs = max_inputs
         self._metrics = metrics
+        self._tracer = tracer
 
     # --- probes ----------------------------------------------------------------------------
 
