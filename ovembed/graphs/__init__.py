@@ -22,6 +22,7 @@ from ovembed.graphs.embeddings import (
     write_graph,
 )
 from ovembed.graphs.pbtxt import (
+    BGE_M3,
     CALCULATORS,
     EMBEDDINGS,
     RERANK,
@@ -34,6 +35,7 @@ from ovembed.graphs.pbtxt import (
     read_graph_text,
     render_graph_text,
 )
+from ovembed.graphs.bge_m3 import BgeM3GraphOptions, bge_m3_options, write_bge_m3_graph
 from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
 from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, sparse_options, write_sparse_graph
 from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_token_graph
@@ -42,6 +44,9 @@ from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_t
 AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions
 
 __all__ = [
+    "BGE_M3",
+    "BgeM3GraphOptions",
+    "write_bge_m3_graph",
     "CALCULATORS",
     "EMBEDDINGS",
     "GRAPH_FILENAME",
@@ -84,6 +89,8 @@ def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
             return sparse_options(node)
         if node.calculator is TOKEN_EMBED:
             return token_options(node)
+        if node.calculator is BGE_M3:
+            return bge_m3_options(node)
         return parse_graph(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
