@@ -38,7 +38,7 @@ def _linear(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same one-line refusal
+    except Exception as exc:
         raise ExportError(f"{path} is not a readable PyTorch state dict ({type(exc).__name__})") from None
     weight = state.get("weight") if isinstance(state, dict) else None
     if weight is None or weight.ndim != 2:

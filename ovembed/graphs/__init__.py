@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovembed.errors import ConfigError
+from ovembed.graphs.bge_m3 import BgeM3GraphOptions, bge_m3_options, write_bge_m3_graph
 from ovembed.graphs.embeddings import (
     GRAPH_FILENAME,
     GraphOptions,
@@ -35,7 +36,6 @@ from ovembed.graphs.pbtxt import (
     read_graph_text,
     render_graph_text,
 )
-from ovembed.graphs.bge_m3 import BgeM3GraphOptions, bge_m3_options, write_bge_m3_graph
 from ovembed.graphs.rerank import RerankGraphOptions, render_rerank_graph, rerank_options, write_rerank_graph
 from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, sparse_options, write_sparse_graph
 from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_token_graph
@@ -45,8 +45,6 @@ AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | Token
 
 __all__ = [
     "BGE_M3",
-    "BgeM3GraphOptions",
-    "write_bge_m3_graph",
     "CALCULATORS",
     "EMBEDDINGS",
     "GRAPH_FILENAME",
@@ -54,6 +52,7 @@ __all__ = [
     "SPARSE",
     "TOKEN_EMBED",
     "AnyGraphOptions",
+    "BgeM3GraphOptions",
     "Calculator",
     "GraphNode",
     "GraphOptions",
@@ -69,6 +68,7 @@ __all__ = [
     "render_graph_text",
     "render_rerank_graph",
     "render_sparse_graph",
+    "write_bge_m3_graph",
     "write_graph",
     "write_rerank_graph",
     "write_sparse_graph",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -35,8 +36,8 @@ def test_the_heads_are_read_and_recorded(tmp_path: Path) -> None:
     assert export.heads.hidden == 8 and export.heads.dim == 8 and export.heads.sparse_bias is not None
 
     class Tok:
-        special_tokens_map = {"cls_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
-                              "mask_token": "<mask>"}
+        special_tokens_map: ClassVar[dict[str, str]] = {
+            "cls_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
 
         def convert_tokens_to_ids(self, token: str) -> int:
             return ["<s>", "<pad>", "</s>", "<unk>", "<mask>"].index(token)

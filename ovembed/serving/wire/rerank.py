@@ -34,7 +34,6 @@ Response: ``{"id", "model", "results": [{"index", "relevance_score", "document"?
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Any
 
