@@ -173,6 +173,10 @@ def test_rerank_is_the_combined_score(client: TestClient, engine: PackedEngine) 
     got = {r["index"]: r["relevance_score"] for r in dense_only}
     for i, d in enumerate(DOCS):
         assert got[i] == pytest.approx(reference_score(QUERY, d, (1, 0, 0)), abs=1e-5)
+    score = client.post("/score", json={"model": "m3", "text_1": QUERY, "text_2": DOCS})
+    assert score.status_code == 200, score.text
+    got = [d["score"] for d in sorted(score.json()["data"], key=lambda d: d["index"])]
+    np.testing.assert_allclose(got, want, atol=1e-5)  # vLLM's /score shape, the same combined score
 
 
 @pytest.mark.parametrize(("path", "body", "words"), [
