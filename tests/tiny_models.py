@@ -350,3 +350,20 @@ TINY_INT8_MAX_SCORE_DIFF = 0.15
 # scores lie close together: 0.979 of them kept their order on a Xeon with VNNI, and random builds (before
 # the builds were made deterministic) ranged 0.938-0.986 on two CPUs, against the int8 default of 0.95.
 TINY_INT8_MIN_RANK_AGREEMENT = 0.9
+
+
+def build_bge_m3(out: Path, colbert_dim: int = 16) -> Path:
+    """A BGE-M3-style folder as FlagEmbedding ships it: the tiny XLM-R encoder with ``sparse_linear.pt`` (hidden -> 1)
+    and ``colbert_linear.pt`` (hidden -> ``colbert_dim``) beside it, seeded; the sparse bias keeps some weights > 0."""
+    import torch
+
+    build_xlmr(out)
+    hidden = TINY["hidden_size"]
+    torch.manual_seed(13)
+    sparse = torch.nn.Linear(hidden, 1)
+    torch.nn.init.normal_(sparse.weight, std=0.5)
+    torch.nn.init.constant_(sparse.bias, 0.1)
+    colbert = torch.nn.Linear(hidden, colbert_dim)
+    torch.save(sparse.state_dict(), out / "sparse_linear.pt")
+    torch.save(colbert.state_dict(), out / "colbert_linear.pt")
+    return out

@@ -13,9 +13,10 @@ class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
     task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov), rerank (rerank_ov, "
-                        "a cross-encoder with one logit), sparse (a SPLADE-style masked LM; ovembed only), "
-                        "token_embed (late interaction) or classify (a sequence classifier with several labels; "
-                        "ovembed only)")
+                        "a cross-encoder with one logit), sparse (a SPLADE-style masked LM), token_embed "
+                        "(ColBERT-style token vectors), bge_m3 (BGE-M3's dense, sparse and multi-vector heads "
+                        "in one IR) or classify (a sequence classifier with several labels); the last four are "
+                        "ovembed only")
     source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
                                required=True)
     revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ovembed.config import Task
+from ovembed.export.bge_m3 import BgeM3Export
 from ovembed.export.classify import ClassifyExport
 from ovembed.export.embeddings import EmbeddingsExport
 from ovembed.export.rerank import RerankExport
@@ -16,4 +17,5 @@ EXPORT_TASKS: dict[Task, type[ExportTask]] = {
     Task.SPARSE: SparseExport,
     Task.TOKEN_EMBED: TokenEmbedExport,
     Task.CLASSIFY: ClassifyExport,
+    Task.BGE_M3: BgeM3Export,
 }

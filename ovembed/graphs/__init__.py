@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovembed.errors import ConfigError
+from ovembed.graphs.bge_m3 import BgeM3GraphOptions, bge_m3_options, write_bge_m3_graph
 from ovembed.graphs.classify import ClassifyGraphOptions, classify_options
 from ovembed.graphs.embeddings import (
     GRAPH_FILENAME,
@@ -23,6 +24,7 @@ from ovembed.graphs.embeddings import (
     write_graph,
 )
 from ovembed.graphs.pbtxt import (
+    BGE_M3,
     CALCULATORS,
     CLASSIFY,
     EMBEDDINGS,
@@ -44,6 +46,7 @@ from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_t
 AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions | ClassifyGraphOptions
 
 __all__ = [
+    "BGE_M3",
     "CALCULATORS",
     "CLASSIFY",
     "EMBEDDINGS",
@@ -52,6 +55,7 @@ __all__ = [
     "SPARSE",
     "TOKEN_EMBED",
     "AnyGraphOptions",
+    "BgeM3GraphOptions",
     "Calculator",
     "ClassifyGraphOptions",
     "GraphNode",
@@ -68,6 +72,7 @@ __all__ = [
     "render_graph_text",
     "render_rerank_graph",
     "render_sparse_graph",
+    "write_bge_m3_graph",
     "write_graph",
     "write_rerank_graph",
     "write_sparse_graph",
@@ -90,6 +95,8 @@ def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
             return token_options(node)
         if node.calculator is CLASSIFY:
             return classify_options(node)
+        if node.calculator is BGE_M3:
+            return bge_m3_options(node)
         return parse_graph(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None

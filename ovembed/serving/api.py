@@ -225,6 +225,25 @@ class ClassifyResult:
         return sum(self.token_counts)
 
 
+Output = Literal["dense", "sparse", "multivector"]  # what a multi-output (bge_m3) model gives per input
+OUTPUTS: tuple[Output, ...] = ("dense", "sparse", "multivector")
+
+
+@dataclass
+class MultiResult:
+    """The outputs asked of a multi-output model, each from the same inference; None for one not asked."""
+
+    dense: np.ndarray | None  # float32 [n_inputs, dimensions], L2-normalised
+    sparse: list[SparseVector] | None  # one per input: token ids and their weights
+    multivector: list[np.ndarray] | None  # float32 [n_tokens, dim] per input, L2-normalised rows
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
 @dataclass(frozen=True)
 class RerankOptions:
     """How a rerank request treats long documents."""
@@ -233,6 +252,7 @@ class RerankOptions:
     truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
     direction: TruncationDirection = "right"  # which end of a document truncation keeps
     truncate_query: bool = True  # False: a query over half the window is a 400 instead of being cut
+    weights: tuple[float, float, float] | None = None  # bge_m3: dense, sparse, colbert (None: the model's default)
 
 
 DEFAULT_RERANK = RerankOptions()
@@ -292,6 +312,12 @@ class Servable(Protocol):
         input is longer than ``info.max_length`` and ``truncate`` is false, else errors as for ``embed``."""
         ...
 
+    async def embed_multi(self, inputs: Inputs, outputs: Sequence[Output], *, truncate: bool | None = None,
+                          options: EmbedOptions | None = None,
+                          pruning: SparseOptions = DEFAULT_SPARSE) -> MultiResult:
+        """Several outputs of each input from one inference (a bge_m3 model); errors as for ``embed``."""
+        ...
+
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
@@ -309,6 +335,13 @@ def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
     task = info.task.value
     return InvalidInput(f"The model '{info.name}' is {_article(task)} {task} model, "
                         f"not {_article(wanted)} {wanted} model (use {info.endpoint})", param="model")
+
+
+def wrong_output(info: ModelInfo, outputs: Sequence[str]) -> InvalidInput:
+    """The error for asking a model of one output (any task but bge_m3) for several outputs (``output``)."""
+    task = info.task.value
+    return InvalidInput(f"The model '{info.name}' is {_article(task)} {task} model: 'output' ({', '.join(outputs)}) "
+                        f"is for a bge_m3 model (use {info.endpoint})", param="output")
 
 
 def _article(word: str) -> str:

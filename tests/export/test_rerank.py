@@ -134,4 +134,4 @@ def test_cli_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["export", "--task", "colbert", "--source_model", "x"])
     err = capsys.readouterr().err
-    assert "invalid choice: 'colbert' (choose from embeddings, rerank, sparse, token_embed, classify)" in err
+    assert "invalid choice: 'colbert' (choose from embeddings, rerank, sparse, token_embed, classify, bge_m3)" in err

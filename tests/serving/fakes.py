@@ -38,6 +38,8 @@ from ovembed.serving.api import (
     ModelInfo,
     ModelState,
     ModelStatus,
+    MultiResult,
+    Output,
     RerankOptions,
     RerankResult,
     Servable,
@@ -47,6 +49,7 @@ from ovembed.serving.api import (
     Timings,
     TruncationDirection,
     not_ready,
+    wrong_output,
     wrong_task,
 )
 from ovembed.serving.http.app import create_app
@@ -203,6 +206,11 @@ class FakeServable:
         vectors = [SparseVector(*prune(expected_sparse(ids), top_k=pruning.top_k, threshold=pruning.threshold or 0.0))
                    for ids in seen]
         return SparseResult(vectors, [len(ids) for ids in seen], TIMINGS)
+
+    async def embed_multi(self, inputs: Inputs, outputs: Sequence[Output], *, truncate: bool | None = None,
+                          options: EmbedOptions | None = None,
+                          pruning: SparseOptions = DEFAULT_SPARSE) -> MultiResult:
+        raise wrong_output(self._info, outputs)  # a fake model has one output, as every task but bge_m3
 
     async def _embed(self, inputs: Inputs, truncate: bool | None, options: EmbedOptions | None) -> EmbedResult:
         opts = options or EmbedOptions()

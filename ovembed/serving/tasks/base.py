@@ -29,6 +29,8 @@ from ovembed.serving.api import (
     EmbedResult,
     Inputs,
     ModelInfo,
+    MultiResult,
+    Output,
     RerankOptions,
     RerankResult,
     SparseOptions,
@@ -37,6 +39,7 @@ from ovembed.serving.api import (
     TokenKind,
     TokenResult,
     TruncationDirection,
+    wrong_output,
     wrong_task,
 )
 from ovembed.serving.batching.batcher import Batcher
@@ -136,6 +139,11 @@ class BaseServable:
     async def classify(self, inputs: Sequence[ClassifyInput], *, truncate: bool | None = None,
                        direction: TruncationDirection = "right") -> ClassifyResult:
         raise wrong_task(self._info, "classify")
+
+    async def embed_multi(self, inputs: Inputs, outputs: Sequence[Output], *, truncate: bool | None = None,
+                          options: EmbedOptions | None = None,
+                          pruning: SparseOptions = DEFAULT_SPARSE) -> MultiResult:
+        raise wrong_output(self._info, outputs)
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

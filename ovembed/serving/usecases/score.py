@@ -56,7 +56,7 @@ async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> S
     info = servable.info
     if info.task is Task.EMBEDDINGS:
         return await _cosine(registry, ctx, info, req)
-    if info.task is not Task.RERANK:
+    if info.task is not Task.RERANK and Task.RERANK not in info.serves:  # a token or bge_m3 model scores pairs too
         raise wrong_task(info, Task.RERANK.value)
     check_truncation(req.truncate_prompt_tokens, info)
     groups: dict[str, list[int]] = {}
