@@ -26,8 +26,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from ovembed.errors import InvalidInput, ModelNotFound, describe, public_message
-from ovembed.serving.api import ModelState, Registry
-from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
+from ovembed.serving.api import DEADLINE, ModelState, Registry
+from ovembed.serving.context import (
+    REQUEST_ID,
+    TIMEOUT_HEADER,
+    RequestContext,
+    check_bearer,
+    log_access,
+    request_deadline,
+    request_id,
+    timing_values,
+)
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
@@ -71,10 +80,14 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
             rid = request_id(metadata.get("x-request-id"))
             ctx = RequestContext(rid, start)
             token = REQUEST_ID.set(rid)
+            deadline_token = None
             code = grpc.StatusCode.OK
             try:
                 if protected:
                     self._check_key(metadata.get("authorization"))
+                    deadline_token = DEADLINE.set(request_deadline(
+                        metadata.get(TIMEOUT_HEADER), self._request_timeout, time.monotonic(),
+                        context.time_remaining()))
                 response, trailing = await handler(self, request, ctx)
                 context.set_trailing_metadata((("x-request-id", rid), *trailing))
                 return response
@@ -98,6 +111,8 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 if self._metrics is not None:
                     self._metrics.observe_request(endpoint, ctx.model or "", code.name, elapsed / 1e9)
                 REQUEST_ID.reset(token)
+                if deadline_token is not None:
+                    DEADLINE.reset(deadline_token)
 
         return rpc
 
@@ -118,8 +133,9 @@ class InferenceServicer:
     ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
 
     def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, request_timeout: float = 0.0) -> None:
         self._registry = registry
+        self._request_timeout = request_timeout
         self._key = api_key.encode() if api_key is not None else None
         self._max_inputs = max_inputs
         self._metrics = metrics

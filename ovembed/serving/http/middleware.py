@@ -22,7 +22,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, PayloadTooLarge, ShuttingDown
-from ovembed.serving.context import REQUEST_ID, RequestContext, access_logger, check_bearer, log_access, request_id
+from ovembed.serving.api import DEADLINE
+from ovembed.serving.context import (
+    REQUEST_ID,
+    TIMEOUT_HEADER,
+    RequestContext,
+    access_logger,
+    check_bearer,
+    log_access,
+    request_deadline,
+    request_id,
+)
 from ovembed.serving.http.responses import error_response
 
 if TYPE_CHECKING:
@@ -61,26 +71,30 @@ def load_api_key(cfg: ServeConfig, environ: Mapping[str, str]) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Request id (``x-request-id`` in and out), access log, request metrics, and the
-    last-resort error handler.
+    """Request id (``x-request-id`` in and out), deadline (``x-request-timeout``, else
+    ``request_timeout`` seconds: :data:`~ovembed.serving.api.DEADLINE`), access log, request
+    metrics, and the last-resort error handler.
 
     The start time is kept in ``request.state.start_ns`` for timing headers and durations.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None, request_timeout: float = 0.0) -> None:
         self.app = app
         self.metrics = metrics
+        self.request_timeout = request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter_ns()
-        rid = request_id(Headers(scope=scope).get("x-request-id"))
+        headers = Headers(scope=scope)
+        rid = request_id(headers.get("x-request-id"))
         state = scope.setdefault("state", {})
         state["context"] = RequestContext(rid, start)
         state["request_id"], state["start_ns"] = rid, start
         token = REQUEST_ID.set(rid)
+        deadline_token = None
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -91,6 +105,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            timeout = headers.get(TIMEOUT_HEADER)
+            if timeout is not None or self.request_timeout > 0:
+                deadline_token = DEADLINE.set(request_deadline(timeout, self.request_timeout, time.monotonic()))
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if status:  # the response has started: too late to answer with an error
@@ -112,6 +129,8 @@ class RequestContextMiddleware:
             if self.metrics is not None:
                 self.metrics.observe_http(scope, status or 499, elapsed / 1e9)
             REQUEST_ID.reset(token)
+            if deadline_token is not None:
+                DEADLINE.reset(deadline_token)
 
     @staticmethod
     def _log(scope: Scope, status: int, elapsed_ns: int) -> None:
