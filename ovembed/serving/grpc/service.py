@@ -103,7 +103,9 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 code = grpc.StatusCode[describe(exc).grpc]
                 context.set_code(code)
                 context.set_details(self._message(method, exc, rid))
-                context.set_trailing_metadata((("x-request-id", rid),))
+                retry = getattr(exc, "retry_after", None)  # REST's Retry-After header, as metadata
+                context.set_trailing_metadata((("x-request-id", rid),
+                                               *((("retry-after", str(retry)),) if retry is not None else ())))
                 return None  # type: ignore[return-value]
             finally:
                 elapsed = time.perf_counter_ns() - start
