@@ -78,8 +78,8 @@ class AdmissionPolicy:
     max_queue_wait: float = 30.0
 
     def decide(self, tokens_ahead: float, tokens_per_second: float) -> Verdict:
-        """``tokens_ahead``: tokens the engine serves before this request's last document
-        (in flight and queued, in fair order, its own excluded); ``tokens_per_second``: the
+        """``tokens_ahead``: queued tokens the engine serves before this request's last document
+        (in fair order, its own excluded); ``tokens_per_second``: the
         measured rate (0: unknown, so admitted)."""
         if self.max_queue_wait <= 0 or tokens_per_second <= 0 or tokens_ahead <= 0:
             return ADMIT

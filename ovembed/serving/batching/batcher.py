@@ -76,7 +76,6 @@ class Batcher:
         self._clock = clock
         # seeded from the loader's warm-up (OpenVINOExecutor.warm_tokens_per_second) when it measured one
         self.throughput = Throughput.seeded(float(getattr(engine, "warm_tokens_per_second", 0.0)))
-        self._in_flight_tokens = 0  # real tokens of the batches running
         self.policy = policy
         self.max_queue = max_queue
         self.pad_id = pad_id
@@ -155,8 +154,8 @@ class Batcher:
     def _admit(self, lengths: Sequence[int]) -> None:
         """Raise ``Overloaded`` when the admission policy refuses a request of ``lengths``."""
         assert self.admission is not None
-        ahead = self._in_flight_tokens + self._queue.tokens_ahead(lengths)
-        verdict = self.admission.decide(ahead, self.rate())
+        # Batches running are not counted: they delay a request's start by one batch at most.
+        verdict = self.admission.decide(self._queue.tokens_ahead(lengths), self.rate())
         if verdict.admit:
             return
         if self.observer is not None:
@@ -262,7 +261,6 @@ class Batcher:
         self._queued -= len(batch)
         self._in_flight += 1
         tokens = sum(lengths)
-        self._in_flight_tokens += tokens
         loop = self._loop
         on_loop = threading.get_ident()
         if self.observer is not None:
@@ -295,7 +293,6 @@ class Batcher:
                 seconds: float = 0.0, tokens: int = 0) -> None:
         assert self._clock is not None
         self._in_flight -= 1
-        self._in_flight_tokens -= tokens
         now = self._clock.time()
         failed = isinstance(result, BaseException)
         if not failed and batch:
