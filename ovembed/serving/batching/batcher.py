@@ -127,7 +127,7 @@ class Batcher:
         if deadline is not None and now >= deadline:
             raise self._expired()
         lengths = [len(doc) for doc in docs]
-        if self.admission is not None:
+        if self.admission is not None and self._queued:  # nothing queued: nothing ahead, admitted
             self._admit(lengths)
         # an engine with per_token outputs [batch, seq, dim]: each document gets its [length, dim] rows
         job = Job(docs, self.engine.dimensions, loop.create_future(), now,
