@@ -44,7 +44,8 @@ def test_a_short_call_deadline_wins(recorder: DeadlineRecorder) -> None:
 
     before = run(FakeRegistry(recorder), scenario)
     deadline = recorder.deadlines[0]
-    assert deadline is not None and deadline <= time.monotonic() + 3 and deadline > before
+    # grpc-timeout travels rounded to its unit: a few milliseconds either way
+    assert deadline is not None and before + 2.5 < deadline < time.monotonic() + 3.5
 
 
 def test_deadline_exceeded_overload_and_a_bad_header_have_their_status(recorder: DeadlineRecorder) -> None:
