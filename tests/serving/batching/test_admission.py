@@ -130,3 +130,10 @@ def test_admission_learns_the_rate_from_completed_batches() -> None:
         assert batcher.rate() > 0  # measured (FakeEngine takes real time, however little)
 
     run(main())
+
+
+def test_the_estimate_starts_from_the_warm_up_measurement() -> None:
+    engine = FakeEngine(slots=2)
+    engine.warm_tokens_per_second = 1600.0  # type: ignore[attr-defined]  # OpenVINOExecutor.time_inline's
+    batcher = Batcher(engine, BatchPolicy(), max_queue=100)
+    assert batcher.rate() == pytest.approx(3200.0)

@@ -118,3 +118,22 @@ def test_deadline_exceeded_is_a_504_with_its_message() -> None:
     assert (kind.status, kind.type, kind.code, kind.grpc) == (504, "timeout_error", "deadline_exceeded",
                                                               "DEADLINE_EXCEEDED")
     assert public_message(DeadlineExceeded("Deadline exceeded: x")) == "Deadline exceeded: x"
+
+
+class _Job:
+    cancelled = False
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+
+def test_the_policy_never_starts_an_item_past_its_deadline() -> None:
+    from ovembed.serving.batching.policy import Item
+
+    late, on_time = _Job(5.0), _Job(None)
+    queue = [Item(late, 0, 10, 0.0, 0), Item(on_time, 0, 10, 0.0, 1)]  # type: ignore[arg-type]
+    policy = BatchPolicy(pad_multiple=1)
+    before = policy.decide(queue, now=4.0, in_flight=0, free_slots=1).batch
+    assert before is not None and [it.seq for it in before] == [0, 1]
+    after = policy.decide(queue, now=5.0, in_flight=0, free_slots=1).batch
+    assert after is not None and [it.seq for it in after] == [1]
