@@ -49,8 +49,8 @@ Precision = Literal["float32", "float16", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", *COMPACT_TYPES)
 DEFAULT_BATCH_SIZE = 256  # texts per use-case call: tokenized together, batched by the batcher
 WINDOW_TEXTS = 4096  # texts one embed() call keeps queued in the engine at most (bounded memory)
-# Offline callers bound their own queue (WINDOW_TEXTS per call): the server's 429 limit would only
-# refuse chunked documents that expand into many chunks.
+# Offline callers bound their own queue (WINDOW_TEXTS per call): the server's 429 limits (queue
+# length, expected wait) would only refuse work a batch job means to wait for.
 _OFFLINE_MAX_QUEUE = 1 << 20
 
 
@@ -260,6 +260,7 @@ def serve_config(model: str | os.PathLike[str], *, config_path: str | os.PathLik
     """The ServeConfig and the one repository entry for a model folder, or for the model of
     ``config_path``'s repository named ``model``."""
     options.setdefault("max_queue", _OFFLINE_MAX_QUEUE)
+    options.setdefault("max_queue_wait_seconds", 0.0)  # a batch job waits its turn: never refused by wait
     if config_path is not None:
         entries = [e for e in read_config(Path(config_path)) if e.name == str(model)]
         if not entries:

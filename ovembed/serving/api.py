@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,6 +21,12 @@ from ovembed.repository import ModelEntry
 
 # A document as the batcher receives it: a list of ids (texts) or an int64 array (token ids).
 TokenIds = Sequence[int] | np.ndarray
+
+# The deadline of the request being handled, in time.monotonic() seconds (the event loop's clock), or
+# None: set by the transports (``--request_timeout``, ``x-request-timeout``, the gRPC deadline) and
+# read by the batcher, which drops work not started by then. A ContextVar, like the request id, so
+# it follows the request through use cases and servables without being passed along.
+DEADLINE: ContextVar[float | None] = ContextVar("ovembed_deadline", default=None)
 
 TruncationDirection = Literal["left", "right"]  # which end of a text truncation cuts
 
@@ -447,4 +454,12 @@ class BatchObserver(Protocol):
 
     def batch_finished(self, size: int, seconds: float, failed: bool) -> None:
         """The engine returned the batch after ``seconds`` (or failed)."""
+        ...
+
+    def refused_by_wait(self) -> None:
+        """A request was refused (429) because its expected queue wait was over ``--max_queue_wait_seconds``."""
+        ...
+
+    def deadline_expired(self) -> None:
+        """A request's deadline passed before its result was ready (504)."""
         ...

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import hmac
 import logging
+import math
 import re
 import time
 import uuid
@@ -20,7 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ovembed.errors import ClientGone, Unauthorized
+from ovembed.errors import ClientGone, InvalidInput, Unauthorized
 from ovembed.serving.api import Timings
 
 if TYPE_CHECKING:
@@ -39,6 +40,30 @@ T = TypeVar("T")
 def request_id(incoming: str | None) -> str:
     """The client's ``x-request-id`` when it is 1-128 of ``[A-Za-z0-9._:-]``, else a new one."""
     return incoming if incoming and _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+TIMEOUT_HEADER = "x-request-timeout"
+
+
+def request_deadline(header: str | None, default: float, now: float,
+                     remaining: float | None = None) -> float | None:
+    """When the request's time runs out (``now``'s clock: ``time.monotonic()``), or None: the
+    shortest of ``header`` (``x-request-timeout``, seconds), the server's ``default``
+    (``--request_timeout``, 0: none) and ``remaining`` (a gRPC deadline's time left). A malformed
+    header is ``InvalidInput`` (400)."""
+    limits = [default] if default > 0 else []
+    if remaining is not None:
+        limits.append(max(0.0, remaining))
+    if header is not None:
+        try:
+            seconds = float(header.strip())
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise InvalidInput(f"{TIMEOUT_HEADER} must be a positive number of seconds, got {header[:40]!r}",
+                               param=TIMEOUT_HEADER)
+        limits.append(seconds)
+    return now + min(limits) if limits else None
 
 
 def check_bearer(header: str | None, key: bytes, *, where: str) -> None:

@@ -36,7 +36,7 @@ def address(host: str, port: int) -> str:
 
 async def start(registry: Registry, *, host: str, port: int, api_key: str | None, max_inputs: int,
                 max_message_bytes: int, metrics: Metrics | None = None,
-                tracer: Tracer | None = None) -> tuple[grpc.aio.Server, int]:
+                tracer: Tracer | None = None, request_timeout: float = 0.0) -> tuple[grpc.aio.Server, int]:
     """A started server and the port it listens on (``port=0`` picks a free one)."""
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),  # REST's --max_body_bytes
@@ -44,7 +44,7 @@ async def start(registry: Registry, *, host: str, port: int, api_key: str | None
         ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
     ])
     servicer = InferenceServicer(registry, api_key=api_key, max_inputs=max_inputs, metrics=metrics,
-                                  tracer=tracer)
+                                  tracer=tracer, request_timeout=request_timeout)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     where = address(host, port)
     try:
@@ -73,7 +73,7 @@ async def grpc_server(cfg: ServeConfig, registry: Registry, *, api_key: str | No
     """
     server, bound = await start(registry, host=cfg.grpc_bind_address, port=cfg.port, api_key=api_key,
                                 max_inputs=cfg.max_inputs, max_message_bytes=cfg.max_body_bytes,
-                                metrics=metrics, tracer=tracer)
+                                metrics=metrics, tracer=tracer, request_timeout=cfg.request_timeout)
 
     async def stop_when_asked(event: asyncio.Event) -> None:
         await event.wait()

@@ -94,7 +94,8 @@ def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None,
             expose_headers=["x-request-id", "x-total-time", "x-inference-time",
                             "x-queue-time", "x-tokenization-time"],
         ))
-    stack.append(Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer))
+    stack.append(Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer,
+                            request_timeout=cfg.request_timeout))
     stack.append(Middleware(WebSafetyMiddleware, cfg=cfg))  # Host, Origin, Content-Type/-Encoding
     if api_key is not None:
         stack.append(Middleware(AuthMiddleware, api_key=api_key))
