@@ -83,7 +83,7 @@ def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
         doing = f" ({status.detail})" if status.detail else ""
         return ModelNotReady(f"The model '{name}' is still loading{doing}", retry_after=LOADING_RETRY_AFTER)
     if status.state is ModelState.UNLOADED:
-        return ModelNotReady(f"The model '{name}' was unloaded while idle and is loading again",
+        return ModelNotReady(f"The model '{name}' was unloaded while idle; the next request loads it",
                              retry_after=LOADING_RETRY_AFTER)
     return ModelNotReady(f"The model '{name}' is not available: {status.error}")
 
@@ -326,8 +326,9 @@ class Registry(Protocol):
 
     @property
     def ready(self) -> bool:
-        """True when every configured model is AVAILABLE (OVMS); once the models configured at start
-        have loaded, a model that a reload adds is LOADING on its own without unreadying the server."""
+        """True when every configured model is AVAILABLE (OVMS) or UNLOADED (idle, served on demand); once
+        the models configured at start have loaded, a model that a reload adds, or one loading again after
+        an idle unload, is LOADING on its own without unreadying the server."""
         ...
 
     @property

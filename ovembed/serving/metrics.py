@@ -112,7 +112,7 @@ class _RegistryCollector(Collector):
     @staticmethod
     def _states() -> GaugeMetricFamily:
         return GaugeMetricFamily(f"{PREFIX}_model_state",
-                                 "1 for the state each configured model is in (LOADING, AVAILABLE, UNAVAILABLE)",
+                                 "1 for the state each configured model is in (LOADING, AVAILABLE, UNAVAILABLE, UNLOADED)",
                                  labels=["model", "state"])
 
     @staticmethod
