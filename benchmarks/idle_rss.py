@@ -29,12 +29,17 @@ def _rss_mb() -> float:
 
 async def _run(config_path: Path, cycles: int, requests: int) -> list[tuple[str, float]]:
     from ovembed.config import ServeConfig
-    from ovembed.serving.models import memory, registry as registry_module
+    from ovembed.serving.models import memory
+    from ovembed.serving.models import registry as registry_module
     from ovembed.serving.models.registry import ModelRegistry
 
     readings = [("start (ovembed imported)", _rss_mb())]
     now = [0.0]
     models = ModelRegistry.from_serve_config(ServeConfig(config_path=config_path, idle_unload_seconds=60))
+    import openvino_tokenizers  # noqa: F401  (what loading a model loads besides the model)
+
+    models.core.get_property("CPU", "FULL_DEVICE_NAME")  # the CPU plugin's libraries, loaded once per process
+    readings.append(("OpenVINO + CPU plugin + tokenizers, no model", _rss_mb()))
     models.clock = lambda: now[0]
     trimmed = registry_module.release_freed_memory
     docs = synthetic_documents(64, 128, seed=1)
@@ -46,6 +51,7 @@ async def _run(config_path: Path, cycles: int, requests: int) -> list[tuple[str,
         for i in range(requests):
             await servable.embed(docs[i % 8 * 8:(i % 8 + 1) * 8])
         readings.append((f"cycle {cycle}: loaded, after {requests} requests", _rss_mb()))
+        del servable  # a request's reference ends with the request
         registry_module.release_freed_memory = lambda: False  # type: ignore[assignment]
         now[0] += 60
         assert await models.unload_idle() == [name]

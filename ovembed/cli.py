@@ -111,6 +111,7 @@ SERVE_HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "limits": ("max_inputs", "max_body_bytes", "max_request_tokens", "max_chunks_per_input", "graceful_timeout"),
     "security": ("api_key_file", "allowed_origins", "allowed_hosts", "allowed_methods", "allowed_headers"),
     "observability": ("log_level", "log_format", "metrics_enable"),
+    "idle unloading": ("idle_unload_seconds", "load_wait_seconds"),
     "pull mode (--source_model: export from the Hub, then serve)": ("source_model", *PULL_FIELDS),
 }
 

@@ -251,7 +251,7 @@ class ModelRegistry:
         or failed. A replaced model keeps serving its old version until the new one is warm;
         if the new one fails, the old one stays and the status carries the error."""
         old = self._slots.get(entry.name)
-        if old is not None and old.status.state is ModelState.UNLOADED and old.task is None:
+        if old is not None and old.status.state is ModelState.UNLOADED and (old.task is None or old.task.done()):
             # an idle model whose entry or files changed stays unloaded: its next request loads the new version
             self._slots[entry.name] = _Slot(entry, replace(old.status, version=old.status.version + 1),
                                             info=old.info, last_used=old.last_used, keep_alive=old.keep_alive)

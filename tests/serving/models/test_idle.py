@@ -94,7 +94,7 @@ def test_a_model_idle_for_its_timeout_is_unloaded_and_the_next_request_loads_it(
         again = await registry.acquire("m")
         assert again is not first and registry.status("m").state is ModelState.AVAILABLE
         assert log == ["loaded m", "closed", "loaded m"]
-        result = await again.embed([[1, 2, 3]])  # type: ignore[list-item]
+        result = await again.batcher.submit([[1, 2, 3]])  # the fresh engine answers
         assert result.embeddings.shape == (1, 4)
         await registry.stop(1)
 
