@@ -8,8 +8,8 @@ documents per cycle; a loaded 2-core machine, so the figures vary by a few tens 
 after the unload 155, 175 and 337 MB without a trim (whether glibc returns the pages by itself depends on
 how the arenas fragmented), 149, 161 and 176 MB after ``malloc_trim(0)``. So after an idle unload the
 registry calls ``malloc_trim(0)`` where the C library has it (glibc); elsewhere (musl, macOS, Windows)
-this does nothing. What stays above the no-model level (60-90 MB) is the runtime's per-process state once
-a model has run (thread pools, kernel caches), not the model: it does not grow with its size.
+this does nothing. What stays above the no-model level (60-90 MB, a little more each cycle in that run) was
+not traced further; the runtime keeps per-process state once a model has run (thread pools, kernel caches).
 """
 
 from __future__ import annotations
