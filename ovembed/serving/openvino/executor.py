@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ class OpenVINOExecutor:
         # One request more than the batcher ever runs at once: a batch's callback may still be
         # returning when the loop starts the next batch, and start_async would wait for it.
         self._queue = ov.AsyncInferQueue(latency, max(1, n) + 1)
-        self._queue.set_callback(self._latency_callback)
+        self._queue.set_callback(_weakly(self._latency_callback))
         self._slots = max(1, n)
         self._lock = threading.Lock()  # the running counts: the loop adds, callback threads subtract
         self._throughput_queue: Any = None
@@ -92,7 +93,7 @@ class OpenVINOExecutor:
         if throughput is not None:
             m = max(1, int(throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
             self._throughput_queue = ov.AsyncInferQueue(throughput, m + 1)
-            self._throughput_queue.set_callback(self._throughput_callback)
+            self._throughput_queue.set_callback(_weakly(self._throughput_callback))
             self._slots = m
         self.dimensions = 0
         self.per_token = False  # outputs [batch, seq, dim] (a token model): set at load
@@ -303,17 +304,25 @@ class OpenVINOExecutor:
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
 
     def close(self) -> None:
-        """Wait for the running batches, then unhook the infer queues' callbacks. A callback is a bound
-        method of this executor held by OpenVINO's C++ queue: a cycle Python's garbage collector cannot
-        see (as the batches' userdata was, see :meth:`start`), which kept every unloaded or replaced
-        version's compiled models in memory (+130 MB per MiniLM fp32 load/unload cycle,
-        ``python -m benchmarks.idle_rss``)."""
         self._queue.wait_all()
-        self._queue.set_callback(_unhooked)
         if self._throughput_queue is not None:
             self._throughput_queue.wait_all()
-            self._throughput_queue.set_callback(_unhooked)
 
 
-def _unhooked(request: ov.InferRequest, userdata: Any) -> None:
-    """The callback of a closed executor's queues (nothing runs on them any more)."""
+Callback = Callable[["ov.InferRequest", Any], None]
+
+
+def _weakly(method: Callback) -> Callback:
+    """The bound ``method`` as an infer queue's callback that does not keep its executor alive. OpenVINO's
+    queue holds its callback (and each request's userdata, see :meth:`OpenVINOExecutor.start`) from C++,
+    where Python's garbage collector cannot see a cycle back to the executor: such cycles kept every
+    unloaded or replaced version's compiled models in memory (+130 MB per MiniLM fp32 load/unload cycle,
+    ``python -m benchmarks.idle_rss``)."""
+    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+
+    def callback(request: ov.InferRequest, userdata: Any) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(request, userdata)
+
+    return callback
