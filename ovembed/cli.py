@@ -113,6 +113,7 @@ SERVE_HELP_GROUPS: dict[str, tuple[str, ...]] = {
                "graceful_timeout"),
     "security": ("api_key_file", "allowed_origins", "allowed_hosts", "allowed_methods", "allowed_headers"),
     "observability": ("log_level", "log_format", "metrics_enable", "otlp_endpoint"),
+    "idle unloading": ("idle_unload_seconds", "load_wait_seconds"),
     "pull mode (--source_model: export from the Hub, then serve)": ("source_model", *PULL_FIELDS),
 }
 

@@ -7,6 +7,7 @@ older OVMS repositories list graphs under ``mediapipe_config_list`` and are read
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class ModelEntry:
     base_path: Path
     graph_path: str = GRAPH_FILENAME  # config.json "graph_path" (OVMS: relative to base_path)
     error: str | None = None  # an entry OVMS accepts but ovembed cannot serve: that model fails with this
+    # ovembed's own key (OVMS refuses config.json with it): unload after this many idle seconds, 0 never,
+    # None: --idle_unload_seconds
+    idle_unload_seconds: float | None = None
 
     @property
     def graph_file(self) -> Path:
@@ -99,6 +103,15 @@ def _optional_str(conf: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def _optional_seconds(conf: dict[str, Any], key: str, where: str) -> float | None:
+    value = conf.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{where}: {key} must be a number of seconds, 0 or more (0: never)")
+    return float(value)
+
+
 def _entry(item: Any, root: Path, where: str) -> ModelEntry:
     """One config.json entry as OVMS reads it: base_path (relative to config.json), graph_path and subconfig
     (relative to base_path)."""
@@ -107,9 +120,10 @@ def _entry(item: Any, root: Path, where: str) -> ModelEntry:
     where = f"{where} '{name}'"
     graph = _optional_str(conf, "graph_path", where) or GRAPH_FILENAME
     subconfig = _optional_str(conf, "subconfig", where)
+    idle = _optional_seconds(conf, "idle_unload_seconds", where)
     if base.lower().startswith(_REMOTE_SCHEMES):
         scheme = base.split("://", 1)[0]
-        return ModelEntry(name, Path(base), graph, error=(
+        return ModelEntry(name, Path(base), graph, idle_unload_seconds=idle, error=(
             f"model '{name}': base_path {base} is in {scheme} storage, which OVMS can read but ovembed cannot "
             "serve from; copy the model folder to local disk (or a mounted volume) and point base_path there"))
     path = Path(base).expanduser()
@@ -119,7 +133,7 @@ def _entry(item: Any, root: Path, where: str) -> ModelEntry:
         sub = Path(subconfig) if Path(subconfig).is_absolute() else base_path / subconfig
         if not sub.is_file():
             error = f"model '{name}': subconfig {sub} not found"
-    return ModelEntry(name, base_path, graph, error)
+    return ModelEntry(name, base_path, graph, error, idle)
 
 
 def read_config(config_path: Path) -> list[ModelEntry]:

@@ -61,6 +61,10 @@ def test_remove_model(tmp_path: Path) -> None:
     ('{"model_config_list": {}}', "must be a list"),
     ('{"model_config_list": [{"config": {"base_path": "x"}}]}', "has no name"),
     ('{"model_config_list": [{"config": {"name": "a"}}, {"config": {"name": "a"}}]}', "listed twice"),
+    ('{"model_config_list": [{"config": {"name": "a", "idle_unload_seconds": -1}}]}',
+     "'a': idle_unload_seconds must be a number of seconds, 0 or more"),
+    ('{"model_config_list": [{"config": {"name": "a", "idle_unload_seconds": "5m"}}]}',
+     "idle_unload_seconds must be a number of seconds"),
 ])
 def test_broken_config(tmp_path: Path, content: str, message: str) -> None:
     config = tmp_path / "config.json"
@@ -104,3 +108,11 @@ def test_ovms_entry_fields(tmp_path: Path) -> None:
     config.write_text(json.dumps({"model_config_list": [{"config": {"name": "x", "graph_path": 3}}]}))
     with pytest.raises(ConfigError, match="'x': graph_path must be a non-empty string"):
         read_config(config)
+
+
+def test_idle_unload_seconds_is_read_from_the_entry(tmp_path: Path) -> None:
+    """ovembed's own key (OVMS refuses unknown keys): absent means the flag's value (None), 0 never."""
+    config = tmp_path / "config.json"
+    config.write_text('{"model_config_list": [{"config": {"name": "a", "idle_unload_seconds": 90}},'
+                      '{"config": {"name": "b", "idle_unload_seconds": 0}}, {"config": {"name": "c"}}]}')
+    assert [e.idle_unload_seconds for e in read_config(config)] == [90.0, 0.0, None]

@@ -102,6 +102,12 @@ class ServeConfig(_Checked):
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
+    idle_unload_seconds: float = option(
+        0.0, "Seconds a model may go without requests before it is unloaded to free its memory (state UNLOADED; "
+        "the next request loads it again); a config.json entry's idle_unload_seconds overrides it (0: never)")
+    load_wait_seconds: float = option(
+        30.0, "Seconds a request to an idle-unloaded model waits for it to load before it gets 503 with "
+        "Retry-After (0: answer 503 at once and load in the background)")
     # Pull mode (OVMS --pull --source_model, TEI --model-id): export into the repository if missing, then serve.
     source_model: str | None = option(
         None, "Hub id or folder to export (if not in the repository yet) and serve; ready once exported and warm")
@@ -121,6 +127,7 @@ class ServeConfig(_Checked):
                  f"--otlp_endpoint must be a URL like http://otel-collector:4317, got {self.otlp_endpoint!r}")
         _require(self.lone_shapes_max_mb >= 0, "--lone_shapes_max_mb must be 0 (off) or more")
         for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout",
-                     "max_queue_wait_seconds", "request_timeout"):
+                     "max_queue_wait_seconds", "request_timeout",
+                     "idle_unload_seconds", "load_wait_seconds"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")

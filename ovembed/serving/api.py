@@ -60,7 +60,8 @@ class CacheStats:
 class ModelState(str, enum.Enum):
     LOADING = "LOADING"
     AVAILABLE = "AVAILABLE"
-    UNAVAILABLE = "UNAVAILABLE"  # failed to load (error in ModelStatus.error) or unloaded
+    UNAVAILABLE = "UNAVAILABLE"  # failed to load (error in ModelStatus.error) or stopped
+    UNLOADED = "UNLOADED"  # unloaded after idling (--idle_unload_seconds, keep_alive): the next request loads it
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class ModelStatus:
         """Why a model that is not AVAILABLE does not serve: what it is doing, or its error."""
         if self.state is ModelState.LOADING:
             return self.detail or "loading"
+        if self.state is ModelState.UNLOADED:
+            return self.detail or "unloaded while idle; the next request loads it"
         return self.error or "unavailable"
 
 
@@ -86,6 +89,9 @@ def not_ready(name: str, status: ModelStatus) -> ModelNotReady:
     if status.state is ModelState.LOADING:
         doing = f" ({status.detail})" if status.detail else ""
         return ModelNotReady(f"The model '{name}' is still loading{doing}", retry_after=LOADING_RETRY_AFTER)
+    if status.state is ModelState.UNLOADED:
+        return ModelNotReady(f"The model '{name}' was unloaded while idle; the next request loads it",
+                             retry_after=LOADING_RETRY_AFTER)
     return ModelNotReady(f"The model '{name}' is not available: {status.error}")
 
 
@@ -370,10 +376,26 @@ class Registry(Protocol):
 
     def available(self) -> list[Servable]: ...
 
+    def info(self, name: str) -> ModelInfo | None:
+        """What the model was when it last loaded, also once idle-unloaded (None: never loaded)."""
+        ...
+
+    async def acquire(self, name: str) -> Servable:
+        """:meth:`get` for a request that will use the model: marks it used (its idle timer restarts) and
+        loads an idle-unloaded model, waiting for it up to ``--load_wait_seconds``; ``ModelNotReady``
+        (503 with Retry-After) when it is still loading after that."""
+        ...
+
+    def keep_alive(self, name: str, seconds: float | None) -> None:
+        """How long ``name`` stays loaded once idle, from now (Ollama's ``keep_alive``): 0 unloads it as soon
+        as its requests in progress finish, a negative value never, None the configured idle timeout."""
+        ...
+
     @property
     def ready(self) -> bool:
-        """True when every configured model is AVAILABLE (OVMS); once the models configured at start
-        have loaded, a model that a reload adds is LOADING on its own without unreadying the server."""
+        """True when every configured model is AVAILABLE (OVMS) or UNLOADED (idle, served on demand); once
+        the models configured at start have loaded, a model that a reload adds, or one loading again after
+        an idle unload, is LOADING on its own without unreadying the server."""
         ...
 
     @property

@@ -119,8 +119,8 @@ class _RegistryCollector(Collector):
 
     @staticmethod
     def _states() -> GaugeMetricFamily:
-        return GaugeMetricFamily(f"{PREFIX}_model_state",
-                                 "1 for the state each configured model is in (LOADING, AVAILABLE, UNAVAILABLE)",
+        return GaugeMetricFamily(f"{PREFIX}_model_state", "1 for the state each configured model is in "
+                                 "(LOADING, AVAILABLE, UNAVAILABLE, UNLOADED)",
                                  labels=["model", "state"])
 
     @staticmethod

@@ -339,8 +339,33 @@ class FakeRegistry:
         self.stopped = False
         self.observers: Callable[[str], BatchObserver] | None = None
 
+        self.keep_alives: dict[str, float | None] = {}  # what Ollama requests asked for, by model
+
     def set_state(self, name: str, state: ModelState, error: str | None = None) -> None:
         self.states[name] = ModelStatus(state, error=error)
+
+    async def unload_idle(self) -> None:
+        """Unload every AVAILABLE model, as the real registry does once their idle timeouts pass."""
+        for name, status in self.states.items():
+            if status.state is ModelState.AVAILABLE:
+                self.states[name] = ModelStatus(ModelState.UNLOADED, version=status.version)
+
+    def info(self, name: str) -> ModelInfo | None:
+        self.status(name)
+        servable = self.servables.get(name)
+        return servable.info if servable is not None else None
+
+    async def acquire(self, name: str) -> Servable:
+        """Loads an UNLOADED model at once (as the real one does within --load_wait_seconds)."""
+        status = self.status(name)
+        if status.state is ModelState.UNLOADED:
+            self.states[name] = ModelStatus(ModelState.AVAILABLE, version=status.version)
+        return self.get(name)
+
+    def keep_alive(self, name: str, seconds: float | None) -> None:
+        self.keep_alives[name] = seconds
+        if seconds == 0 and self.states.get(name, ModelStatus(ModelState.LOADING)).state is ModelState.AVAILABLE:
+            self.states[name] = ModelStatus(ModelState.UNLOADED, version=self.states[name].version)
 
     def get(self, name: str) -> Servable:
         status = self.status(name)
@@ -362,7 +387,7 @@ class FakeRegistry:
 
     @property
     def ready(self) -> bool:
-        return all(st.state is ModelState.AVAILABLE for st in self.states.values())
+        return all(st.state in (ModelState.AVAILABLE, ModelState.UNLOADED) for st in self.states.values())
 
     @property
     def settled(self) -> bool:

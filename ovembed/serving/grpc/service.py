@@ -182,7 +182,7 @@ class InferenceServicer:
     @_rpc()
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, ctx: RequestContext
                             ) -> tuple[pb.ModelMetadataResponse, Metadata]:
-        servable, status = models.servable(self._registry, ctx, request.name, request.version)
+        servable, status = await models.servable(self._registry, ctx, request.name, request.version)
         meta = kserve.model_metadata(servable.info, status)
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
@@ -194,7 +194,7 @@ class InferenceServicer:
     async def ModelConfig(self, request: pb.ModelConfigRequest, ctx: RequestContext
                           ) -> tuple[pb.ModelConfigResponse, Metadata]:
         """Triton's extension: the model's configuration (``tritonclient.grpc.get_model_config``)."""
-        servable, _ = models.servable(self._registry, ctx, request.name, request.version)
+        servable, _ = await models.servable(self._registry, ctx, request.name, request.version)
         config = kserve.model_config(servable.info)
         return pb.ModelConfigResponse(config=pb.ModelConfig(
             name=config["name"], platform=config["platform"], backend=config["backend"],

@@ -5,13 +5,20 @@ UNAVAILABLE with its error while the others serve. :meth:`add`, :meth:`remove` a
 :meth:`apply` change the set of models while serving (live reload, driven by
 :mod:`ovembed.serving.models.reload`): a replaced model keeps serving its old version until the new
 one is warm, and a retired version finishes the requests that already resolved it.
+
+Idle unloading: a model unused for its idle timeout (``--idle_unload_seconds``, the config.json entry's
+``idle_unload_seconds``, or an Ollama request's ``keep_alive``) is unloaded once its calls in progress and
+its batches have finished (state UNLOADED, compiled model released, allocator trimmed:
+:mod:`ovembed.serving.models.memory`); the next request (:meth:`ModelRegistry.acquire`) loads it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,10 +27,11 @@ from typing import TYPE_CHECKING
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.repository import ModelEntry, read_config
-from ovembed.serving.api import BatchObserver, CacheStats, ModelState, ModelStatus, not_ready
+from ovembed.serving.api import BatchObserver, CacheStats, ModelInfo, ModelState, ModelStatus, not_ready
 from ovembed.serving.batching.admission import AdmissionPolicy
 from ovembed.serving.batching.batcher import Batcher
 from ovembed.serving.batching.policy import BatchPolicy
+from ovembed.serving.models.memory import release_freed_memory
 from ovembed.serving.openvino.errors import openvino_reason
 from ovembed.serving.openvino.loader import load_model
 from ovembed.serving.tasks.base import BaseServable, ServableDeps
@@ -35,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ovembed.serving")
 
+_IDLE_CHECK_S = 1.0
+
 
 @dataclass
 class _Slot:
@@ -44,6 +54,10 @@ class _Slot:
     loaded: LoadedModel | None = None
     task: asyncio.Task[None] | None = None
     pending: bool = False  # a model being prepared (pull mode's export): no entry in config.json yet
+    info: ModelInfo | None = None  # what it was when last loaded (kept once idle-unloaded)
+    last_used: float = 0.0  # the registry's clock when a request last acquired it
+    keep_alive: float | None = None  # Ollama's keep_alive override of the idle timeout (negative: never)
+    unloading: asyncio.Task[None] | None = None  # an idle unload in progress
 
 
 def _describe(exc: BaseException) -> str:
@@ -55,8 +69,11 @@ def _describe(exc: BaseException) -> str:
 class ModelRegistry:
     """Implements :class:`ovembed.serving.api.Registry` for OpenVINO models."""
 
-    def __init__(self, entries: Sequence[ModelEntry], cfg: ServeConfig) -> None:
+    def __init__(self, entries: Sequence[ModelEntry], cfg: ServeConfig, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self.clock = clock  # idle timers (a fake one in tests)
+        self._idle_task: asyncio.Task[None] | None = None
         self.policy = BatchPolicy(max_batch_tokens=cfg.max_batch_tokens,
                                   max_batch_size=cfg.max_batch_size,
                                   max_wait=cfg.max_wait_ms / 1000.0)
@@ -111,8 +128,41 @@ class ModelRegistry:
         if slot is None:
             raise ModelNotFound(name)
         if slot.servable is None:
+            if slot.status.state is ModelState.UNLOADED:
+                self._reload_unloaded(slot)
             raise not_ready(name, slot.status)
         return slot.servable
+
+    def info(self, name: str) -> ModelInfo | None:
+        slot = self._slots.get(name)
+        if slot is None:
+            raise ModelNotFound(name)
+        return slot.info
+
+    async def acquire(self, name: str) -> BaseServable:
+        slot = self._slots.get(name)
+        if slot is None:
+            raise ModelNotFound(name)
+        reloading = slot.status.state is ModelState.LOADING and slot.info is not None and slot.task is not None
+        if slot.servable is None and (slot.status.state is ModelState.UNLOADED or reloading):
+            task = self._reload_unloaded(slot)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), self.cfg.load_wait_seconds)
+            slot = self._slots.get(name, slot)
+        servable = self.get(name)
+        slot.last_used = self.clock()
+        slot.keep_alive = None  # keep_alive holds until the model's next request (as in Ollama)
+        return servable
+
+    def keep_alive(self, name: str, seconds: float | None) -> None:
+        slot = self._slots.get(name)
+        if slot is None:
+            return
+        slot.keep_alive = seconds
+        slot.last_used = self.clock()
+        if seconds == 0 and slot.servable is not None and slot.unloading is None:
+            # graceful as a reload: requests in progress finish, new ones load it again
+            slot.unloading = asyncio.create_task(self._unload_idle(slot), name=f"unload {name}")
 
     def status(self, name: str) -> ModelStatus:
         slot = self._slots.get(name)
@@ -135,7 +185,8 @@ class ModelRegistry:
             self._warm = self._started and not any(s.status.state is ModelState.LOADING
                                                    for s in self._slots.values())
         return self._warm and all(
-            s.status.state is ModelState.AVAILABLE or (s.status.state is ModelState.LOADING and not s.pending)
+            s.status.state in (ModelState.AVAILABLE, ModelState.UNLOADED)
+            or (s.status.state is ModelState.LOADING and not s.pending)
             for s in self._slots.values())
 
     @property
@@ -174,6 +225,8 @@ class ModelRegistry:
         for slot in self._slots.values():
             if slot.task is None and slot.servable is None:
                 slot.task = asyncio.create_task(self._load(slot), name=f"load {slot.entry.name}")
+        if self._idle_task is None:
+            self._idle_task = asyncio.create_task(self._watch_idle(), name="idle unloading")
 
     async def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until every model is loaded or failed; returns ``ready``."""
@@ -184,6 +237,8 @@ class ModelRegistry:
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop loading, drain every batcher (up to ``timeout`` seconds), release the engines."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
         slots = list(self._slots.values())
         for slot in slots:
             if slot.task is not None and not slot.task.done():
@@ -197,6 +252,11 @@ class ModelRegistry:
         or failed. A replaced model keeps serving its old version until the new one is warm;
         if the new one fails, the old one stays and the status carries the error."""
         old = self._slots.get(entry.name)
+        if old is not None and old.status.state is ModelState.UNLOADED and (old.task is None or old.task.done()):
+            # an idle model whose entry or files changed stays unloaded: its next request loads the new version
+            self._slots[entry.name] = _Slot(entry, replace(old.status, version=old.status.version + 1),
+                                            info=old.info, last_used=old.last_used, keep_alive=old.keep_alive)
+            return
         if old is None or old.servable is None:
             if old is not None and old.task is not None and not old.task.done():
                 old.task.cancel()
@@ -252,6 +312,8 @@ class ModelRegistry:
                           observer=self._observers(name) if self._observers is not None else None,
                           admission=AdmissionPolicy(self.cfg.max_queue_wait_seconds))
         slot.loaded = loaded
+        slot.info = loaded.info
+        slot.last_used = self.clock()
         slot.servable = loaded.spec.servable(loaded, batcher, ServableDeps(
             cache=self.cache, version=version, max_chunks=self.cfg.max_chunks_per_input))
         slot.status = ModelStatus(ModelState.AVAILABLE, loaded.warning, version)
@@ -272,3 +334,71 @@ class ModelRegistry:
                 self.cache.drop_scope(servable.scope)
         if loaded is not None:
             await asyncio.to_thread(loaded.engine.close)
+
+    # -- idle unloading -----------------------------------------------------------------
+
+    def idle_timeout(self, name: str) -> float | None:
+        """Seconds ``name`` may stay unused before it is unloaded (None: never): Ollama's keep_alive of its
+        last request, else its config.json entry's ``idle_unload_seconds``, else ``--idle_unload_seconds``."""
+        slot = self._slots[name]
+        if slot.keep_alive is not None:
+            return None if slot.keep_alive < 0 else slot.keep_alive
+        seconds = slot.entry.idle_unload_seconds
+        seconds = self.cfg.idle_unload_seconds if seconds is None else seconds
+        return seconds if seconds > 0 else None
+
+    async def unload_idle(self) -> list[str]:
+        """Unload every model unused for its idle timeout (by :attr:`clock`); returns their names. A model
+        with calls in progress or batches queued counts as used now."""
+        now = self.clock()
+        due = []
+        for name, slot in list(self._slots.items()):
+            timeout = self.idle_timeout(name)
+            if slot.servable is None or timeout is None or slot.unloading is not None:
+                continue
+            if slot.servable.busy:
+                slot.last_used = now
+            elif now - slot.last_used >= timeout:
+                due.append(slot)
+        await asyncio.gather(*(self._unload_idle(slot) for slot in due))
+        return [slot.entry.name for slot in due]
+
+    async def _unload_idle(self, slot: _Slot) -> None:
+        if self._slots.get(slot.entry.name) is not slot or slot.servable is None:
+            return
+        idle = self.clock() - slot.last_used
+        log.info("model %s unloaded after %.0f s without requests", slot.entry.name, idle)
+        slot.status = ModelStatus(ModelState.UNLOADED, None, slot.status.version,
+                                  detail=f"unloaded after {idle:.0f} s idle; the next request loads it")
+        task = asyncio.current_task()
+        slot.unloading = task
+        try:
+            await self._unload(slot)
+            await asyncio.to_thread(release_freed_memory)
+        finally:
+            if slot.unloading is task:
+                slot.unloading = None
+
+    def _reload_unloaded(self, slot: _Slot) -> asyncio.Task[None]:
+        """Start loading an idle-unloaded model again (once, however many requests ask)."""
+        if slot.status.state is ModelState.UNLOADED:
+            slot.status = ModelStatus(ModelState.LOADING, None, slot.status.version,
+                                      detail="loading again after being unloaded while idle")
+            slot.task = asyncio.create_task(self._load_after_unload(slot), name=f"load {slot.entry.name}")
+        assert slot.task is not None
+        return slot.task
+
+    async def _load_after_unload(self, slot: _Slot) -> None:
+        if slot.unloading is not None:  # let the unload finish first: one copy in memory at a time
+            with contextlib.suppress(Exception):
+                await asyncio.shield(slot.unloading)
+        await self._load(slot)
+
+    async def _watch_idle(self) -> None:
+        """Check the idle timers every second while serving."""
+        while True:
+            await asyncio.sleep(_IDLE_CHECK_S)
+            try:
+                await self.unload_idle()
+            except Exception:  # never let one failed unload stop the watching
+                log.exception("idle unloading failed")

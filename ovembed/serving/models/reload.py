@@ -39,6 +39,7 @@ from ovembed.serving.api import Registry
 log = logging.getLogger("ovembed.serving")
 
 Fingerprint = tuple[object, ...]
+Applied = tuple[Path, float | None, Fingerprint]  # base_path, idle_unload_seconds, files
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,15 @@ class Reloader:
         self.registry = registry
         self.error: str | None = None  # why config.json was last refused, until it is fixed
         self._on_result = on_result
-        self._applied: dict[str, tuple[Path, Fingerprint]] = {}
+        self._applied: dict[str, Applied] = {}
         self._lock = asyncio.Lock()
 
     def snapshot(self, entries: Sequence[ModelEntry] | None = None) -> None:
         """Take ``entries`` (default: the registry's) and their files as they are now as the
         baseline. File I/O: may run in a worker thread when ``entries`` is given."""
         entries = self.registry.entries() if entries is None else entries
-        self._applied = {e.name: (e.base_path, fingerprint(e.base_path, e.graph_path)) for e in entries}
+        self._applied = {e.name: (e.base_path, e.idle_unload_seconds, fingerprint(e.base_path, e.graph_path))
+                         for e in entries}
 
     def _wanted(self, fixed: Sequence[ModelEntry] | None) -> dict[str, tuple[ModelEntry, Fingerprint]]:
         """The models the files describe now (``fixed``: single-model mode's one folder);
@@ -154,9 +156,9 @@ class Reloader:
             added=tuple(n for n in wanted if n not in applied),
             removed=tuple(n for n in applied if n not in wanted),
             reloaded=tuple(n for n, (entry, fp) in wanted.items()
-                           if n in applied and applied[n] != (entry.base_path, fp)),
+                           if n in applied and applied[n] != (entry.base_path, entry.idle_unload_seconds, fp)),
         )
-        self._applied = {n: (entry.base_path, fp) for n, (entry, fp) in wanted.items()}
+        self._applied = {n: (entry.base_path, entry.idle_unload_seconds, fp) for n, (entry, fp) in wanted.items()}
         if not result.changed:
             return result
         log.info("configuration changed: added %s, removed %s, reloading %s",

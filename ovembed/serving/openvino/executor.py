@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ class OpenVINOExecutor:
         # One request more than the batcher ever runs at once: a batch's callback may still be
         # returning when the loop starts the next batch, and start_async would wait for it.
         self._queue = ov.AsyncInferQueue(latency, max(1, n) + 1)
-        self._queue.set_callback(self._latency_callback)
+        self._queue.set_callback(_weakly(self._latency_callback))
         self._slots = max(1, n)
         self._lock = threading.Lock()  # the running counts: the loop adds, callback threads subtract
         self._throughput_queue: Any = None
@@ -92,7 +93,7 @@ class OpenVINOExecutor:
         if throughput is not None:
             m = max(1, int(throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
             self._throughput_queue = ov.AsyncInferQueue(throughput, m + 1)
-            self._throughput_queue.set_callback(self._throughput_callback)
+            self._throughput_queue.set_callback(_weakly(self._throughput_callback))
             self._slots = m
         self.dimensions = 0
         self.per_token = False  # outputs [batch, seq, dim] (a token model): set at load
@@ -122,7 +123,8 @@ class OpenVINOExecutor:
         return feed
 
     @staticmethod
-    def _callback(request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
+    def _callback(request: ov.InferRequest, box: list[Callable[[Any], None]]) -> None:
+        on_done = box.pop()  # the queue keeps a request's userdata until its next run: keep nothing in it
         try:
             output = request.get_output_tensor(0).data
         except Exception as exc:  # pragma: no cover - OpenVINO failure surfaced to the batch
@@ -130,15 +132,15 @@ class OpenVINOExecutor:
             return
         on_done(output)
 
-    def _throughput_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
+    def _throughput_callback(self, request: ov.InferRequest, box: list[Callable[[Any], None]]) -> None:
         with self._lock:
             self._throughput_running -= 1
-        self._callback(request, on_done)
+        self._callback(request, box)
 
-    def _latency_callback(self, request: ov.InferRequest, on_done: Callable[[Any], None]) -> None:
+    def _latency_callback(self, request: ov.InferRequest, box: list[Callable[[Any], None]]) -> None:
         with self._lock:
             self._latency_running -= 1
-        self._callback(request, on_done)
+        self._callback(request, box)
 
     @property
     def lone_widths(self) -> tuple[int, ...]:
@@ -171,7 +173,9 @@ class OpenVINOExecutor:
         if self._throughput_queue is not None:
             self.batches["latency" if latency else "throughput"] += 1
         try:
-            (self._queue if latency else self._throughput_queue).start_async(feed, on_done, share_inputs=False)
+            # on_done in a box the callback empties: held by OpenVINO's queue as the request's userdata, it
+            # would keep the batcher, and through it this executor, alive after the model is unloaded
+            (self._queue if latency else self._throughput_queue).start_async(feed, [on_done], share_inputs=False)
         except BaseException:
             with self._lock:
                 if latency:
@@ -306,3 +310,22 @@ class OpenVINOExecutor:
         self._queue.wait_all()
         if self._throughput_queue is not None:
             self._throughput_queue.wait_all()
+
+
+Callback = Callable[["ov.InferRequest", Any], None]
+
+
+def _weakly(method: Callback) -> Callback:
+    """The bound ``method`` as an infer queue's callback that does not keep its executor alive. OpenVINO's
+    queue holds its callback (and each request's userdata, see :meth:`OpenVINOExecutor.start`) from C++,
+    where Python's garbage collector cannot see a cycle back to the executor: such cycles kept every
+    unloaded or replaced version's compiled models in memory (+130 MB per MiniLM fp32 load/unload cycle,
+    ``python -m benchmarks.idle_rss``)."""
+    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+
+    def callback(request: ov.InferRequest, userdata: Any) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(request, userdata)
+
+    return callback

@@ -92,6 +92,11 @@ class BaseServable:
         """Documents waiting in the batcher's queue (not yet sent to the engine)."""
         return self.batcher.queued
 
+    @property
+    def busy(self) -> bool:
+        """A call is in progress or a batch is queued or running (an idle unload waits for neither)."""
+        return self._active > 0 or self.batcher.queued > 0 or self.batcher.in_flight > 0
+
     async def close(self, timeout: float | None = None) -> None:
         """Retire this version: let the calls in progress finish (within ``timeout`` seconds),
         then stop the batcher (whatever is still queued fails with ModelNotReady)."""

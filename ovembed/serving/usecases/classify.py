@@ -60,8 +60,8 @@ def _truncation(req: ClassifyRequest, info: ModelInfo) -> bool | None:
 
 async def classify(registry: Registry, ctx: RequestContext, req: ClassifyRequest) -> Classification:
     """Resolve, check the task, classify (cancelled if the client goes away)."""
-    servable, status = models.task_servable(registry, ctx, Task.CLASSIFY, req.model,
-                                            hint=" (export one with `ovembed export --task classify`)")
+    servable, status = await models.task_servable(registry, ctx, Task.CLASSIFY, req.model,
+                                                  hint=" (export one with `ovembed export --task classify`)")
     info = servable.info
     truncate = _truncation(req, info)
     result = await ctx.guard(servable.classify(req.inputs, truncate=truncate, direction=req.truncation_direction))

@@ -60,7 +60,7 @@ class Embeddings:
 
 async def embed(registry: Registry, ctx: RequestContext, req: EmbedRequest) -> Embeddings:
     """Resolve, check, embed (cancelled if the client goes away: ``ClientGone``), shape."""
-    servable, status = models.servable(registry, ctx, req.model, req.version)
+    servable, status = await models.servable(registry, ctx, req.model, req.version)
     info = servable.info
     check_dimensions(req.dimensions, info)
     normalize = check_normalize(req.normalize, info)

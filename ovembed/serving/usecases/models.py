@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ovembed.config import Task
 from ovembed.errors import InvalidInput, ModelNotFound
-from ovembed.serving.api import ModelState, ModelStatus, Registry, Servable, wrong_task
+from ovembed.serving.api import ModelInfo, ModelState, ModelStatus, Registry, Servable, wrong_task
 from ovembed.serving.context import RequestContext
 
 
@@ -41,20 +41,21 @@ def status(registry: Registry, ctx: RequestContext, name: str, version: str | No
     return found
 
 
-def servable(registry: Registry, ctx: RequestContext, name: str,
-             version: str | None = None) -> tuple[Servable, ModelStatus]:
-    """The servable and its status: ``ModelNotFound`` (404), ``ModelNotReady`` (503)."""
-    found = status(registry, ctx, name, version)
-    return registry.get(name), found
+async def servable(registry: Registry, ctx: RequestContext, name: str,
+                   version: str | None = None) -> tuple[Servable, ModelStatus]:
+    """The servable and its status: ``ModelNotFound`` (404), ``ModelNotReady`` (503). An idle-unloaded model
+    loads first (:meth:`Registry.acquire`)."""
+    status(registry, ctx, name, version)
+    found = await registry.acquire(name)
+    return found, registry.status(name)
 
 
 def default_model(registry: Registry, task: Task, hint: str = "") -> str:
     """The name of the only ``task`` model being served (for requests that name none); ``hint`` follows
     the error when there is none."""
-    served = registry.available()
+    served = served_infos(registry)
     # models of the task itself; else those that also answer it (a token model answers rerank by MaxSim)
-    names = [s.info.name for s in served if s.info.task == task] or [s.info.name for s in served
-                                                                      if task in s.info.serves]
+    names = [i.name for i in served if i.task == task] or [i.name for i in served if task in i.serves]
     if len(names) == 1:
         return names[0]
     if not names:
@@ -63,11 +64,23 @@ def default_model(registry: Registry, task: Task, hint: str = "") -> str:
                        param="model")
 
 
-def task_servable(registry: Registry, ctx: RequestContext, task: Task, name: str | None,
-                  version: str | None = None, *, hint: str = "") -> tuple[Servable, ModelStatus]:
+def served_infos(registry: Registry) -> list[ModelInfo]:
+    """What each model that serves now, or on demand (idle-unloaded), is."""
+    infos = [s.info for s in registry.available()]
+    for name in registry.names():
+        try:
+            if registry.status(name).state is ModelState.UNLOADED and (info := registry.info(name)) is not None:
+                infos.append(info)
+        except ModelNotFound:  # removed by a reload meanwhile
+            continue
+    return infos
+
+
+async def task_servable(registry: Registry, ctx: RequestContext, task: Task, name: str | None,
+                        version: str | None = None, *, hint: str = "") -> tuple[Servable, ModelStatus]:
     """:func:`servable` for a request of ``task``: the only such model when ``name`` is None; a model of
     another task is ``InvalidInput`` naming where its own task is served."""
-    found, state = servable(registry, ctx, name if name is not None else default_model(registry, task, hint),
+    found, state = await servable(registry, ctx, name if name is not None else default_model(registry, task, hint),
                             version)
     if found.info.task != task and task not in found.info.serves:
         raise wrong_task(found.info, task.value)

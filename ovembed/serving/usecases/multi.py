@@ -43,7 +43,7 @@ class MultiEmbeddings:
 
 async def embed_multi(registry: Registry, ctx: RequestContext, req: MultiRequest) -> MultiEmbeddings:
     """Resolve, ask the model for the outputs (cancelled if the client goes away)."""
-    servable, status = models.servable(registry, ctx, req.model)
+    servable, status = await models.servable(registry, ctx, req.model)
     info = servable.info
     texts = isinstance(req.inputs, str) or (len(req.inputs) > 0 and isinstance(req.inputs[0], str))
     prompt = info.prompts.choose(prompt=req.prompt, prompt_name=req.prompt_name) if texts else ""

@@ -53,7 +53,7 @@ def ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
 
 async def rerank(registry: Registry, ctx: RequestContext, req: RerankRequest) -> Ranking:
     """Resolve, check the task, score every document (cancelled if the client goes away), rank."""
-    servable, status = models.task_servable(registry, ctx, Task.RERANK, req.model)
+    servable, status = await models.task_servable(registry, ctx, Task.RERANK, req.model)
     info = servable.info
     if req.options.weights is not None and info.task is not Task.BGE_M3:
         raise InvalidInput(f"'weights' weigh the dense, sparse and colbert scores of a bge_m3 model; the model "

@@ -52,7 +52,7 @@ class Scores:
 
 async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> Scores:
     name = req.model if req.model is not None else models.default_model(registry, Task.RERANK)
-    servable, _ = models.servable(registry, ctx, name)
+    servable, _ = await models.servable(registry, ctx, name)
     info = servable.info
     if info.task is Task.EMBEDDINGS:
         return await _cosine(registry, ctx, info, req)

@@ -52,7 +52,7 @@ class SparseEmbeddings:
 
 async def embed_sparse(registry: Registry, ctx: RequestContext, req: SparseRequest) -> SparseEmbeddings:
     """Resolve, check the task, embed (cancelled if the client goes away), prune."""
-    servable, status = models.task_servable(registry, ctx, Task.SPARSE, req.model, req.version,
+    servable, status = await models.task_servable(registry, ctx, Task.SPARSE, req.model, req.version,
                                             hint=" (export one with `ovembed export --task sparse`)")
     info = servable.info
     if req.chunking is not None:

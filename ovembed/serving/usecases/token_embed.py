@@ -54,13 +54,13 @@ def token_kind(input_type: str | None) -> TokenKind:
 
 def serves_tokens(registry: Registry, name: str | None) -> bool:
     """Whether ``name`` is an available token model (``/v3/embeddings`` then answers with token vectors)."""
-    return name is not None and any(s.info.name == name and s.info.task is Task.TOKEN_EMBED
-                                    for s in registry.available())
+    return name is not None and any(info.name == name and info.task is Task.TOKEN_EMBED
+                                    for info in models.served_infos(registry))
 
 
 async def embed_tokens(registry: Registry, ctx: RequestContext, req: TokenEmbedRequest) -> TokenEmbeddings:
     """Resolve, check the task, embed every token (cancelled if the client goes away)."""
-    servable, status = models.task_servable(registry, ctx, Task.TOKEN_EMBED, req.model)
+    servable, status = await models.task_servable(registry, ctx, Task.TOKEN_EMBED, req.model)
     info = servable.info
     kind = token_kind(req.input_type)
     texts = isinstance(req.inputs, str) or (len(req.inputs) > 0 and isinstance(req.inputs[0], str))

@@ -35,7 +35,7 @@ _INLINE_CHARS = 16_384
 
 async def tokenize(registry: Registry, ctx: RequestContext, req: TokenizeRequest) -> list[list[int]]:
     """Token ids per text, as the model sees them."""
-    servable, _ = models.servable(registry, ctx, req.model)
+    servable, _ = await models.servable(registry, ctx, req.model)
     limit = servable.info.max_length
     if req.pad_to_max_length:
         width = req.max_length or limit
@@ -65,7 +65,7 @@ def _check_tokens(count: int, limit: int) -> None:
 
 def only_model(registry: Registry) -> str:
     """The name of the one model served (vLLM's requests may name none)."""
-    names = [s.info.name for s in registry.available()]
+    names = [info.name for info in models.served_infos(registry)]
     if len(names) == 1:
         return names[0]
     if not names:
@@ -76,7 +76,7 @@ def only_model(registry: Registry) -> str:
 async def tokenize_prompt(registry: Registry, ctx: RequestContext, model: str | None, prompt: str, *,
                           add_special_tokens: bool = True, max_tokens: int = 1 << 20) -> tuple[list[int], int]:
     """vLLM's /tokenize: (ids, the model's maximum length)."""
-    servable, _ = models.servable(registry, ctx, model if model is not None else only_model(registry))
+    servable, _ = await models.servable(registry, ctx, model if model is not None else only_model(registry))
     if len(prompt) > _INLINE_CHARS:
         ids = (await asyncio.to_thread(servable.tokenize, [prompt], add_special_tokens=add_special_tokens))[0]
     else:
@@ -87,5 +87,5 @@ async def tokenize_prompt(registry: Registry, ctx: RequestContext, model: str | 
 
 async def detokenize(registry: Registry, ctx: RequestContext, model: str | None, ids: tuple[int, ...]) -> str:
     """vLLM's /detokenize: the text of ``ids`` (special tokens skipped)."""
-    servable, _ = models.servable(registry, ctx, model if model is not None else only_model(registry))
+    servable, _ = await models.servable(registry, ctx, model if model is not None else only_model(registry))
     return servable.detokenize(ids)

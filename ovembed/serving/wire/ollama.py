@@ -1,8 +1,10 @@
 """Ollama's embeddings API: ``/api/embed``, legacy ``/api/embeddings``, ``/api/tags``.
 
 Shapes follow Ollama's server so its clients (and the tools built on them) work unchanged:
-durations are nanoseconds, ``truncate`` defaults to true, ``keep_alive`` and ``options`` are
-accepted and ignored, an empty ``input`` answers with no embeddings (Ollama's "load" call).
+durations are nanoseconds, ``truncate`` defaults to true, ``options`` is accepted and ignored, an empty
+``input`` answers with no embeddings (Ollama's "load" call: it loads an idle-unloaded model).
+``keep_alive`` is parsed as Ollama parses it (:func:`parse_keep_alive`) and sets how long the model stays
+loaded after the request (:meth:`ovembed.serving.api.Registry.keep_alive`).
 
 Extensions on ``/api/embed`` (fields Ollama ignores): ``prompt_name``, ``input_type``,
 ``truncation_direction`` and ``chunking`` as on the OpenAI route (:mod:`ovembed.serving.wire.retrieval`;
@@ -14,6 +16,8 @@ not ``prompt``, which is the input text of Ollama's legacy ``/api/embeddings``).
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,12 +42,51 @@ class EmbedRequest:
     truncate: bool = True
     dimensions: int | None = None
     retrieval: RetrievalFields = RetrievalFields()
+    keep_alive: float | None = None  # seconds (negative: forever); None: not sent
 
 
 @dataclass(frozen=True)
 class LegacyEmbeddingsRequest:
     model: str
     prompt: str
+    keep_alive: float | None = None
+
+
+# Go's time.ParseDuration units, in seconds.
+_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def _go_duration(text: str) -> float | None:
+    """Seconds of a Go duration string ("300ms", "1.5h", "2h45m", "-1m", "0"), or None if it is not one."""
+    sign, rest = (-1.0, text[1:]) if text[:1] == "-" else (1.0, text[1:] if text[:1] == "+" else text)
+    if rest == "0":
+        return 0.0
+    total, pos = 0.0, 0
+    while pos < len(rest):
+        match = _PART.match(rest, pos)
+        if match is None:
+            return None
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    return sign * total if rest else None
+
+
+def parse_keep_alive(body: fields.JsonObject) -> float | None:
+    """``keep_alive`` as Ollama reads it (api.Duration): a number of seconds or a Go duration string
+    ("5m", "1h30m"); negative means forever (returned as -1.0), 0 unload after this request; None when
+    absent. Anything else is a 400."""
+    value = body.get("keep_alive")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidInput(f"unsupported duration type: '{type(value).__name__}' (keep_alive is a number of "
+                           "seconds or a duration such as \"5m\")", param="keep_alive")
+    seconds = float(value) if not isinstance(value, str) else _go_duration(value.strip())
+    if seconds is None or not math.isfinite(seconds):
+        raise InvalidInput(f'time: invalid duration "{value}" (keep_alive is a number of seconds or a duration '
+                           'such as "5m", "1h30m")', param="keep_alive")
+    return -1.0 if seconds < 0 else seconds
 
 
 def parse_embed_request(body: fields.JsonObject) -> EmbedRequest:
@@ -65,6 +108,7 @@ def parse_embed_request(body: fields.JsonObject) -> EmbedRequest:
         # Ollama treats 0 as "not set".
         dimensions=fields.optional_int(body, "dimensions", minimum=0) or None,
         retrieval=parse_retrieval_fields(body, prompt_text=False),
+        keep_alive=parse_keep_alive(body),
     )
 
 
@@ -75,7 +119,7 @@ def parse_legacy_request(body: fields.JsonObject) -> LegacyEmbeddingsRequest:
         prompt = ""
     if not isinstance(prompt, str):
         raise InvalidInput("'prompt' must be a string", param="prompt")
-    return LegacyEmbeddingsRequest(model=model, prompt=prompt)
+    return LegacyEmbeddingsRequest(model=model, prompt=prompt, keep_alive=parse_keep_alive(body))
 
 
 def embed_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
@@ -84,7 +128,7 @@ def embed_response(model: str, embeddings: np.ndarray, prompt_tokens: int,
         "model": model,
         "embeddings": embeddings,  # [n, dims] float32, serialised by orjson
         "total_duration": total_ns,
-        "load_duration": 0,  # models are loaded before the server is ready
+        "load_duration": 0,  # an idle-unloaded model's load is not counted
         "prompt_eval_count": prompt_tokens,
     }
     if chunks is not None:
@@ -127,3 +171,8 @@ def model_tag(info: ModelInfo) -> dict[str, Any]:
 
 def tags_response(infos: Iterable[ModelInfo]) -> dict[str, Any]:
     return {"models": [model_tag(info) for info in infos]}
+
+
+def ps_response(infos: Iterable[ModelInfo]) -> dict[str, Any]:
+    """``/api/ps``: the models loaded in memory now (idle-unloaded ones are not)."""
+    return {"models": [{**model_tag(info), "size_vram": 0} for info in infos]}

@@ -42,7 +42,7 @@ async def model_endpoint(request: Request) -> Response:
         if status.state is not ModelState.AVAILABLE:
             raise not_ready(target.name, status)
         return Response(status_code=200)
-    servable = registry.get(target.name)  # ModelNotReady -> 503
+    servable, _ = await models.servable(registry, ctx, target.name, target.version)  # ModelNotReady -> 503
     return JSONResponse(kserve.model_metadata(servable.info, status))
 
 

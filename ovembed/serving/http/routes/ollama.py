@@ -1,4 +1,4 @@
-"""Ollama-compatible routes: ``/api/embed``, legacy ``/api/embeddings``, tags, version, ``/``."""
+"""Ollama-compatible routes: ``/api/embed``, legacy ``/api/embeddings``, tags, ps, version, ``/``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ovembed.serving.api import Registry
 from ovembed.serving.context import RequestContext
 from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps
+from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
 from ovembed.serving.wire import fields, ollama
 
@@ -25,11 +26,14 @@ def _model_name(registry: Registry, name: str) -> str:
     return name
 
 
-async def _embed(registry: Registry, ctx: RequestContext, req: EmbedRequest) -> Embeddings:
+async def _embed(registry: Registry, ctx: RequestContext, req: EmbedRequest, keep_alive: float | None) -> Embeddings:
     try:
-        return await embed(registry, ctx, req)
+        result = await embed(registry, ctx, req)
     except InputTooLong:
         raise InvalidInput(ollama.CONTEXT_LENGTH_ERROR, param="input") from None
+    if keep_alive is not None:  # after the request, as Ollama does (0: unload now)
+        registry.keep_alive(req.model, keep_alive)
+    return result
 
 
 async def embed_texts(request: Request) -> Response:
@@ -38,7 +42,7 @@ async def embed_texts(request: Request) -> Response:
     registry, ctx = deps.registry(request), deps.context(request)
     result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), req.input,
                                                       truncate=req.truncate, dimensions=req.dimensions,
-                                                      **req.retrieval.request_fields()))
+                                                      **req.retrieval.request_fields()), req.keep_alive)
     if not req.input:
         return JSONResponse(ollama.empty_embed_response(req.model))
     total_ns = int(ctx.elapsed() * 1e9)
@@ -50,13 +54,19 @@ async def legacy_embeddings(request: Request) -> Response:
     req = ollama.parse_legacy_request(await deps.json_body(request))
     registry, ctx = deps.registry(request), deps.context(request)
     inputs = [req.prompt] if req.prompt else []
-    result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), inputs, truncate=True))
+    result = await _embed(registry, ctx, EmbedRequest(_model_name(registry, req.model), inputs, truncate=True),
+                          req.keep_alive)
     return JSONResponse(ollama.legacy_response(result.vectors[0] if req.prompt else None))
 
 
 async def tags(request: Request) -> Response:
-    infos = [servable.info for servable in deps.registry(request).available()]
+    infos = models.served_infos(deps.registry(request))  # idle-unloaded models too: they serve on demand
     return JSONResponse(ollama.tags_response(infos))
+
+
+async def ps(request: Request) -> Response:
+    infos = [servable.info for servable in deps.registry(request).available()]
+    return JSONResponse(ollama.ps_response(infos))
 
 
 async def version(request: Request) -> Response:
@@ -73,5 +83,6 @@ def routes() -> list[BaseRoute]:
         Route("/api/embed", embed_texts, methods=["POST"]),
         Route("/api/embeddings", legacy_embeddings, methods=["POST"]),
         Route("/api/tags", tags, methods=["GET"]),
+        Route("/api/ps", ps, methods=["GET"]),
         Route("/api/version", version, methods=["GET"]),
     ]

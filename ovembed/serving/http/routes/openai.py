@@ -58,7 +58,7 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    servable, _ = models.servable(deps.registry(request), deps.context(request),
+    servable, _ = await models.servable(deps.registry(request), deps.context(request),
                                   request.path_params["model_id"])
     return JSONResponse(openai.model_card(servable.info))
 
