@@ -21,6 +21,7 @@ import numpy as np
 from ovembed.config import ServeConfig, Task
 from ovembed.errors import InvalidInput
 from ovembed.graphs import TOKEN_EMBED
+from ovembed.heads.muvera import params_from_record
 from ovembed.heads.token_embed import add_token_head, maxsim
 from ovembed.prompts import prompts_from_record
 from ovembed.serving.api import (
@@ -152,7 +153,8 @@ class TokenEmbedSpec(TaskSpec, task=Task.TOKEN_EMBED, calculator=TOKEN_EMBED, la
         return replace(super().info(source, prepared, dimensions=dimensions, device=device, precision=precision,
                                     created=created),
                        normalize=True, truncate=prepared.graph.truncate, serves=(Task.RERANK,),
-                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name))
+                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name),
+                       muvera=params_from_record((source.record.get(RECORD_KEY) or {}).get("muvera")))
 
     def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
         s: TokenSettings = prepared.extras["settings"]
