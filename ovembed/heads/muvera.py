@@ -88,14 +88,16 @@ FIELDS = tuple(f.name for f in fields(MuveraParams))
 DEFAULT_PARAMS = MuveraParams()
 
 
-def params_from_record(section: object) -> MuveraParams:
+def params_from_record(section: object, dim: int) -> MuveraParams:
     """A model's default parameters from its record (``token_embed.muvera`` in ovembed_model.json); missing or
-    malformed fields keep FastEmbed's defaults."""
+    malformed fields keep FastEmbed's defaults, except that the default ``dim_proj`` (16) is cut to ``dim`` for
+    models with fewer dimensions per token (FastEmbed refuses them)."""
+    base = DEFAULT_PARAMS.merged({"dim_proj": min(DEFAULT_PARAMS.dim_proj, dim)}) if dim > 0 else DEFAULT_PARAMS
     if not isinstance(section, Mapping):
-        return DEFAULT_PARAMS
+        return base
     changes = {k: v for k, v in section.items()
                if k in FIELDS and (isinstance(v, int) and not isinstance(v, bool) or (k == "final_dim" and v is None))}
-    return DEFAULT_PARAMS.merged(changes)
+    return base.merged(changes)
 
 
 def hamming_matrix(k_sim: int) -> np.ndarray:
@@ -116,9 +118,8 @@ class Muvera:
         self.simhash = np.stack([rng.normal(size=(dim, p.k_sim)) for _ in range(p.r_reps)])  # [r, dim, k]
         signs = rng.choice([-1, 1], size=(p.r_reps, dim, p.dim_proj))  # drawn even when unused (FastEmbed)
         self.project = p.dim_proj < dim
-        eye = np.broadcast_to(np.eye(dim), (p.r_reps, dim, dim))
-        self.inner = signs / np.sqrt(p.dim_proj) if self.project else eye  # [r, dim, dim_proj or dim]
-        self.width = self.inner.shape[2]
+        self.inner = signs / np.sqrt(p.dim_proj)  # [r, dim, dim_proj]; linear, so applied to tokens first
+        self.width = p.dim_proj
         self.full = p.partitions() * self.width * p.r_reps
         self.buckets = self.bucket_signs = None
         if p.final_dim is not None:
@@ -133,7 +134,7 @@ class Muvera:
 
     def partition_ids(self, vectors: np.ndarray) -> np.ndarray:
         """``[r_reps, n]``: each vector's SimHash partition in each repetition."""
-        dots = np.einsum("nd,rdk->rnk", np.asarray(vectors, dtype=np.float64), self.simhash)
+        dots = np.asarray(vectors, dtype=np.float64) @ self.simhash  # [r, n, k]
         return np.asarray((dots > 0) @ self._bits)
 
     def encode(self, vectors: np.ndarray, kind: MuveraKind) -> np.ndarray:
@@ -146,7 +147,8 @@ class Muvera:
         reps = np.arange(p.r_reps)[:, None]
         members = np.zeros((p.r_reps, p.partitions(), n))
         members[reps, ids, np.arange(n)[None, :]] = 1.0
-        projected = np.einsum("nd,rdp->rnp", v, self.inner)  # linear: projecting first is the same FDE
+        # [r, n, width]: projecting the tokens first gives the same FDE (the projection is linear)
+        projected = v @ self.inner if self.project else np.broadcast_to(v, (p.r_reps, n, self.dim))
         centers = members @ projected  # [r, B, width]: per-partition sums
         if kind == "document":
             counts = members.sum(axis=2)  # [r, B]

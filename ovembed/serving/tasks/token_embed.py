@@ -154,7 +154,7 @@ class TokenEmbedSpec(TaskSpec, task=Task.TOKEN_EMBED, calculator=TOKEN_EMBED, la
                                     created=created),
                        normalize=True, truncate=prepared.graph.truncate, serves=(Task.RERANK,),
                        prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name),
-                       muvera=params_from_record((source.record.get(RECORD_KEY) or {}).get("muvera")))
+                       muvera=params_from_record((source.record.get(RECORD_KEY) or {}).get("muvera"), dimensions))
 
     def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
         s: TokenSettings = prepared.extras["settings"]
