@@ -95,9 +95,12 @@ def params_from_record(section: object, dim: int) -> MuveraParams:
     base = DEFAULT_PARAMS.merged({"dim_proj": min(DEFAULT_PARAMS.dim_proj, dim)}) if dim > 0 else DEFAULT_PARAMS
     if not isinstance(section, Mapping):
         return base
-    changes = {k: v for k, v in section.items()
-               if k in FIELDS and (isinstance(v, int) and not isinstance(v, bool) or (k == "final_dim" and v is None))}
+    changes = {k: v for k, v in section.items() if k in FIELDS and (_is_int(v) or (k == "final_dim" and v is None))}
     return base.merged(changes)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def hamming_matrix(k_sim: int) -> np.ndarray:

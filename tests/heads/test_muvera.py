@@ -48,7 +48,8 @@ def test_shapes_and_output_dim() -> None:
     assert m.encode(tokens, "document").dtype == np.float32
     whole = Muvera(32, MuveraParams(k_sim=2, dim_proj=32, r_reps=3))  # dim_proj == dim: no projection
     assert whole.encode(tokens, "query").shape == (2**2 * 32 * 3,)
-    assert Muvera(32, MuveraParams(k_sim=3, dim_proj=8, r_reps=4, final_dim=100)).encode(tokens, "query").shape == (100,)
+    sketched = Muvera(32, MuveraParams(k_sim=3, dim_proj=8, r_reps=4, final_dim=100))
+    assert sketched.encode(tokens, "query").shape == (100,)
     assert Muvera(128).output_dim == 10240  # FastEmbed's defaults: k_sim 5, dim_proj 16, r_reps 20
     assert m.encode_many([tokens, tokens[:3], tokens[:0]], "query").shape == (3, m.output_dim)
     np.testing.assert_array_equal(m.encode(tokens[:0], "document"), np.zeros(m.output_dim, dtype=np.float32))
