@@ -206,6 +206,8 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=["sparse"],
                     pruning={"top_k": pruning.top_k, "threshold": pruning.threshold or 0.0})
+    if info.muvera is not None:  # token models: the parameters "muvera": true uses (wire.muvera)
+        card["muvera"] = info.muvera.as_dict()
     return card
 
 

@@ -60,6 +60,12 @@ def test_true_uses_the_model_defaults_documents_by_default(client: TestClient) -
         np.testing.assert_allclose(item["embedding"], m.encode(expected(text, "document"), "document"), atol=1e-6)
 
 
+def test_model_card_shows_the_defaults(client: TestClient) -> None:
+    card = client.get("/v3/models/colbert").json()
+    assert card["muvera"] == {"k_sim": 2, "dim_proj": 2, "r_reps": 3, "seed": 7, "final_dim": None}
+    assert "muvera" not in client.get("/v3/models/dense").json()
+
+
 def test_request_parameters_and_query_side(client: TestClient) -> None:
     fields = {"k_sim": 3, "dim_proj": 4, "r_reps": 2, "seed": 1}
     body = _post(client, muvera=fields, input_type="query").json()
