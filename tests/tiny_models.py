@@ -239,6 +239,39 @@ def build_bert_reranker(out: Path) -> Path:
     return out
 
 
+NLI_LABELS = ("contradiction", "neutral", "entailment")
+GUARD_LABELS = ("toxic", "insult", "threat")
+
+
+def build_bert_classifier(out: Path, *, multi_label: bool = False) -> Path:
+    """A sequence classifier with three labels: NLI-style (softmax, ``NLI_LABELS``) or, with ``multi_label``, a
+    toxicity/guard-style one (``problem_type`` multi_label_classification, sigmoid, ``GUARD_LABELS``). BERT's
+    pair template with token types; logits rescaled so their spread over corpus texts is about 2."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    tok = bert_pair_tokenizer()
+    hf_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                               sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+    labels = GUARD_LABELS if multi_label else NLI_LABELS
+    torch.manual_seed(6 if multi_label else 7)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=64, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)},
+                        initializer_range=0.2, **TINY)
+    if multi_label:
+        config.problem_type = "multi_label_classification"
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        enc = hf_tok(CORPUS[:10], padding=True, truncation=True, return_tensors="pt")
+        logits = model(**enc).logits
+        scale = 2.0 / float(logits.std())
+        model.classifier.weight.mul_(scale)
+        model.classifier.bias.sub_(logits.mean(dim=0)).mul_(scale)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
 def build_xlmr_reranker(out: Path) -> Path:
     """A cross-encoder like bge-reranker: XLM-R pair template (all type 0), one logit."""
     import torch
@@ -304,6 +337,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-rerank": build_bert_reranker,
     "xlmr-rerank": build_xlmr_reranker,
     "bert-sparse": build_bert_sparse,
+    "bert-classify": build_bert_classifier,
+    "bert-multilabel": lambda p: build_bert_classifier(p, multi_label=True),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ovembed.config import Task
+from ovembed.export.classify import ClassifyExport
 from ovembed.export.embeddings import EmbeddingsExport
 from ovembed.export.rerank import RerankExport
 from ovembed.export.sparse import SparseExport
@@ -14,4 +15,5 @@ EXPORT_TASKS: dict[Task, type[ExportTask]] = {
     Task.RERANK: RerankExport,
     Task.SPARSE: SparseExport,
     Task.TOKEN_EMBED: TokenEmbedExport,
+    Task.CLASSIFY: ClassifyExport,
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovembed.errors import ConfigError
+from ovembed.graphs.classify import ClassifyGraphOptions, classify_options
 from ovembed.graphs.embeddings import (
     GRAPH_FILENAME,
     GraphOptions,
@@ -23,6 +24,7 @@ from ovembed.graphs.embeddings import (
 )
 from ovembed.graphs.pbtxt import (
     CALCULATORS,
+    CLASSIFY,
     EMBEDDINGS,
     RERANK,
     SPARSE,
@@ -39,10 +41,11 @@ from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, spars
 from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_token_graph
 
 # The options of any calculator ovembed serves (what read_model_graph returns).
-AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions
+AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions | ClassifyGraphOptions
 
 __all__ = [
     "CALCULATORS",
+    "CLASSIFY",
     "EMBEDDINGS",
     "GRAPH_FILENAME",
     "RERANK",
@@ -50,6 +53,7 @@ __all__ = [
     "TOKEN_EMBED",
     "AnyGraphOptions",
     "Calculator",
+    "ClassifyGraphOptions",
     "GraphNode",
     "GraphOptions",
     "RerankGraphOptions",
@@ -84,6 +88,8 @@ def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
             return sparse_options(node)
         if node.calculator is TOKEN_EMBED:
             return token_options(node)
+        if node.calculator is CLASSIFY:
+            return classify_options(node)
         return parse_graph(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None

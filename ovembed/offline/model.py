@@ -37,6 +37,7 @@ from ovembed.serving.api import (
     not_ready,
 )
 from ovembed.serving.context import RequestContext, request_id
+from ovembed.serving.usecases.classify import ClassifyRequest, classify
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
 from ovembed.serving.usecases.rerank import RerankRequest, rerank
 from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
@@ -120,7 +121,8 @@ class Model:
 
     @property
     def task(self) -> str:
-        """``embeddings``, ``rerank`` or ``sparse`` (the value of ModelInfo's :class:`~ovembed.config.Task`)."""
+        """``embeddings``, ``rerank``, ``sparse``, ``token_embed`` or ``classify`` (the value of ModelInfo's
+        :class:`~ovembed.config.Task`)."""
         return str(self.info.task)
 
     @property
@@ -216,6 +218,19 @@ class Model:
             self.name, inputs, truncate=truncate, prompt=prompt, prompt_name=prompt_name,
             pruning=SparseOptions(top_k=top_k, threshold=threshold))))
         return result.vectors
+
+    def classify(self, inputs: str | tuple[str, str] | Sequence[str | tuple[str, str]], *,
+                 truncate: bool | None = None, raw_scores: bool = False) -> list[dict[str, float]]:
+        """``{label: score}`` per input (a text or a (premise, hypothesis) pair), labels best first, as
+        ``/predict`` scores them (a classify model); ``raw_scores``: the logits instead of probabilities."""
+        items = [inputs] if isinstance(inputs, (str, tuple)) else list(inputs)
+        if not items:
+            return []
+        result = self._loop.run(classify(self._registry, _context(),
+                                         ClassifyRequest(self.name, tuple(items), truncate=truncate)))
+        scores = result.logits if raw_scores else result.probs
+        return [{result.labels[c]: float(scores[r, c]) for c in result.order(r, raw=raw_scores)}
+                for r in range(len(items))]
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ class ModelInfo:
     matryoshka: tuple[int, ...] | None = None  # 'dimensions' allowed: () any, None none (ovembed.matryoshka)
     pool_prompt: bool = True  # False: the head pools no prompt token; the servable marks them (heads.embeddings)
     serves: tuple[Task, ...] = ()  # other tasks' requests the model answers (a token model: rerank by MaxSim)
+    labels: tuple[str, ...] = ()  # classifiers: the label of each output column (id2label)
     muvera: MuveraParams | None = None  # token models: default MUVERA parameters (record token_embed.muvera)
 
 
@@ -206,6 +207,26 @@ class TokenResult:
     def prompt_tokens(self) -> int:
         return sum(self.token_counts)
 
+
+# One classification input: a text, or a pair of texts (premise, hypothesis) the model reads together.
+ClassifyInput = str | tuple[str, str]
+
+
+@dataclass
+class ClassifyResult:
+    """One row of label scores per input (sequence classification), in input order."""
+
+    labels: tuple[str, ...]  # the model's labels, in column order (id2label)
+    logits: np.ndarray  # float32 [n_inputs, n_labels]
+    probs: np.ndarray  # float32 [n_inputs, n_labels]: softmax (single-label) or sigmoid (multi-label)
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
 @dataclass(frozen=True)
 class RerankOptions:
     """How a rerank request treats long documents."""
@@ -265,6 +286,12 @@ class Servable(Protocol):
                            options: EmbedOptions | None = None) -> TokenResult:
         """One vector per token of each input (late interaction), as a query or a document; errors as for
         ``embed``."""
+        ...
+
+    async def classify(self, inputs: Sequence[ClassifyInput], *, truncate: bool | None = None,
+                       direction: TruncationDirection = "right") -> ClassifyResult:
+        """Label scores for each text or text pair (sequence classification); ``InputTooLong`` when an
+        input is longer than ``info.max_length`` and ``truncate`` is false, else errors as for ``embed``."""
         ...
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,

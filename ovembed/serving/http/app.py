@@ -39,6 +39,7 @@ from ovembed.serving.http.middleware import (
 )
 from ovembed.serving.http.responses import http_exception_response
 from ovembed.serving.http.routes import (
+    classify,
     cohere_embed,
     config,
     kserve,
@@ -68,7 +69,7 @@ def all_routes() -> list[BaseRoute]:
     """Every API route (``/metrics`` is added by ``create_app`` when metrics are on)."""
     return [*openai.routes(), *tokenize.routes(), *kserve.routes(), *config.routes(), *ollama.routes(),
             *rerank.routes(), *score.routes(), *cohere_embed.routes(), *sparse.routes(),
-            *token_embed.routes()]
+            *token_embed.routes(), *classify.routes()]
 
 
 def begin_shutdown(app: Starlette) -> None:

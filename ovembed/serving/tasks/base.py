@@ -23,6 +23,8 @@ from ovembed.errors import InvalidInput
 from ovembed.serving.api import (
     DEFAULT_RERANK,
     DEFAULT_SPARSE,
+    ClassifyInput,
+    ClassifyResult,
     EmbedOptions,
     EmbedResult,
     Inputs,
@@ -34,6 +36,7 @@ from ovembed.serving.api import (
     TokenIds,
     TokenKind,
     TokenResult,
+    TruncationDirection,
     wrong_task,
 )
 from ovembed.serving.batching.batcher import Batcher
@@ -129,6 +132,10 @@ class BaseServable:
     async def embed_tokens(self, inputs: Inputs, *, kind: TokenKind = "document", truncate: bool | None = None,
                            options: EmbedOptions | None = None) -> TokenResult:
         raise wrong_task(self._info, "token_embed")
+
+    async def classify(self, inputs: Sequence[ClassifyInput], *, truncate: bool | None = None,
+                       direction: TruncationDirection = "right") -> ClassifyResult:
+        raise wrong_task(self._info, "classify")
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
