@@ -42,6 +42,7 @@ class TokenModel:
     bias: np.ndarray | None
     skiplist_words: list[str] = field(default_factory=list)
     skiplist_tasks: list[str] = field(default_factory=lambda: ["document"])
+    query_expansion: dict[str, Any] | None = None  # {"strategy", "length", "token"}: attend=true only
 
     @property
     def dimensions(self) -> int:
@@ -83,10 +84,37 @@ def read_token_model(path: Path) -> TokenModel:
         raise ExportError(f"{path}: a skiplist for {tasks} is not supported (documents only)")
     transformer = read_json_object(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json"
                                                                            ).is_file() else {}
-    if transformer.get("query_expansion"):
-        raise ExportError(f"{path}: query expansion is not supported yet (issue 27)")
     return TokenModel(weight.astype(np.float32), weights.get("linear.bias"), list(mask_config.get("skiplist_words")
-                                                                                  or []), list(tasks))
+                                                                                  or []), list(tasks),
+                      _query_expansion(path, transformer.get("query_expansion")))
+
+
+def _query_expansion(path: Path, config: object) -> dict[str, Any] | None:
+    """The Transformer's ``query_expansion`` (sentence-transformers 6): queries padded with ``token`` (the
+    tokenizer's mask token by default) to ``length`` tokens, those positions attended (``attend: true``) and
+    scored; ``fixed`` also truncates queries to ``length``, ``min`` does not."""
+    if not config:
+        return None
+    if not isinstance(config, dict) or config.get("strategy") not in ("fixed", "min"):
+        raise ExportError(f"{path}: query_expansion {config!r} is not supported (strategy 'fixed' or 'min')")
+    if not config.get("attend", False):
+        raise ExportError(f"{path}: query expansion with attend=false (expansion positions left out of attention) "
+                          "is not supported yet; attend=true is")
+    length = config.get("length")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise ExportError(f"{path}: query_expansion needs a positive integer 'length', got {length!r}")
+    return {"strategy": config["strategy"], "length": length, "token": config.get("token")}
+
+
+def expansion_token_id(expansion: dict[str, Any], tokenizer: Any) -> int:
+    """As sentence-transformers: the configured token, else the mask token, else EOS."""
+    if expansion.get("token") is not None:
+        found = tokenizer.convert_tokens_to_ids(expansion["token"])
+    else:
+        found = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.eos_token_id
+    if found is None:
+        raise ExportError("query expansion needs a token id: the tokenizer has no mask or EOS token")
+    return int(found)
 
 
 def marker_ids(prompts: PromptSet, tokenizer: Any) -> tuple[dict[str, int], PromptSet]:
@@ -125,12 +153,17 @@ class TokenEmbedExport(ExportTask):
         self.model = read_token_model(self.source.path)
         self.markers: dict[str, int] = {}
         self.skiplist: list[int] = []
+        self.expansion: dict[str, Any] | None = None
         return Choices(prompts=choose_prompts(self.cfg, self.source, self.log))
 
     def use_tokenizer(self, tok: Any) -> None:
         self.markers, prompts = marker_ids(self.choices.prompts, tok)
         self.choices = Choices(prompts=prompts)
         self.skiplist = skiplist_ids(self.model.skiplist_words, tok)
+        expansion = self.model.query_expansion
+        self.expansion = None if expansion is None else {"strategy": expansion["strategy"],
+                                                         "length": expansion["length"],
+                                                         "token_id": expansion_token_id(expansion, tok)}
         self.log(f"token vectors: {self.model.dimensions} dimensions, markers "
                  f"{self.markers or 'none'}, document skiplist {len(self.skiplist)} ids")
 
@@ -156,7 +189,8 @@ class TokenEmbedExport(ExportTask):
         return {"prompts": dict(prompts.prompts), "default_prompt_name": prompts.default_name,
                 "token_embed": {"query_marker_id": self.markers.get("query"),
                                 "document_marker_id": self.markers.get("document"),
-                                "skiplist_ids": self.skiplist, "normalize": True}}
+                                "skiplist_ids": self.skiplist, "normalize": True,
+                                "query_expansion": self.expansion}}
 
     def verify(self, reference: Path, weight_format: WeightFormat) -> dict[str, Any]:
         from ovembed.export.verify import SENTENCES

@@ -16,6 +16,7 @@ import numpy as np
 
 from ovembed.config import Pooling, Task
 from ovembed.errors import InvalidInput, ModelNotReady
+from ovembed.heads.muvera import MuveraParams
 from ovembed.prompts import PromptSet
 from ovembed.repository import ModelEntry
 
@@ -125,6 +126,7 @@ class ModelInfo:
     pool_prompt: bool = True  # False: the head pools no prompt token; the servable marks them (heads.embeddings)
     serves: tuple[Task, ...] = ()  # other tasks' requests the model answers (a token model: rerank by MaxSim)
     labels: tuple[str, ...] = ()  # classifiers: the label of each output column (id2label)
+    muvera: MuveraParams | None = None  # token models: default MUVERA parameters (record token_embed.muvera)
 
 
 @dataclass(frozen=True)

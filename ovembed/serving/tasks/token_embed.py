@@ -21,6 +21,7 @@ import numpy as np
 from ovembed.config import ServeConfig, Task
 from ovembed.errors import InvalidInput
 from ovembed.graphs import TOKEN_EMBED
+from ovembed.heads.muvera import params_from_record
 from ovembed.heads.token_embed import add_token_head, maxsim
 from ovembed.prompts import prompts_from_record
 from ovembed.serving import tracing
@@ -48,19 +49,43 @@ RECORD_KEY = "token_embed"  # the record's (ovembed_model.json) section that des
 
 
 @dataclass(frozen=True)
+class QueryExpansion:
+    """sentence-transformers' query expansion (attend=true): queries padded with ``token_id`` ([MASK]) to
+    ``length`` tokens, marker and special tokens included; ``fixed`` also cuts longer queries to ``length``."""
+
+    strategy: str  # "fixed" or "min"
+    length: int
+    token_id: int
+
+    @classmethod
+    def from_record(cls, section: object) -> QueryExpansion | None:
+        if not isinstance(section, dict):
+            return None
+        return cls(str(section.get("strategy")), int(section["length"]), int(section["token_id"]))
+
+    def expand(self, doc: TokenIds) -> TokenIds:
+        ids = np.asarray(doc, dtype=np.int64)
+        if len(ids) >= self.length:
+            return ids
+        return np.concatenate((ids, np.full(self.length - len(ids), self.token_id, dtype=np.int64)))
+
+
+@dataclass(frozen=True)
 class TokenSettings:
     """What the model's config says about its inputs (recorded at export under ``token_embed``)."""
 
     query_marker_id: int | None = None
     document_marker_id: int | None = None
     skiplist_ids: frozenset[int] = frozenset()
+    expansion: QueryExpansion | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> TokenSettings:
         section = record.get(RECORD_KEY) or {}
         q, d = section.get("query_marker_id"), section.get("document_marker_id")
         return cls(q if isinstance(q, int) else None, d if isinstance(d, int) else None,
-                   frozenset(int(i) for i in section.get("skiplist_ids") or ()))
+                   frozenset(int(i) for i in section.get("skiplist_ids") or ()),
+                   QueryExpansion.from_record(section.get("query_expansion")))
 
     @property
     def markers(self) -> int:
@@ -88,7 +113,18 @@ class TokenEmbedServable(BaseServable):
     def _marked(self, docs: Sequence[TokenIds], kind: TokenKind) -> list[TokenIds]:
         s = self.settings
         marker = s.query_marker_id if kind == "query" else s.document_marker_id
-        return [with_marker(d, marker) for d in docs]
+        marked = [with_marker(d, marker) for d in docs]
+        if kind == "query" and s.expansion is not None:
+            return [s.expansion.expand(d) for d in marked]
+        return marked
+
+    def _part_options(self, kind: TokenKind, truncate: bool, opts: EmbedOptions) -> tuple[bool, EmbedOptions]:
+        """A fixed query expansion cuts every query to its length (marker included), as the reference does."""
+        e = self.settings.expansion
+        if kind != "query" or e is None or e.strategy != "fixed":
+            return truncate, opts
+        limit = e.length - self.settings.markers
+        return True, replace(opts, max_tokens=limit if opts.max_tokens is None else min(limit, opts.max_tokens))
 
     def _kept(self, rows: np.ndarray, doc: TokenIds, kind: TokenKind) -> np.ndarray:
         if kind == "query" or self._skip.size == 0:
@@ -104,7 +140,8 @@ class TokenEmbedServable(BaseServable):
                                "embeddings (split long documents before sending them)", param="chunking")
         with self.in_progress():
             started = time.perf_counter()
-            docs = [self._marked(await self._encode(inputs, truncate, opts), kind) for inputs, kind in parts]
+            docs = [self._marked(await self._encode(inputs, *self._part_options(kind, truncate, opts)), kind)
+                    for inputs, kind in parts]
             tokenized = time.perf_counter()
             flat = [d for part in docs for d in part]
             tracing.tokenized(started, tokenized, flat)
@@ -155,12 +192,14 @@ class TokenEmbedSpec(TaskSpec, task=Task.TOKEN_EMBED, calculator=TOKEN_EMBED, la
         return replace(super().info(source, prepared, dimensions=dimensions, device=device, precision=precision,
                                     created=created),
                        normalize=True, truncate=prepared.graph.truncate, serves=(Task.RERANK,),
-                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name))
+                       prompts=prompts_from_record(source.record).with_default(source.cfg.default_prompt_name),
+                       muvera=params_from_record((source.record.get(RECORD_KEY) or {}).get("muvera"), dimensions))
 
     def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
         s: TokenSettings = prepared.extras["settings"]
         return (f"{info.dimensions} dimensions per token, max_length {info.max_length}, markers "
-                f"{'yes' if s.markers else 'no'}, skiplist {len(s.skiplist_ids)} ids")
+                f"{'yes' if s.markers else 'no'}, skiplist {len(s.skiplist_ids)} ids, query expansion "
+                f"{f'{s.expansion.strategy} to {s.expansion.length}' if s.expansion else 'no'}")
 
     def servable(self, loaded: LoadedModel, batcher: Batcher, deps: ServableDeps) -> BaseServable:
         return TokenEmbedServable(loaded.info, loaded.tokenizer, batcher, replace(deps, max_chunks=None),

@@ -208,6 +208,8 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
                     pruning={"top_k": pruning.top_k, "threshold": pruning.threshold or 0.0})
     elif info.labels:  # a classifier: dimensions is the number of labels
         card["labels"] = list(info.labels)
+    if info.muvera is not None:  # token models: the parameters "muvera": true uses (wire.muvera)
+        card["muvera"] = info.muvera.as_dict()
     return card
 
 

@@ -11,10 +11,11 @@ from ovembed.errors import InvalidInput
 from ovembed.serving.context import timing_values
 from ovembed.serving.http.responses import JSONResponse, json_response
 from ovembed.serving.http.routes import deps, multi, token_embed
-from ovembed.serving.usecases import models
+from ovembed.serving.usecases import models, muvera
 from ovembed.serving.usecases.embed import EmbedRequest, embed
 from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
 from ovembed.serving.usecases.token_embed import serves_tokens
+from ovembed.serving.wire import muvera as muvera_wire
 from ovembed.serving.wire import openai
 from ovembed.serving.wire import sparse as sparse_wire
 
@@ -26,8 +27,11 @@ async def embeddings(request: Request) -> Response:
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
     ctx = deps.context(request)
     extra = req.retrieval
+    fde = muvera_wire.parse_muvera(body)
     if serves_tokens(deps.registry(request), req.model):  # a token model: one vector per token per input
-        return await token_embed.openai_token_embeddings(request, req)
+        return await token_embed.openai_token_embeddings(request, req, fde)
+    if fde is not None:
+        await muvera.refuse(deps.registry(request), ctx, req.model)
     if req.encoding_format == "sparse":
         sparse = await embed_sparse(deps.registry(request), ctx, SparseRequest(
             req.model, req.input, truncate=req.truncate, pruning=req.pruning, **extra.request_fields()))
