@@ -370,7 +370,9 @@ def test_real_model_http_and_grpc_traces_have_every_phase(minilm_repo: Path, exp
         assert dict(phase["tokenize"].attributes or {})["ovembed.inputs"] == inputs
         batch = dict(phase["inference"].attributes or {})
         assert batch["ovembed.model"] == "minilm" and batch["ovembed.batch.request_inputs"] == inputs
-        assert batch["ovembed.batch.size"] == inputs and batch["ovembed.batch.padded_tokens"] % 8 == 0
+        # padded width: the batch's longest input ("hello world": 4 tokens with CLS/SEP), rounded up as the
+        # load-time plan chose for this CPU (a lone query may run unpadded)
+        assert batch["ovembed.batch.size"] == inputs and batch["ovembed.batch.padded_tokens"] >= 4 * inputs
         # the phases follow one another inside the server span
         order = [phase[n] for n in ("tokenize", "queue", "inference", "render")]
         assert all(a.end_time <= b.start_time + 1_000_000 for a, b in itertools.pairwise(order))  # 1 ms clock slack
