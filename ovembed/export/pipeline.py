@@ -24,7 +24,7 @@ from ovembed.export.quantize import parse_extra_params
 from ovembed.export.source import inspect_source
 from ovembed.export.static_quant import Calibration, load_calibration
 from ovembed.export.task import ExportTask, write_record
-from ovembed.export.tasks import EXPORT_TASKS
+from ovembed.export.tasks import EXPORT_TASKS, export_task_for
 from ovembed.repository import make_readable_dir, model_dir_for, read_record, upsert_model
 
 _TMP_MARK = ".ovembed-tmp-"
@@ -124,6 +124,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     if local.is_dir() and not is_ir_folder(local):
         require_export_stack()  # before any work; a Hub id is checked once its files say what it is
     source = inspect_source(cfg.source_model, revision=cfg.revision, token=cfg.hf_token, quiet=cfg.quiet)
+    kind = export_task_for(cfg.task, source.path)  # the task's variant for this source, if it has one
     from_ir = is_ir_folder(source.path)
     if from_ir:
         _check_ir_options(cfg, kind)

@@ -212,6 +212,7 @@ class RerankOptions:
     truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
     direction: TruncationDirection = "right"  # which end of a document truncation keeps
     truncate_query: bool = True  # False: a query over half the window is a 400 instead of being cut
+    instruction: str | None = None  # a decoder reranker's template instruction (None: the model's default)
 
 
 DEFAULT_RERANK = RerankOptions()
