@@ -20,15 +20,15 @@ PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements
 SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-MAX_LENGTH = 160
+MAX_LENGTH = 256
 
 
 def _tokenizer(with_yes_no: bool):  # type: ignore[no-untyped-def]
     from transformers import PreTrainedTokenizerFast
 
-    extra = ["yes no yes no", "yes", "no", "Judge whether the Document meets the requirements",
-             "<Instruct>: <Query>: <Document>:"] * 20 if with_yes_no else []
-    tok = _train("bpe", SPECIALS, [*CORPUS, *extra])
+    extra = (["yes no yes no", "yes", "no"] if with_yes_no else []) + [PREFIX, SUFFIX, DEFAULT_INSTRUCTION,
+                                                                        "<Instruct>: <Query>: <Document>:"]
+    tok = _train("bpe", SPECIALS, [*CORPUS, *extra * 20])
     if with_yes_no:
         assert tok.token_to_id("yes") is not None and tok.token_to_id("no") is not None
     else:  # no "yes" or "no" token: the vocabulary never merged them (drop them if it did)
