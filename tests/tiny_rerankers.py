@@ -26,12 +26,14 @@ MAX_LENGTH = 256
 def _tokenizer(with_yes_no: bool):  # type: ignore[no-untyped-def]
     from transformers import PreTrainedTokenizerFast
 
-    extra = (["yes no yes no", "yes", "no"] if with_yes_no else []) + [PREFIX, SUFFIX, DEFAULT_INSTRUCTION,
-                                                                        "<Instruct>: <Query>: <Document>:"]
+    # The template's texts (the prefix says "yes" and "no") make short tokenizations of it; without them the
+    # vocabulary has no "yes" or "no" token.
+    extra = ["yes no yes no", PREFIX, SUFFIX, DEFAULT_INSTRUCTION, "<Instruct>: <Query>: <Document>:"] \
+        if with_yes_no else []
     tok = _train("bpe", SPECIALS, [*CORPUS, *extra * 20])
     if with_yes_no:
         assert tok.token_to_id("yes") is not None and tok.token_to_id("no") is not None
-    else:  # no "yes" or "no" token: the vocabulary never merged them (drop them if it did)
+    else:
         assert tok.token_to_id("yes") is None or tok.token_to_id("no") is None
     return tok, PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                         padding_side="left", model_max_length=MAX_LENGTH)
@@ -51,14 +53,17 @@ def build_qwen3_reranker(out: Path, *, with_yes_no: bool = True, seed: int = 31)
                          max_position_embeddings=MAX_LENGTH, tie_word_embeddings=False,
                          eos_token_id=tok.token_to_id("<|im_end|>"), pad_token_id=pad)
     model = Qwen3ForCausalLM(config).eval()
-    if with_yes_no:
+    if with_yes_no:  # yes - no over corpus pairs: mean 0, standard deviation 2
         yes, no = tok.token_to_id("yes"), tok.token_to_id("no")
         pairs = [(a, b) for a in CORPUS[:6] for b in CORPUS[:10]]
-        diff = recipe_logits(model, hf_tok, pairs)
-        weight = model.get_output_embeddings().weight
         with torch.no_grad():
+            states = model.model(**recipe_inputs(hf_tok, pairs)).last_hidden_state[:, -1, :]
+            weight = model.get_output_embeddings().weight
             delta = weight[yes] - weight[no]
-            weight[yes] = weight[no] + delta * (2.0 / float(diff.std()))
+            mean_state = states.mean(0)
+            delta = delta - mean_state * (float((states @ delta).mean()) / float(mean_state @ mean_state))
+            delta = delta * (2.0 / float((states @ delta).std()))
+            weight[yes] = weight[no] + delta
     model.save_pretrained(out)
     hf_tok.save_pretrained(out)
     return out
@@ -78,17 +83,6 @@ def recipe_inputs(hf_tok: Any, pairs: Sequence[tuple[str, str]], instruction: st
                     max_length=max_length - len(prefix) - len(suffix))
     inputs["input_ids"] = [prefix + ids + suffix for ids in inputs["input_ids"]]
     return hf_tok.pad(inputs, padding=True, return_tensors="pt", max_length=max_length)
-
-
-def recipe_logits(model: Any, hf_tok: Any, pairs: Sequence[tuple[str, str]],
-                  instruction: str | None = None) -> Any:
-    """yes - no at the last position, per pair (torch tensor)."""
-    import torch
-
-    yes, no = hf_tok.convert_tokens_to_ids("yes"), hf_tok.convert_tokens_to_ids("no")
-    with torch.no_grad():
-        logits = model(**recipe_inputs(hf_tok, pairs, instruction)).logits[:, -1, :]
-    return logits[:, yes] - logits[:, no]
 
 
 def recipe_scores(source: Path, pairs: Sequence[tuple[str, str]], instruction: str | None = None) -> list[float]:
