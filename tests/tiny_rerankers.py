@@ -97,3 +97,24 @@ def recipe_scores(source: Path, pairs: Sequence[tuple[str, str]], instruction: s
         logits = model(**recipe_inputs(hf_tok, pairs, instruction)).logits[:, -1, :]
     scores = torch.nn.functional.log_softmax(torch.stack([logits[:, no], logits[:, yes]], dim=1), dim=1)
     return [float(s) for s in scores[:, 1].exp()]
+
+
+def build_seq_cls_copy(causal: Path, out: Path) -> Path:
+    """The ``*-seq-cls`` conversion OVMS serves: Qwen3ForSequenceClassification, one label, its score row
+    ``lm_head[yes] - lm_head[no]`` (so its sigmoid is the recipe's P(yes) on the same inputs)."""
+    import torch
+    from transformers import AutoTokenizer, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+
+    lm = Qwen3ForCausalLM.from_pretrained(str(causal))
+    hf_tok = AutoTokenizer.from_pretrained(str(causal))
+    config = lm.config
+    config.num_labels = 1
+    config.architectures = ["Qwen3ForSequenceClassification"]
+    model = Qwen3ForSequenceClassification(config)
+    model.model.load_state_dict(lm.model.state_dict())
+    yes, no = hf_tok.convert_tokens_to_ids("yes"), hf_tok.convert_tokens_to_ids("no")
+    with torch.no_grad():
+        model.score.weight.copy_((lm.lm_head.weight[yes] - lm.lm_head.weight[no])[None])
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out

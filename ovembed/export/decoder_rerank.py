@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ovembed.config import Task
 from ovembed.errors import ExportError
 from ovembed.export.convert import IR_XML
 from ovembed.export.rerank import RerankExport
-from ovembed.export.task import Choices, require_architecture
+from ovembed.export.task import Choices
 from ovembed.heads.decoder_rerank import YesNoHead
 from ovembed.heads.rerank import RerankHead
 from ovembed.hf_files import read_json_object
@@ -32,9 +31,20 @@ if TYPE_CHECKING:
     from ovembed.config import WeightFormat
 
 
+# Decoders whose one-label ``*ForSequenceClassification`` copies are decoder rerankers (Qwen3-Reranker-seq-cls).
+_DECODER_TYPES = frozenset({"qwen3", "qwen2", "llama", "mistral", "gemma", "gemma2", "gemma3_text"})
+
+
+def _is_seq_cls(config: dict[str, Any]) -> bool:
+    return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
 def is_decoder_reranker(source_path: Path) -> bool:
-    architectures = read_json_object(source_path / "config.json").get("architectures") or []
-    return any(str(a).endswith("ForCausalLM") for a in architectures)
+    """A causal LM, or a one-label sequence classifier over a decoder (a ``*-seq-cls`` copy)."""
+    config = read_json_object(source_path / "config.json")
+    if any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or []):
+        return True
+    return _is_seq_cls(config) and config.get("model_type") in _DECODER_TYPES
 
 
 def yes_no_ids(tok: Any, template: RerankTemplate, where: Path) -> tuple[int, int]:
@@ -51,26 +61,33 @@ def yes_no_ids(tok: Any, template: RerankTemplate, where: Path) -> tuple[int, in
     return ids[0], ids[1]
 
 
-def lm_head_rows(source: Path, ids: tuple[int, int], *, trust_remote_code: bool) -> np.ndarray:
-    """The ``lm_head`` rows of ``ids`` (float32 ``[2, hidden]``; tied models: the input embeddings)."""
+def head_rows(source: Path, ids: tuple[int, int] | None, *, trust_remote_code: bool) -> np.ndarray:
+    """float32 ``[2, hidden]``: the ``lm_head`` rows of ``ids`` (tied models: the input embeddings), or for a
+    seq-cls copy (``ids`` None) its ``score`` row and a zero row."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    auto = AutoModelForCausalLM if ids is not None else AutoModelForSequenceClassification
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(source), trust_remote_code=trust_remote_code,
-                                                     dtype=torch.float32)
+        model = auto.from_pretrained(str(source), trust_remote_code=trust_remote_code, dtype=torch.float32)
     except (OSError, ValueError, KeyError, ImportError) as exc:
-        raise ExportError(f"cannot load {source.name} as a causal LM: {type(exc).__name__}: "
+        raise ExportError(f"cannot load {source.name} with {auto.__name__}: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    weight = model.get_output_embeddings().weight.detach()
-    bias = getattr(model.get_output_embeddings(), "bias", None)
-    if bias is not None and bool(torch.any(bias[list(ids)] != 0)):
-        raise ExportError(f"{source.name}'s lm_head has a bias; ovembed's decoder rerank head has none")
-    return weight[list(ids)].to(torch.float32).numpy().copy()
+    layer = model.get_output_embeddings() if ids is not None else getattr(model, "score", None)
+    if layer is None or not hasattr(layer, "weight"):
+        raise ExportError(f"{source.name} has no score layer to read the relevance row from")
+    bias = getattr(layer, "bias", None)
+    if bias is not None and bool(torch.any(bias != 0)):
+        raise ExportError(f"{source.name}'s output layer has a bias; ovembed's decoder rerank head has none")
+    weight = layer.weight.detach().to(torch.float32)
+    if ids is None:
+        return torch.cat([weight[:1], torch.zeros_like(weight[:1])]).numpy().copy()
+    return weight[list(ids)].numpy().copy()
 
 
 class DecoderRerankExport(RerankExport):
-    """A causal LM scoring (query, document) with "yes" minus "no" at the last token (``heads.decoder_rerank``)."""
+    """A causal LM scoring (query, document) with "yes" minus "no" at the last token (``heads.decoder_rerank``),
+    or its ``*-seq-cls`` copy (one score row), both with the prompt template applied on the server."""
 
     hf_task = "feature-extraction"
     ir_refusal = ("a decoder reranker is exported from its PyTorch weights (the yes/no head is built from "
@@ -81,17 +98,21 @@ class DecoderRerankExport(RerankExport):
         super().__init__(cfg, source, log)
         self.template = RerankTemplate()
         self.ids: tuple[int, int] | None = None
+        self.seq_cls = False
         self.route = ""
 
     def check(self) -> Choices:
+        from ovembed.export.rerank import check_cross_encoder
         from ovembed.export.tokenizer import load_hf_tokenizer
 
-        require_architecture(self.source, Task.RERANK, "a decoder reranker", "ForCausalLM")
+        self.seq_cls = _is_seq_cls(read_json_object(self.source.path / "config.json"))
+        if self.seq_cls:
+            check_cross_encoder(self.source)  # one label
         tok = load_hf_tokenizer(self.source.path, max_length=self.source.max_length,
                                 trust_remote_code=self.cfg.trust_remote_code)
         if getattr(tok, "backend_tokenizer", None) is None:
             raise ExportError("--task rerank needs a fast (tokenizer.json) tokenizer")
-        self.ids = yes_no_ids(tok, self.template, self.source.path)
+        self.ids = None if self.seq_cls else yes_no_ids(tok, self.template, self.source.path)
         return Choices()
 
     def use_tokenizer(self, tok: Any) -> None:
@@ -103,15 +124,17 @@ class DecoderRerankExport(RerankExport):
         from ovembed.export.architectures import convert
         from ovembed.heads.decoder_rerank import add_yes_no_head
 
-        assert self.ids is not None
         xml, self.route = convert(self.source, self.work, trust_remote_code=self.cfg.trust_remote_code, log=self.log)
         config = read_json_object(self.source.path / "config.json")
         cap = config.get("final_logit_softcapping") or (config.get("text_config") or {}).get("final_logit_softcapping")
-        self.yes_no = YesNoHead(*self.ids, lm_head_rows(self.source.path, self.ids,
-                                                        trust_remote_code=self.cfg.trust_remote_code),
-                                softcap=float(cap) if cap else None)
-        self.log(f"  head: last real token x lm_head rows of {self.template.yes_token!r} ({self.ids[0]}) and "
-                 f"{self.template.no_token!r} ({self.ids[1]}) -> logits [batch, 1] = yes - no")
+        rows = head_rows(self.source.path, self.ids, trust_remote_code=self.cfg.trust_remote_code)
+        yes, no = self.ids if self.ids is not None else (None, None)
+        self.yes_no = YesNoHead(yes, no, rows, softcap=float(cap) if cap else None)
+        if self.ids is None:
+            self.log("  head: last real token x the seq-cls score row -> logits [batch, 1]")
+        else:
+            self.log(f"  head: last real token x lm_head rows of {self.template.yes_token!r} ({yes}) and "
+                     f"{self.template.no_token!r} ({no}) -> logits [batch, 1] = yes - no")
         core = ov.Core()
         model = add_yes_no_head(core.read_model(xml), self.yes_no)
         bin_path = xml.with_suffix(".bin")
@@ -136,4 +159,4 @@ class DecoderRerankExport(RerankExport):
 
         assert self.head is not None
         return verify_decoder_scores(self.cfg, self.work, reference, self.head, self.template,
-                                     self.source.max_length, weight_format, self.log)
+                                     self.source.max_length, weight_format, self.log, seq_cls=self.seq_cls)

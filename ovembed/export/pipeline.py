@@ -47,6 +47,7 @@ class ExportResult:
     rank_agreement: float | None = None
     max_value_diff: float | None = None  # sparse verification
     topk_agreement: float | None = None
+    score_reference: str = "CrossEncoder"  # what rerank scores were compared with
 
     def summary(self) -> str:
         what = "kept existing model files, refreshed graph.pbtxt and config.json" if self.reused else "exported"
@@ -59,7 +60,7 @@ class ExportResult:
         if self.min_cosine is not None:
             parts.append(f"  min cosine vs PyTorch reference: {self.min_cosine:.6f}")
         if self.max_score_diff is not None:
-            parts.append(f"  vs CrossEncoder reference: max score difference {self.max_score_diff:.6f}, "
+            parts.append(f"  vs {self.score_reference} reference: max score difference {self.max_score_diff:.6f}, "
                          f"rank agreement {self.rank_agreement:.3f}")
         if self.max_value_diff is not None:
             parts.append(f"  vs PyTorch masked-LM reference: max relative weight difference {self.max_value_diff:.6f}, "
@@ -184,6 +185,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                         time.perf_counter() - start, min_cos, sizes, task=cfg.task,
                         max_score_diff=verification.get("max_score_diff"),
                         rank_agreement=verification.get("rank_agreement"),
+                        score_reference=verification.get("reference", "CrossEncoder"),
                         max_value_diff=verification.get("max_value_diff"),
                         topk_agreement=verification.get("topk_agreement"))
 

@@ -32,16 +32,16 @@ if TYPE_CHECKING:
 
 
 def recipe_scores(source: Path, pairs: Sequence[Pair], template: RerankTemplate, *, max_length: int,
-                  instruction: str | None = None, trust_remote_code: bool = False) -> np.ndarray:
-    """P(yes) per pair by the model card's recipe."""
+                  instruction: str | None = None, trust_remote_code: bool = False, seq_cls: bool = False) -> np.ndarray:
+    """P(yes) per pair by the model card's recipe (a seq-cls copy: the sigmoid of its one logit, same inputs)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(source), padding_side="left", trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(source), trust_remote_code=trust_remote_code,
-                                                 dtype=torch.float32).eval()
+    auto = AutoModelForSequenceClassification if seq_cls else AutoModelForCausalLM
+    model = auto.from_pretrained(str(source), trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
     yes, no = tok.convert_tokens_to_ids(template.yes_token), tok.convert_tokens_to_ids(template.no_token)
     prefix = tok.encode(template.prefix, add_special_tokens=False)
     suffix = tok.encode(template.suffix, add_special_tokens=False)
@@ -52,9 +52,13 @@ def recipe_scores(source: Path, pairs: Sequence[Pair], template: RerankTemplate,
         inputs = tok(texts, padding=False, truncation="longest_first", return_attention_mask=False,
                      max_length=max_length - len(prefix) - len(suffix))
         inputs["input_ids"] = [prefix + ids + suffix for ids in inputs["input_ids"]]
-        batch = tok.pad(inputs, padding=True, return_tensors="pt", max_length=max_length)
+        batch = tok.pad(inputs, padding=True, return_tensors="pt")
         with torch.no_grad():
-            logits = model(**batch).logits[:, -1, :]
+            logits = model(**batch).logits
+        if seq_cls:
+            out.append(torch.sigmoid(logits[:, 0]).float().numpy())
+            continue
+        logits = logits[:, -1, :]
         pair = torch.nn.functional.log_softmax(torch.stack([logits[:, no], logits[:, yes]], dim=1), dim=1)
         out.append(pair[:, 1].exp().float().numpy())
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
@@ -97,7 +101,8 @@ def _left_padded(ids: list[list[int]], names: set[str]) -> dict[str, Any]:
 
 
 def verify_decoder_scores(cfg: ExportConfig, work: Path, reference: Path, head: RerankHead, template: RerankTemplate,
-                          max_length: int, weight_format: WeightFormat, log: Log) -> dict[str, Any]:
+                          max_length: int, weight_format: WeightFormat, log: Log, *,
+                          seq_cls: bool = False) -> dict[str, Any]:
     """Compare the IR in ``work`` with the recipe on ``reference``; raise when it fails; the record's
     ``verification``."""
     max_diff = cfg.max_score_diff if cfg.max_score_diff is not None else DEFAULT_MAX_SCORE_DIFF[weight_format]
@@ -106,7 +111,8 @@ def verify_decoder_scores(cfg: ExportConfig, work: Path, reference: Path, head: 
     pairs = builtin_pairs()
     log(f"verifying against the model card's transformers recipe (causal LM, yes/no logits), {len(pairs)} "
         "(query, document) pairs")
-    ref = recipe_scores(reference, pairs, template, max_length=max_length, trust_remote_code=cfg.trust_remote_code)
+    ref = recipe_scores(reference, pairs, template, max_length=max_length, trust_remote_code=cfg.trust_remote_code,
+                        seq_cls=seq_cls)
     got = exported_scores(work, pairs, head=head, template=template, max_length=max_length)
     result = ScoreComparison(list(pairs), ref, got, max_diff, min_agree)
     log(f"  max score difference {result.max_diff:.6f} (threshold {max_diff}), "

@@ -25,16 +25,22 @@ OUTPUT_NAME = "logits"
 
 @dataclass(frozen=True)
 class YesNoHead:
-    """The two ``lm_head`` rows a decoder reranker's score is read from."""
+    """The two ``lm_head`` rows a decoder reranker's score is read from.
 
-    yes_token_id: int
-    no_token_id: int
-    rows: np.ndarray  # float32 [2, hidden]: lm_head rows of "yes" and "no"
+    A ``*-seq-cls`` copy (the causal LM converted to a one-label sequence classifier, whose ``score`` row
+    is ``lm_head[yes] - lm_head[no]``) has no token ids: its row and a zero row give the same difference.
+    """
+
+    yes_token_id: int | None
+    no_token_id: int | None
+    rows: np.ndarray  # float32 [2, hidden]: lm_head rows of "yes" and "no" (seq-cls: score row, zeros)
     softcap: float | None = None  # Gemma-2-style final_logit_softcapping
 
     def describe(self) -> dict[str, Any]:
+        seq_cls = self.yes_token_id is None
         return {"yes_token_id": self.yes_token_id, "no_token_id": self.no_token_id, "softcap": self.softcap,
-                "score": "sigmoid(yes - no)"}
+                "score": "sigmoid(score row)" if seq_cls else "sigmoid(yes - no)",
+                "rows": "score (seq-cls)" if seq_cls else "lm_head"}
 
 
 def last_real_positions(mask: np.ndarray) -> np.ndarray:

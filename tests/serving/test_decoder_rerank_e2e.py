@@ -44,6 +44,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path:
     repo = tmp_path_factory.mktemp("qwen3rr-repo")
     export_model(ExportConfig(source_model=str(source), model_name="qwen3rr", model_repository_path=repo,
                               task=Task.RERANK, weight_format=WeightFormat.FP32))
+    from tests.tiny_rerankers import build_seq_cls_copy
+
+    seq_cls = build_seq_cls_copy(source, tmp_path_factory.mktemp("seqcls-src") / "qwen3-reranker-seq-cls")
+    export_model(ExportConfig(source_model=str(seq_cls), model_name="qwen3rr-seq-cls", model_repository_path=repo,
+                              task=Task.RERANK, weight_format=WeightFormat.FP32))
     cross = BUILDERS["bert-rerank"](tmp_path_factory.mktemp("ce-src") / "bert")
     export_model(ExportConfig(source_model=str(cross), model_name="ce", model_repository_path=repo,
                               task=Task.RERANK, weight_format=WeightFormat.FP32))
@@ -101,6 +106,19 @@ def test_v3_rerank_matches_the_recipe(client: TestClient, source: Path) -> None:
     got = _by_index(results)
     assert float(np.max(np.abs(got - ref))) < 1e-4
     assert [r["index"] for r in results] == np.argsort(-ref, kind="stable").tolist()  # rank agreement 1.0
+
+
+def test_seq_cls_copy_serves_the_same_scores_with_the_server_side_template(client: TestClient, source: Path,
+                                                                          repo: Path) -> None:
+    record = json.loads((repo / "qwen3rr-seq-cls" / RECORD_FILENAME).read_text())
+    assert record["decoder_head"]["rows"] == "score (seq-cls)"
+    assert record["verification"]["rank_agreement"] == 1.0
+    for instruction in (None, INSTRUCTION):
+        ref = _reference(source, instruction)
+        body = {"model": "qwen3rr-seq-cls", "query": QUERY, "documents": DOCS}
+        resp = client.post("/v3/rerank", json={**body, "instruction": instruction} if instruction else body)
+        assert resp.status_code == 200, resp.text
+        assert float(np.max(np.abs(_by_index(resp.json()["results"]) - ref))) < 1e-4
 
 
 def test_instruction_override_matches_the_recipe_with_that_instruction(client: TestClient, source: Path) -> None:
