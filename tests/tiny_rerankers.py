@@ -39,20 +39,30 @@ def _tokenizer(with_yes_no: bool):  # type: ignore[no-untyped-def]
                                         padding_side="left", model_max_length=MAX_LENGTH)
 
 
-def build_qwen3_reranker(out: Path, *, with_yes_no: bool = True, seed: int = 31) -> Path:
-    """A Qwen3ForCausalLM saved with its tokenizer; the "yes" row of lm_head is spread away from "no" so
-    the scores of corpus pairs spread over (0, 1)."""
+def build_qwen3_reranker(out: Path, *, with_yes_no: bool = True, seed: int = 31, kind: str = "qwen3") -> Path:
+    """A Qwen3ForCausalLM (or ``kind`` llama / gemma, with the same template) saved with its tokenizer; the
+    "yes" row of lm_head is moved so the scores of corpus pairs spread over (0, 1)."""
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import (
+        GemmaConfig,
+        GemmaForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen3Config,
+        Qwen3ForCausalLM,
+    )
 
     tok, hf_tok = _tokenizer(with_yes_no)
     torch.manual_seed(seed)
     pad = tok.token_to_id("<|endoftext|>")
-    config = Qwen3Config(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=64,
-                         max_position_embeddings=MAX_LENGTH, tie_word_embeddings=False,
-                         eos_token_id=tok.token_to_id("<|im_end|>"), pad_token_id=pad)
-    model = Qwen3ForCausalLM(config).eval()
+    classes = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM),
+               "gemma": (GemmaConfig, GemmaForCausalLM)}
+    config_cls, model_cls = classes[kind]
+    config = config_cls(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=64,
+                        max_position_embeddings=MAX_LENGTH, tie_word_embeddings=kind == "gemma", bos_token_id=None,
+                        eos_token_id=tok.token_to_id("<|im_end|>"), pad_token_id=pad)
+    model = model_cls(config).eval()
     if with_yes_no:  # yes - no over corpus pairs: mean 0, standard deviation 2
         yes, no = tok.token_to_id("yes"), tok.token_to_id("no")
         pairs = [(a, b) for a in CORPUS[:6] for b in CORPUS[:10]]

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ovembed.errors import ExportError
-from ovembed.export.convert import IR_XML
 from ovembed.export.rerank import RerankExport
 from ovembed.export.task import Choices
 from ovembed.heads.decoder_rerank import YesNoHead

@@ -204,3 +204,19 @@ def test_causal_lm_without_yes_no_tokens_is_refused_in_one_line(tmp_path: Path) 
     assert not (tmp_path / "repo" / "config.json").exists()
     assert not any(p.name != "config.json" for p in (tmp_path / "repo").glob("*")) \
         if (tmp_path / "repo").exists() else True
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma"])
+def test_llama_and_gemma_causal_lms_take_the_same_head(tmp_path: Path, kind: str) -> None:
+    """Same head layout on other decoders (convert_model route), verified against the recipe at export."""
+    from tests.tiny_rerankers import build_qwen3_reranker
+
+    source = build_qwen3_reranker(tmp_path / "src", kind=kind, seed=32)
+    result = export_model(ExportConfig(source_model=str(source), model_name=kind, model_repository_path=tmp_path,
+                                       task=Task.RERANK, weight_format=WeightFormat.FP32))
+    record = json.loads((result.model_dir / RECORD_FILENAME).read_text())
+    assert record["route"] == "convert_model"
+    assert record["verification"]["rank_agreement"] == 1.0
+    assert record["verification"]["max_score_diff"] < 1e-4
+    ref = _reference(source)
+    assert float(ref.max() - ref.min()) > 0.1  # scores spread: the comparison means something

@@ -28,8 +28,8 @@ from ovembed.rerank_template import RerankTemplate
 from ovembed.serving.api import DEFAULT_RERANK, ModelInfo, RerankOptions, RerankResult, Timings
 from ovembed.serving.tasks.base import INLINE_CHARS, NO_DEPS, BaseServable, ServableDeps
 from ovembed.serving.tasks.pair_chunker import Chunks, PairChunker
-from ovembed.serving.tasks.template_chunker import TemplateChunker
 from ovembed.serving.tasks.spec import LoadedModel, Prepared, Source, TaskSpec, resolve_max_length
+from ovembed.serving.tasks.template_chunker import TemplateChunker
 from ovembed.serving.tasks.tokenizer import ServingTokenizer
 
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@
 Request: ``{"model", "query", "documents": [str | {"text": str, ...}], "top_n"?, "return_documents"?,
 "max_tokens_per_doc"?, "rank_fields"?, "instruction"?}``, plus vLLM's ``use_activation`` (older vLLM: ``activation``;
 false: ``relevance_score`` is the raw logit) and ``truncate_prompt_tokens``. ``instruction`` replaces a
-decoder reranker's default task instruction in its prompt template (a 400 on a cross-encoder). Object documents are ranked
-on ``text``, or with ``rank_fields`` (Cohere v1) on ``"field: value"`` lines of those fields. Unknown
-fields (Cohere's ``priority``, ``relevant_spans``, ``max_chunks_per_doc``, vLLM's ``user``,
+decoder reranker's default task instruction in its prompt template (a 400 on a cross-encoder). Object
+documents are ranked on ``text``, or with ``rank_fields`` (Cohere v1) on ``"field: value"`` lines of
+those fields. Unknown fields (Cohere's ``priority``, ``relevant_spans``, ``max_chunks_per_doc``, vLLM's ``user``,
 ``request_id``, ``priority``) are accepted and ignored: none changes a score.
 
 The same body means slightly different things to the peers that send it, so each path answers as

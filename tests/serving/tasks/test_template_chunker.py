@@ -106,7 +106,8 @@ def test_yes_no_head_reads_the_last_real_token(left: bool) -> None:
     mask = np.array([[0, 0, 1, 1], [1, 1, 1, 1]], dtype=np.int64)
     if not left:
         ids, mask = np.array([[3, 4, 0, 0], [1, 2, 3, 9]]), np.array([[1, 1, 0, 0], [1, 1, 1, 1]])
-    out = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({"input_ids": ids, "attention_mask": mask})[0]
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    out = compiled({"input_ids": ids, "attention_mask": mask})[0]
     last = last_real_positions(mask)
     state = table[ids[np.arange(2), last]]
     want = (state @ rows[0] - state @ rows[1])[:, None]
