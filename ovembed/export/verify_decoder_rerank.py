@@ -120,3 +120,22 @@ def verify_decoder_scores(cfg: ExportConfig, work: Path, reference: Path, head: 
     require_passed(result)
     return {"max_score_diff": result.max_diff, "threshold": max_diff, "rank_agreement": result.rank_agreement,
             "min_rank_agreement": min_agree, "pairs": len(pairs), "reference": "transformers recipe"}
+
+
+def compare_decoder_folder(model_dir: Path, source: Path, pairs: Sequence[Pair], record: dict[str, object], *,
+                           max_length: int, max_diff: float, min_agreement: float,
+                           trust_remote_code: bool) -> ScoreComparison:
+    """`ovembed compare` on a decoder rerank folder: its recorded template and head against the recipe."""
+    from ovembed.errors import ExportError
+
+    try:
+        template = RerankTemplate.from_record(record.get("rerank_template"))
+        head = RerankHead.from_record(record.get("rerank_head"), num_labels=1)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"{model_dir}: {exc}") from None
+    decoder = record.get("decoder_head")
+    seq_cls = isinstance(decoder, dict) and decoder.get("yes_token_id") is None
+    ref = recipe_scores(source, pairs, template, max_length=max_length, trust_remote_code=trust_remote_code,
+                        seq_cls=seq_cls)
+    got = exported_scores(model_dir, pairs, head=head, template=template, max_length=max_length)
+    return ScoreComparison(list(pairs), ref, got, max_diff, min_agreement)

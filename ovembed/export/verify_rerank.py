@@ -165,9 +165,16 @@ def compare_rerank_folder(cfg: CompareConfig, record: dict[str, object],
         pairs = [(cfg.query, doc) for doc in DOCUMENTS]
     else:
         pairs = builtin_pairs()
+    max_diff, min_agreement = _recorded_thresholds(record, weight_format)
+    if "rerank_template" in record:  # a decoder reranker: its model card's transformers recipe
+        from ovembed.export.verify_decoder_rerank import compare_decoder_folder
+
+        log(f"comparing {model_dir} ({weight_format.value}, decoder rerank) with the transformers recipe on "
+            f"{source.path}, {len(pairs)} pairs")
+        return compare_decoder_folder(model_dir, source.path, pairs, record, max_length=max_length, max_diff=max_diff,
+                                      min_agreement=min_agreement, trust_remote_code=cfg.trust_remote_code)
     log(f"comparing {model_dir} ({weight_format.value}, rerank) with sentence_transformers.CrossEncoder "
         f"reference {source.path}, {len(pairs)} pairs")
-    max_diff, min_agreement = _recorded_thresholds(record, weight_format)
     return compare_scores(model_dir, source.path, pairs, head=head, max_length=max_length,
                           max_diff=max_diff, min_agreement=min_agreement,
                           trust_remote_code=cfg.trust_remote_code)
