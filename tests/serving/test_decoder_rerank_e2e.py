@@ -224,12 +224,10 @@ def test_llama_and_gemma_causal_lms_take_the_same_head(tmp_path: Path, kind: str
 
 def test_ovembed_compare_uses_the_recipe_for_a_decoder_folder(repo: Path) -> None:
     from ovembed.config import CompareConfig
-    from ovembed.export.verify_rerank import compare_rerank_folder
+    from ovembed.export.verify import compare_folder
 
     for name in ("qwen3rr", "qwen3rr-seq-cls"):
-        record = json.loads((repo / name / RECORD_FILENAME).read_text())
         lines: list[str] = []
-        result = compare_rerank_folder(CompareConfig(model_path=repo / name, query=QUERY, input=list(DOCS)),
-                                       record, lines.append)
+        result = compare_folder(CompareConfig(model_path=repo / name, query=QUERY, input=list(DOCS)), lines.append)
         assert result.passed and result.max_diff < 1e-4 and result.rank_agreement == 1.0
         assert "transformers recipe" in lines[0]
