@@ -27,7 +27,9 @@ from ovembed.hf_files import read_json_object
 from ovembed.rerank_template import RerankTemplate
 
 if TYPE_CHECKING:
-    from ovembed.config import WeightFormat
+    from ovembed.config import ExportConfig, WeightFormat
+    from ovembed.export.common import Log
+    from ovembed.export.source import SourceModel
 
 
 # Decoders whose one-label ``*ForSequenceClassification`` copies are decoder rerankers (Qwen3-Reranker-seq-cls).
@@ -93,11 +95,12 @@ class DecoderRerankExport(RerankExport):
                   "lm_head); an OpenVINO IR source is not supported")
     reference_name = "transformers causal LM (Qwen3-Reranker recipe)"
 
-    def __init__(self, cfg: Any, source: Any, log: Any) -> None:
+    def __init__(self, cfg: ExportConfig, source: SourceModel, log: Log) -> None:
         super().__init__(cfg, source, log)
-        self.template = RerankTemplate()
-        self.ids: tuple[int, int] | None = None
+        self.template = RerankTemplate()  # Qwen3-Reranker's (the model card's recipe)
+        self.ids: tuple[int, int] | None = None  # "yes", "no"; None for a seq-cls copy
         self.seq_cls = False
+        self.yes_no: YesNoHead | None = None
         self.route = ""
 
     def check(self) -> Choices:
@@ -147,6 +150,7 @@ class DecoderRerankExport(RerankExport):
         return xml
 
     def fields(self) -> dict[str, Any]:
+        assert self.yes_no is not None
         return {**super().fields(), "decoder_head": self.yes_no.describe(), "rerank_template": self.template.describe(),
                 "route": self.route}
 

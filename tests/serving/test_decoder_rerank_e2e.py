@@ -231,3 +231,15 @@ def test_ovembed_compare_uses_the_recipe_for_a_decoder_folder(repo: Path) -> Non
         result = compare_folder(CompareConfig(model_path=repo / name, query=QUERY, input=list(DOCS)), lines.append)
         assert result.passed and result.max_diff < 1e-4 and result.rank_agreement == 1.0
         assert "transformers recipe" in lines[0]
+
+
+def test_offline_load_takes_the_instruction(repo: Path, source: Path) -> None:
+    import ovembed
+
+    ref = _reference(source, INSTRUCTION)
+    with ovembed.load(repo / "qwen3rr") as model:
+        ranked = model.rerank(QUERY, DOCS, instruction=INSTRUCTION)
+    got = np.zeros(len(DOCS), dtype=np.float32)
+    for r in ranked:
+        got[r["index"]] = r["score"]
+    assert float(np.max(np.abs(got - ref))) < 1e-4
