@@ -107,10 +107,12 @@ SERVE_HELP_GROUPS: dict[str, tuple[str, ...]] = {
                      "default_prompt_name", "allow_any_dimensions"),
     "network": ("rest_port", "rest_bind_address", "port", "grpc_bind_address", "max_connections", "header_timeout"),
     "device and engine": ("target_device", "inference_precision", "executors", "lone_shapes_max_mb", "cache_dir"),
-    "batching": ("max_batch_tokens", "max_batch_size", "max_wait_ms", "max_queue", "cache_bytes"),
-    "limits": ("max_inputs", "max_body_bytes", "max_request_tokens", "max_chunks_per_input", "graceful_timeout"),
+    "batching": ("max_batch_tokens", "max_batch_size", "max_wait_ms", "max_queue", "max_queue_wait_seconds",
+                 "cache_bytes"),
+    "limits": ("max_inputs", "max_body_bytes", "max_request_tokens", "max_chunks_per_input", "request_timeout",
+               "graceful_timeout"),
     "security": ("api_key_file", "allowed_origins", "allowed_hosts", "allowed_methods", "allowed_headers"),
-    "observability": ("log_level", "log_format", "metrics_enable"),
+    "observability": ("log_level", "log_format", "metrics_enable", "otlp_endpoint"),
     "pull mode (--source_model: export from the Hub, then serve)": ("source_model", *PULL_FIELDS),
 }
 

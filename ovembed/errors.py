@@ -79,6 +79,11 @@ class Overloaded(OvembedError):
         self.retry_after = retry_after
 
 
+class DeadlineExceeded(OvembedError):
+    """The request's deadline (``--request_timeout``, ``x-request-timeout``, the gRPC deadline)
+    passed before its result was ready; its work not yet started was dropped."""
+
+
 class Forbidden(OvembedError):
     """Refused whoever asks: a browser's cross-site request, a Host the server does not answer to."""
 
@@ -121,6 +126,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (PayloadTooLarge, ErrorKind(413, "invalid_request_error", "payload_too_large", "RESOURCE_EXHAUSTED")),
     (ClientGone, ErrorKind(499, "client_closed_request", "client_closed_request", "CANCELLED")),
     (Overloaded, ErrorKind(429, "rate_limit_error", "overloaded", "RESOURCE_EXHAUSTED")),
+    (DeadlineExceeded, ErrorKind(504, "timeout_error", "deadline_exceeded", "DEADLINE_EXCEEDED")),
     (ShuttingDown, ErrorKind(503, "service_unavailable", "shutting_down", "UNAVAILABLE")),
     (ModelNotReady, ErrorKind(503, "service_unavailable", "model_not_ready", "UNAVAILABLE")),
     (ConfigError, ErrorKind(500, "internal_error", "config_error", "INTERNAL", log_traceback=True)),
@@ -139,7 +145,8 @@ def describe(exc: BaseException) -> ErrorKind:
 
 def public_message(exc: BaseException, request_id: str | None = None) -> str:
     """The message a client may see: our own errors verbatim, anything else generic."""
-    if isinstance(exc, OvembedError) and (describe(exc).status < 500 or isinstance(exc, ModelNotReady)):
+    if isinstance(exc, OvembedError) and (describe(exc).status < 500
+                                            or isinstance(exc, (ModelNotReady, DeadlineExceeded))):
         return exc.message
     suffix = f" (request id {request_id})" if request_id else ""
     return f"Internal server error{suffix}"

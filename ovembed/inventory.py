@@ -8,10 +8,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ovembed.errors import ConfigError
-from ovembed.graphs import GraphOptions, RerankGraphOptions, SparseGraphOptions, read_model_graph
+from ovembed.graphs import CLASSIFY, EMBEDDINGS, RERANK, SPARSE, TOKEN_EMBED, GraphOptions, read_model_graph
 from ovembed.hf_files import declared_max_length, read_json_object
 from ovembed.repository import RECORD_FILENAME, ModelEntry, read_config, remove_model
 from ovembed.serving.tasks.pooling import resolve_pooling
+
+_TASKS = {c.name: task for c, task in ((EMBEDDINGS, "embeddings"), (RERANK, "rerank"), (SPARSE, "sparse"),
+                                         (TOKEN_EMBED, "token_embed"), (CLASSIFY, "classify"))}
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,7 @@ def summarize(entry: ModelEntry) -> ModelSummary:
         return ModelSummary(entry.name, str(base), exc.message)
     state = "ok" if (model_dir / "openvino_model.xml").is_file() else f"{model_dir / 'openvino_model.xml'} missing"
     pooling = None
-    task = ("rerank" if isinstance(graph, RerankGraphOptions)
-            else "sparse" if isinstance(graph, SparseGraphOptions) else "embeddings")
+    task = _TASKS.get(graph.calculator.name, "embeddings")
     if isinstance(graph, GraphOptions):
         choice = resolve_pooling(graph.pooling, model_dir, record)
         pooling = choice.pooling.value + ("" if choice.origin == "graph.pbtxt" else f" ({choice.origin})")

@@ -29,7 +29,7 @@ PULL_FIELDS: dict[str, PullField] = {
     "weight_format": PullField(f"{_WITH}: weight compression of the export"),
     "pooling": PullField(f"{_WITH}: pooling (default: from the model's 1_Pooling)", tasks=("embeddings",)),
     "revision": PullField(f"{_WITH}: Hub branch, tag or commit"),
-    "task": PullField(f"{_WITH}: embeddings, rerank (OVMS's rerank_ov works too) or sparse"),
+    "task": PullField(f"{_WITH}: embeddings, rerank (OVMS's rerank_ov works too), sparse, token_embed or classify"),
     "hf_token": PullField(f"{_WITH}: Hub token (default: HF_TOKEN or the token file)"),
     "extra_quantization_params": PullField(
         f"{_WITH}: optimum-cli style weight-compression options, as ovembed export takes them"),

@@ -1,6 +1,6 @@
 """Fail when requirements.lock and pyproject.toml disagree.
 
-Every dependency that pyproject.toml declares (serving and the export, test, corpus and ray extras) must be pinned in
+Every dependency that pyproject.toml declares (serving and the export, test, corpus, ray and otel extras) must be pinned in
 the lock, and every pin must satisfy the declared range. Run by scripts/setup.sh and the tests.
 Usage: python scripts/check_lock.py [ROOT]
 """
@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-LOCKED_EXTRAS = ("export", "test", "corpus", "ray")
+LOCKED_EXTRAS = ("export", "test", "corpus", "ray", "otel")
 # Left out of the lock on purpose (scripts/lock.sh says why).
 UNLOCKED = {"torchvision", "torchaudio", "triton"}
 

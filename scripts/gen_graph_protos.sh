@@ -5,6 +5,7 @@
 #   rerank/rerank_calculator_ov.proto                 OVMS RerankCalculatorOVOptions
 #   sparse/sparse_embeddings_calculator_ov.proto      ovembed SparseEmbeddingsCalculatorOVOptions (no OVMS counterpart)
 #   token/token_embeddings_calculator_ov.proto        ovembed TokenEmbeddingsCalculatorOVOptions (no OVMS counterpart)
+#   classify/classification_calculator_ov.proto       ovembed ClassificationCalculatorOVOptions (no OVMS counterpart)
 #   legacy/embeddings_calculator_ov_2025_2.proto      OVMS 2025.2 EmbeddingsCalculatorOVOptions (mean_pooling)
 #
 # Same toolchain and pins as scripts/gen_grpc.sh (grpcio-tools in a throwaway virtual environment; 1.72.2 bundles
@@ -26,7 +27,7 @@ if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
 FRAMEWORK=(mediapipe_options calculator_options packet_factory packet_generator status_handler stream_handler calculator)
-OPTIONS=(embeddings/embeddings_calculator_ov rerank/rerank_calculator_ov sparse/sparse_embeddings_calculator_ov token/token_embeddings_calculator_ov legacy/embeddings_calculator_ov_2025_2)
+OPTIONS=(embeddings/embeddings_calculator_ov rerank/rerank_calculator_ov sparse/sparse_embeddings_calculator_ov token/token_embeddings_calculator_ov classify/classification_calculator_ov legacy/embeddings_calculator_ov_2025_2)
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refresh requirements.lock from pyproject.toml (the serving, export, test, corpus and ray extras).
+# Refresh requirements.lock from pyproject.toml (the serving, export, test, corpus, ray and otel extras).
 # Run it deliberately when a dependency should move; commit the lock with the change that needs it.
 #   scripts/lock.sh                 -> re-resolve every pin
 #   scripts/lock.sh -P openai       -> move one package only (pip-compile's --upgrade-package)
@@ -14,7 +14,7 @@ if [ ! -x "$TOOLS/bin/pip-compile" ]; then
 fi
 upgrade=()
 if [ "${1:-}" = "-P" ]; then upgrade=(--upgrade-package "$2"); fi
-"$TOOLS/bin/pip-compile" --quiet --extra export --extra test --extra corpus --extra ray --strip-extras \
+"$TOOLS/bin/pip-compile" --quiet --extra export --extra test --extra corpus --extra ray --extra otel --strip-extras \
     --no-emit-index-url --no-emit-find-links \
     --unsafe-package torchvision --unsafe-package torchaudio --unsafe-package triton \
     "${upgrade[@]}" --output-file requirements.lock pyproject.toml

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with ovembed, its export stack and test tools, from the lock.
-#   scripts/setup.sh            -> .venv with ovembed[export,test,corpus,ray] at the versions in requirements.lock
+#   scripts/setup.sh            -> .venv with ovembed[export,test,corpus,ray,otel] at the versions in requirements.lock
 #   VENV=/path scripts/setup.sh -> another location
 # The lock (refreshed only by scripts/lock.sh) pins every package, so a fresh machine gets the set
 # the tests passed with. It is installed --no-deps: optimum-intel declares torchvision, whose PyPI

@@ -239,6 +239,39 @@ def build_bert_reranker(out: Path) -> Path:
     return out
 
 
+NLI_LABELS = ("contradiction", "neutral", "entailment")
+GUARD_LABELS = ("toxic", "insult", "threat")
+
+
+def build_bert_classifier(out: Path, *, multi_label: bool = False) -> Path:
+    """A sequence classifier with three labels: NLI-style (softmax, ``NLI_LABELS``) or, with ``multi_label``, a
+    toxicity/guard-style one (``problem_type`` multi_label_classification, sigmoid, ``GUARD_LABELS``). BERT's
+    pair template with token types; logits rescaled so their spread over corpus texts is about 2."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    tok = bert_pair_tokenizer()
+    hf_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                               sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+    labels = GUARD_LABELS if multi_label else NLI_LABELS
+    torch.manual_seed(6 if multi_label else 7)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=64, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)},
+                        initializer_range=0.2, **TINY)
+    if multi_label:
+        config.problem_type = "multi_label_classification"
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        enc = hf_tok(CORPUS[:10], padding=True, truncation=True, return_tensors="pt")
+        logits = model(**enc).logits
+        scale = 2.0 / float(logits.std())
+        model.classifier.weight.mul_(scale)
+        model.classifier.bias.sub_(logits.mean(dim=0)).mul_(scale)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
 def build_xlmr_reranker(out: Path) -> Path:
     """A cross-encoder like bge-reranker: XLM-R pair template (all type 0), one logit."""
     import torch
@@ -304,6 +337,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "bert-rerank": build_bert_reranker,
     "xlmr-rerank": build_xlmr_reranker,
     "bert-sparse": build_bert_sparse,
+    "bert-classify": build_bert_classifier,
+    "bert-multilabel": lambda p: build_bert_classifier(p, multi_label=True),
 }
 
 
@@ -315,3 +350,20 @@ TINY_INT8_MAX_SCORE_DIFF = 0.15
 # scores lie close together: 0.979 of them kept their order on a Xeon with VNNI, and random builds (before
 # the builds were made deterministic) ranged 0.938-0.986 on two CPUs, against the int8 default of 0.95.
 TINY_INT8_MIN_RANK_AGREEMENT = 0.9
+
+
+def build_bge_m3(out: Path, colbert_dim: int = 16) -> Path:
+    """A BGE-M3-style folder as FlagEmbedding ships it: the tiny XLM-R encoder with ``sparse_linear.pt`` (hidden -> 1)
+    and ``colbert_linear.pt`` (hidden -> ``colbert_dim``) beside it, seeded; the sparse bias keeps some weights > 0."""
+    import torch
+
+    build_xlmr(out)
+    hidden = TINY["hidden_size"]
+    torch.manual_seed(13)
+    sparse = torch.nn.Linear(hidden, 1)
+    torch.nn.init.normal_(sparse.weight, std=0.5)
+    torch.nn.init.constant_(sparse.bias, 0.1)
+    colbert = torch.nn.Linear(hidden, colbert_dim)
+    torch.save(sparse.state_dict(), out / "sparse_linear.pt")
+    torch.save(colbert.state_dict(), out / "colbert_linear.pt")
+    return out

@@ -49,6 +49,8 @@ class Task(str, enum.Enum):
     RERANK = "rerank"
     SPARSE = "sparse"  # SPLADE-style masked LM (ovembed only: OVMS has no sparse task)
     TOKEN_EMBED = "token_embed"  # late interaction (ColBERT-style): one vector per token (ovembed only)
+    CLASSIFY = "classify"  # sequence classification with more than one label (sentiment, NLI, guard; ovembed only)
+    BGE_M3 = "bge_m3"  # BGE-M3's three heads (dense, sparse, multi-vector) from one pass (ovembed only)
 
     def __str__(self) -> str:
         return self.value

@@ -51,6 +51,9 @@ class BenchmarkConfig(_Checked):
         _require(self.synthetic_length >= 1, f"--synthetic_length must be at least 1, got {self.synthetic_length}")
         _require(self.task is not Task.TOKEN_EMBED, "--task token_embed is not benchmarked yet (its /v3/rerank: "
                  "--task rerank)")
+        _require(self.task is not Task.CLASSIFY, "--task classify is not benchmarked yet")
+        _require(self.task is not Task.BGE_M3, "--task bge_m3 is not benchmarked yet (its dense output: --task "
+                 "embeddings against the bge_m3 model)")
         if self.task is Task.RERANK and self.api_url == _EMBEDDINGS_URL:
             object.__setattr__(self, "api_url", _EMBEDDINGS_URL.replace("/v3/embeddings", "/v3/rerank"))
         if self.task is Task.SPARSE and self.api_url == _EMBEDDINGS_URL:

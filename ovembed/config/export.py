@@ -13,7 +13,10 @@ class ExportConfig(_Checked):
     """`ovembed export`: flag-compatible with OVMS's export_model.py embeddings_ov and rerank_ov."""
 
     task: Task = option(Task.EMBEDDINGS, "What the model does: embeddings (embeddings_ov), rerank (rerank_ov, "
-                        "a cross-encoder with one logit) or sparse (a SPLADE-style masked LM; ovembed only)")
+                        "a cross-encoder with one logit), sparse (a SPLADE-style masked LM), token_embed "
+                        "(ColBERT-style token vectors), bge_m3 (BGE-M3's dense, sparse and multi-vector heads "
+                        "in one IR) or classify (a sequence classifier with several labels); the last four are "
+                        "ovembed only")
     source_model: str = option("", "Hugging Face Hub id (ORG/NAME, downloaded or from the cache) or a local folder",
                                required=True)
     revision: str | None = option(None, "Hub branch, tag or commit (default: main); recorded with its commit")
@@ -56,10 +59,12 @@ class ExportConfig(_Checked):
         10000, "rerank: most (query, chunk) pairs one request may need; more is a 400 (graph.pbtxt option)")
     max_score_diff: float | None = option(
         None, "rerank verification: largest allowed score difference to the reference "
-        "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2)")
+        "(default per weight format: fp32 1e-4, fp16 5e-3, int8 0.06, int4 0.2); classify: largest logit "
+        "difference (fp32 1e-3, fp16 0.05, int8 0.5, int4 1.0)")
     min_rank_agreement: float | None = option(
         None, "rerank verification: smallest allowed share of each query's document pairs ordered as the "
-        "reference orders them (default per weight format: fp32 1.0, fp16 0.99, int8 0.95, int4 0.9)")
+        "reference orders them (default per weight format: fp32 1.0, fp16 0.99, int8 0.95, int4 0.9); classify: "
+        "smallest share of inputs with the reference's top label (fp32 1.0, fp16 0.99, int8 0.9, int4 0.85)")
     sparse_top_k: int = option(
         0, "sparse: default pruning written into graph.pbtxt: keep the N heaviest weights (0: all)")
     sparse_threshold: float = option(

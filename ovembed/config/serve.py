@@ -67,6 +67,12 @@ class ServeConfig(_Checked):
         "(small batches on one stream using every core, large ones on one stream per core: faster bulk, "
         "a second copy of the repacked weights in memory); auto: two for int8/int4 weights, one for fp32/fp16")
     max_queue: int = option(4096, "Queued inputs per model before requests get 429")
+    max_queue_wait_seconds: float = option(
+        30.0, "Expected queue wait (its tokens ahead, in the fair order the queue serves requests, over the "
+        "measured tokens/s) past which a request gets 429 at once with Retry-After (0: off)")
+    request_timeout: float = option(
+        0.0, "Seconds a request may take before it gets 504 and its work not yet started is dropped; a "
+        "request's x-request-timeout header (or gRPC deadline) may set its own (0: no limit)")
     lone_shapes_max_mb: int = option(
         80, "Memory per model for static-shape copies (16, 8 and 32 tokens, compiled in that order while they "
         "fit; each holds its own weights) that lone short queries run on, kept when timing at load finds them "
@@ -89,6 +95,10 @@ class ServeConfig(_Checked):
         None, "Prompt applied when a request names none, for every model that has a prompt of that name")
     allow_any_dimensions: bool = option(False, "Let 'dimensions' cut vectors of models not trained for it (Matryoshka)")
     cache_bytes: int = option(0, "Bytes of memory for an LRU cache of embedded inputs, shared by all models (0: off)")
+    otlp_endpoint: str | None = option(
+        None, "OpenTelemetry collector to send traces to, e.g. http://otel-collector:4317 (OTLP over gRPC, or "
+        "http/protobuf with OTEL_EXPORTER_OTLP_PROTOCOL); the standard OTEL_EXPORTER_OTLP_ENDPOINT and "
+        "OTEL_TRACES_EXPORTER variables turn tracing on too (default: off; needs pip install 'ovembed[otel]')")
     graceful_timeout: float = option(
         30.0, "Seconds to finish in-flight requests (HTTP and gRPC) on SIGTERM/SIGINT, and for a removed "
         "or replaced model to finish its own")
@@ -107,7 +117,10 @@ class ServeConfig(_Checked):
         _require(self.inference_precision in INFERENCE_PRECISIONS, "--inference_precision must be one of "
                  f"{', '.join(INFERENCE_PRECISIONS)}, got {self.inference_precision!r}")
         ExportConfig(**{name: getattr(self, name) for name in PULL_FIELDS})  # checks them as export does
+        _require(not self.otlp_endpoint or self.otlp_endpoint.startswith(("http://", "https://")),
+                 f"--otlp_endpoint must be a URL like http://otel-collector:4317, got {self.otlp_endpoint!r}")
         _require(self.lone_shapes_max_mb >= 0, "--lone_shapes_max_mb must be 0 (off) or more")
-        for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout"):
+        for name in ("max_wait_ms", "graceful_timeout", "file_system_poll_wait_seconds", "header_timeout",
+                     "max_queue_wait_seconds", "request_timeout"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, f"--{name} cannot be negative, got {value}")

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ovembed.config import Task
+from ovembed.export.bge_m3 import BgeM3Export
+from ovembed.export.classify import ClassifyExport
 from ovembed.export.decoder_rerank import DecoderRerankExport, is_decoder_reranker
 from ovembed.export.embeddings import EmbeddingsExport
 from ovembed.export.rerank import RerankExport
@@ -22,6 +24,8 @@ EXPORT_TASKS: dict[Task, type[ExportTask]] = {
     Task.RERANK: RerankExport,
     Task.SPARSE: SparseExport,
     Task.TOKEN_EMBED: TokenEmbedExport,
+    Task.CLASSIFY: ClassifyExport,
+    Task.BGE_M3: BgeM3Export,
 }
 
 # Variants: (does this source folder call for it, its export), tried in order before the task's row.

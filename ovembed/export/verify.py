@@ -17,6 +17,7 @@ from ovembed.errors import ExportError
 from ovembed.heads.st_modules import HeadSpec, mark_prompt, prompt_token_count
 
 if TYPE_CHECKING:
+    from ovembed.export.verify_classify import ClassifyComparison
     from ovembed.export.verify_rerank import ScoreComparison
     from ovembed.export.verify_sparse import SparseComparison
 
@@ -214,11 +215,11 @@ def compare(model_dir: Path, source: Path, texts: list[str], *, pooling: Pooling
 
 
 def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
-                   ) -> Comparison | ScoreComparison | SparseComparison:
+                   ) -> Comparison | ScoreComparison | SparseComparison | ClassifyComparison:
     """`ovembed compare`: an exported folder against its (or a given) PyTorch reference."""
     from ovembed.export import require_export_stack
     from ovembed.export.source import inspect_source
-    from ovembed.graphs import GraphOptions, SparseGraphOptions, read_model_graph
+    from ovembed.graphs import ClassifyGraphOptions, GraphOptions, SparseGraphOptions, read_model_graph
     from ovembed.prompts import prompts_from_record, read_model_prompts
     from ovembed.repository import read_record
     from ovembed.serving.tasks.pooling import resolve_pooling
@@ -227,6 +228,10 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
     model_dir = Path(cfg.model_path)
     options = read_model_graph(model_dir)
     record = read_record(model_dir)
+    if isinstance(options, ClassifyGraphOptions):
+        from ovembed.export.verify_classify import compare_classify_folder
+
+        return compare_classify_folder(cfg, record, log)
     if isinstance(options, SparseGraphOptions):
         from ovembed.export.verify_sparse import compare_sparse_folder
 

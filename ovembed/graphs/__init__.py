@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovembed.errors import ConfigError
+from ovembed.graphs.bge_m3 import BgeM3GraphOptions, bge_m3_options, write_bge_m3_graph
+from ovembed.graphs.classify import ClassifyGraphOptions, classify_options
 from ovembed.graphs.embeddings import (
     GRAPH_FILENAME,
     GraphOptions,
@@ -22,7 +24,9 @@ from ovembed.graphs.embeddings import (
     write_graph,
 )
 from ovembed.graphs.pbtxt import (
+    BGE_M3,
     CALCULATORS,
+    CLASSIFY,
     EMBEDDINGS,
     RERANK,
     SPARSE,
@@ -39,17 +43,21 @@ from ovembed.graphs.sparse import SparseGraphOptions, render_sparse_graph, spars
 from ovembed.graphs.token_embed import TokenGraphOptions, token_options, write_token_graph
 
 # The options of any calculator ovembed serves (what read_model_graph returns).
-AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions
+AnyGraphOptions = GraphOptions | RerankGraphOptions | SparseGraphOptions | TokenGraphOptions | ClassifyGraphOptions
 
 __all__ = [
+    "BGE_M3",
     "CALCULATORS",
+    "CLASSIFY",
     "EMBEDDINGS",
     "GRAPH_FILENAME",
     "RERANK",
     "SPARSE",
     "TOKEN_EMBED",
     "AnyGraphOptions",
+    "BgeM3GraphOptions",
     "Calculator",
+    "ClassifyGraphOptions",
     "GraphNode",
     "GraphOptions",
     "RerankGraphOptions",
@@ -64,6 +72,7 @@ __all__ = [
     "render_graph_text",
     "render_rerank_graph",
     "render_sparse_graph",
+    "write_bge_m3_graph",
     "write_graph",
     "write_rerank_graph",
     "write_sparse_graph",
@@ -84,6 +93,10 @@ def read_model_graph(model_dir: Path, graph_file: str = GRAPH_FILENAME
             return sparse_options(node)
         if node.calculator is TOKEN_EMBED:
             return token_options(node)
+        if node.calculator is CLASSIFY:
+            return classify_options(node)
+        if node.calculator is BGE_M3:
+            return bge_m3_options(node)
         return parse_graph(text)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None

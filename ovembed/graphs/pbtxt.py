@@ -24,6 +24,7 @@ from ovembed.errors import ConfigError
 from ovembed.graphs.proto import (
     _pool,
     calculator_pb2,
+    classification_calculator_ov_pb2,
     embeddings_calculator_ov_2025_2_pb2,
     embeddings_calculator_ov_pb2,
     rerank_calculator_ov_pb2,
@@ -69,7 +70,16 @@ SPARSE = Calculator("SparseEmbeddingsCalculatorOV", "SparseEmbeddingsExecutor",
 TOKEN_EMBED = Calculator("TokenEmbeddingsCalculatorOV", "TokenEmbeddingsExecutor",
                          "TOKEN_EMBEDDINGS_NODE_RESOURCES:token_embeddings_servable",
                          token_embeddings_calculator_ov_pb2.TokenEmbeddingsCalculatorOVOptions)
-CALCULATORS: dict[str, Calculator] = {c.name: c for c in (EMBEDDINGS, RERANK, SPARSE, TOKEN_EMBED)}
+# ovembed's own: graphs/proto/classify/classification_calculator_ov.proto (sequence classification, several labels)
+CLASSIFY = Calculator("ClassificationCalculatorOV", "ClassificationExecutor",
+                      "CLASSIFICATION_NODE_RESOURCES:classification_servable",
+                      classification_calculator_ov_pb2.ClassificationCalculatorOVOptions)
+# ovembed's own: BGE-M3's dense + sparse + multi-vector heads in one IR; the token calculator's options message
+BGE_M3 = Calculator("BgeM3EmbeddingsCalculatorOV", "BgeM3EmbeddingsExecutor",
+                    "BGE_M3_NODE_RESOURCES:bge_m3_servable",
+                    token_embeddings_calculator_ov_pb2.TokenEmbeddingsCalculatorOVOptions)
+CALCULATORS: dict[str, Calculator] = {c.name: c for c in (EMBEDDINGS, RERANK, SPARSE, TOKEN_EMBED, BGE_M3,
+                                                                    CLASSIFY)}
 
 # Older schemas, tried when a graph does not parse against the current one. Same full message names.
 _LEGACY_OPTIONS: dict[str, type[Message]] = {

@@ -36,21 +36,23 @@ class TokenGraphOptions:
 
 
 def render_token_graph(options: TokenGraphOptions) -> str:
+    """graph.pbtxt of ``options``' calculator (the token one, or another that shares its options: bge_m3)."""
     message = TokenEmbeddingsCalculatorOVOptions(models_path=options.models_path,
                                                  target_device=options.target_device)
     if options.truncate:
         message.truncate = True
     if options.plugin_config:
         message.plugin_config = json.dumps(options.plugin_config, ensure_ascii=False)
-    return render_graph_text(TOKEN_EMBED, message)
+    return render_graph_text(options.calculator, message)
 
 
-def token_options(node: GraphNode) -> TokenGraphOptions:
-    """The options of a parsed TokenEmbeddingsCalculatorOV node; unset fields take the proto's defaults."""
-    if node.calculator is not TOKEN_EMBED:
-        raise ConfigError(f"graph.pbtxt has no {TOKEN_EMBED.name} node (it has a {node.calculator.name} node)")
+def token_options(node: GraphNode, kind: type[TokenGraphOptions] = TokenGraphOptions) -> TokenGraphOptions:
+    """The options of a parsed node of ``kind``'s calculator (TokenEmbeddingsCalculatorOV by default); unset
+    fields take the proto's defaults."""
+    if node.calculator is not kind.calculator:
+        raise ConfigError(f"graph.pbtxt has no {kind.calculator.name} node (it has a {node.calculator.name} node)")
     opts: Any = node.options
-    return TokenGraphOptions(
+    return kind(
         models_path=str(opts.models_path),
         target_device=str(opts.target_device) if opts.HasField("target_device") else "CPU",
         plugin_config=plugin_config_from_text(str(opts.plugin_config)),

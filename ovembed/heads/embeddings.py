@@ -128,6 +128,21 @@ def _activation(x: ov.Output, name: str) -> ov.Output:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def _layer_norm(x: ov.Output, width: int, eps: float) -> ov.Output:
+    """(x - mean) / sqrt(var + eps) over the last axis, the means as MatMuls with a 1/width column.
+
+    Not ``MVN`` (nor the ReduceMean form OpenVINO fuses into it): the CPU plugin's MVN kernel on AVX2
+    segfaults when the axis is not a multiple of 16 (openvino 2026.4.1, 2-D [B, 24] seen under
+    ONEDNN_MAX_CPU_ISA=AVX2); head widths are whatever the Dense layer chose. Same values to 1e-6.
+    """
+    import openvino.opset13 as ops
+
+    average = _f32(np.full((width, 1), 1.0 / width))
+    centred = ops.subtract(x, ops.matmul(x, average, False, False))
+    variance = ops.matmul(ops.multiply(centred, centred), average, False, False)
+    return ops.divide(centred, ops.sqrt(ops.add(variance, _f32(eps)))).output(0)
+
+
 def _layer(x: ov.Output, layer: Layer, spec: HeadSpec) -> ov.Output:
     import openvino.opset13 as ops
 
@@ -136,7 +151,7 @@ def _layer(x: ov.Output, layer: Layer, spec: HeadSpec) -> ov.Output:
     weight = spec.weights[f"{layer.name}/weight"]
     bias = spec.weights.get(f"{layer.name}/bias")
     if layer.kind == "layernorm":
-        out = ops.mvn(x, _i64([1]), True, layer.eps, "inside_sqrt")
+        out = _layer_norm(x, weight.shape[-1], layer.eps)
         out = ops.multiply(out, _f32(weight))
         return (ops.add(out, _f32(bias)) if bias is not None else out).output(0)
     if layer.kind != "dense":

@@ -98,6 +98,52 @@ def _param(model: ov.Model, name: str) -> Any:
     return next((p for p in model.get_parameters() if name in p.output(0).get_names()), None)
 
 
+def logits_output(model: ov.Model) -> ov.Output:
+    """The ``logits`` output of a sequence-classification IR (its first output when none is named so), f32."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    logits = _logits(model)
+    shape = logits.get_partial_shape()
+    if shape.rank.is_static and shape.rank.get_length() != 2:
+        raise ValueError(f"a sequence classifier outputs logits [batch, labels], this one {shape}")
+    if logits.get_element_type() != ov.Type.f32:
+        logits = ops.convert(logits, ov.Type.f32).output(0)
+    return logits
+
+
+def token_types_in_graph(model: ov.Model, sep_token_id: int | None) -> list[Any]:
+    """The model's parameters after replacing its ``token_type_ids`` input (if any) by the in-graph rule
+    "1 after the first ``sep_token_id``" (nothing changes when ``sep_token_id`` is None). Shared by the
+    heads that feed pairs (:mod:`ovembed.heads.classify` too)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    def i64(value: int | list[int]) -> ov.Node:
+        return ops.constant(np.array(value, dtype=np.int64))
+
+    params = list(model.get_parameters())
+    type_param = _param(model, "token_type_ids")
+    if sep_token_id is not None and type_param is not None:
+        ids_param = _param(model, "input_ids")
+        mask_param = _param(model, "attention_mask")
+        if ids_param is None:
+            raise ValueError("a rerank model needs an input_ids input")
+        ids = ids_param.output(0)
+        if ids.get_element_type() != ov.Type.i64:
+            ids = ops.convert(ids, ov.Type.i64).output(0)
+        is_sep = ops.convert(ops.equal(ids, i64(sep_token_id)), ov.Type.i64)
+        before = ops.subtract(ops.cumsum(is_sep, i64(1)), is_sep)  # separators strictly before
+        types = ops.convert(ops.greater(before, i64(0)), ov.Type.i64)
+        if mask_param is not None:  # padding gets type 0, as the HF tokenizer pads
+            types = ops.multiply(types, ops.convert(mask_param.output(0), ov.Type.i64))
+        types = ops.convert(types, type_param.get_output_element_type(0))
+        for target in list(type_param.output(0).get_target_inputs()):
+            target.replace_source_output(types.output(0))
+        params = [p for p in params if p is not type_param]
+    return params
+
+
 def _logits(model: ov.Model) -> ov.Output:
     results = model.get_results()
     chosen = next((r for r in results if "logits" in r.output(0).get_names()), results[0])
@@ -128,25 +174,7 @@ def add_rerank_head(model: ov.Model, head: RerankHead) -> ov.Model:
     result = ops.result(scores)
     result.output(0).get_tensor().set_names({OUTPUT_NAME})
 
-    params = list(model.get_parameters())
-    type_param = _param(model, "token_type_ids")
-    if head.sep_token_id is not None and type_param is not None:
-        ids_param = _param(model, "input_ids")
-        mask_param = _param(model, "attention_mask")
-        if ids_param is None:
-            raise ValueError("a rerank model needs an input_ids input")
-        ids = ids_param.output(0)
-        if ids.get_element_type() != ov.Type.i64:
-            ids = ops.convert(ids, ov.Type.i64).output(0)
-        is_sep = ops.convert(ops.equal(ids, i64(head.sep_token_id)), ov.Type.i64)
-        before = ops.subtract(ops.cumsum(is_sep, i64(1)), is_sep)  # separators strictly before
-        types = ops.convert(ops.greater(before, i64(0)), ov.Type.i64)
-        if mask_param is not None:  # padding gets type 0, as the HF tokenizer pads
-            types = ops.multiply(types, ops.convert(mask_param.output(0), ov.Type.i64))
-        types = ops.convert(types, type_param.get_output_element_type(0))
-        for target in list(type_param.output(0).get_target_inputs()):
-            target.replace_source_output(types.output(0))
-        params = [p for p in params if p is not type_param]
+    params = token_types_in_graph(model, head.sep_token_id)
     new_model = ov.Model([result], params, model.get_friendly_name())
     for key in ("ovembed",):
         if model.has_rt_info(key):

@@ -37,6 +37,7 @@ from ovembed.serving.api import (
     not_ready,
 )
 from ovembed.serving.context import RequestContext, request_id
+from ovembed.serving.usecases.classify import ClassifyRequest, classify
 from ovembed.serving.usecases.embed import Embeddings, EmbedRequest, embed
 from ovembed.serving.usecases.rerank import RerankRequest, rerank
 from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
@@ -48,8 +49,8 @@ Precision = Literal["float32", "float16", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", *COMPACT_TYPES)
 DEFAULT_BATCH_SIZE = 256  # texts per use-case call: tokenized together, batched by the batcher
 WINDOW_TEXTS = 4096  # texts one embed() call keeps queued in the engine at most (bounded memory)
-# Offline callers bound their own queue (WINDOW_TEXTS per call): the server's 429 limit would only
-# refuse chunked documents that expand into many chunks.
+# Offline callers bound their own queue (WINDOW_TEXTS per call): the server's 429 limits (queue
+# length, expected wait) would only refuse work a batch job means to wait for.
 _OFFLINE_MAX_QUEUE = 1 << 20
 
 
@@ -120,7 +121,8 @@ class Model:
 
     @property
     def task(self) -> str:
-        """``embeddings``, ``rerank`` or ``sparse`` (the value of ModelInfo's :class:`~ovembed.config.Task`)."""
+        """``embeddings``, ``rerank``, ``sparse``, ``token_embed`` or ``classify`` (the value of ModelInfo's
+        :class:`~ovembed.config.Task`)."""
         return str(self.info.task)
 
     @property
@@ -219,6 +221,19 @@ class Model:
             pruning=SparseOptions(top_k=top_k, threshold=threshold))))
         return result.vectors
 
+    def classify(self, inputs: str | tuple[str, str] | Sequence[str | tuple[str, str]], *,
+                 truncate: bool | None = None, raw_scores: bool = False) -> list[dict[str, float]]:
+        """``{label: score}`` per input (a text or a (premise, hypothesis) pair), labels best first, as
+        ``/predict`` scores them (a classify model); ``raw_scores``: the logits instead of probabilities."""
+        items = [inputs] if isinstance(inputs, (str, tuple)) else list(inputs)
+        if not items:
+            return []
+        result = self._loop.run(classify(self._registry, _context(),
+                                         ClassifyRequest(self.name, tuple(items), truncate=truncate)))
+        scores = result.logits if raw_scores else result.probs
+        return [{result.labels[c]: float(scores[r, c]) for c in result.order(r, raw=raw_scores)}
+                for r in range(len(items))]
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -247,6 +262,7 @@ def serve_config(model: str | os.PathLike[str], *, config_path: str | os.PathLik
     """The ServeConfig and the one repository entry for a model folder, or for the model of
     ``config_path``'s repository named ``model``."""
     options.setdefault("max_queue", _OFFLINE_MAX_QUEUE)
+    options.setdefault("max_queue_wait_seconds", 0.0)  # a batch job waits its turn: never refused by wait
     if config_path is not None:
         entries = [e for e in read_config(Path(config_path)) if e.name == str(model)]
         if not entries:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,6 +21,12 @@ from ovembed.repository import ModelEntry
 
 # A document as the batcher receives it: a list of ids (texts) or an int64 array (token ids).
 TokenIds = Sequence[int] | np.ndarray
+
+# The deadline of the request being handled, in time.monotonic() seconds (the event loop's clock), or
+# None: set by the transports (``--request_timeout``, ``x-request-timeout``, the gRPC deadline) and
+# read by the batcher, which drops work not started by then. A ContextVar, like the request id, so
+# it follows the request through use cases and servables without being passed along.
+DEADLINE: ContextVar[float | None] = ContextVar("ovembed_deadline", default=None)
 
 TruncationDirection = Literal["left", "right"]  # which end of a text truncation cuts
 
@@ -111,6 +118,7 @@ class ModelInfo:
     matryoshka: tuple[int, ...] | None = None  # 'dimensions' allowed: () any, None none (ovembed.matryoshka)
     pool_prompt: bool = True  # False: the head pools no prompt token; the servable marks them (heads.embeddings)
     serves: tuple[Task, ...] = ()  # other tasks' requests the model answers (a token model: rerank by MaxSim)
+    labels: tuple[str, ...] = ()  # classifiers: the label of each output column (id2label)
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,45 @@ class TokenResult:
     def prompt_tokens(self) -> int:
         return sum(self.token_counts)
 
+
+# One classification input: a text, or a pair of texts (premise, hypothesis) the model reads together.
+ClassifyInput = str | tuple[str, str]
+
+
+@dataclass
+class ClassifyResult:
+    """One row of label scores per input (sequence classification), in input order."""
+
+    labels: tuple[str, ...]  # the model's labels, in column order (id2label)
+    logits: np.ndarray  # float32 [n_inputs, n_labels]
+    probs: np.ndarray  # float32 [n_inputs, n_labels]: softmax (single-label) or sigmoid (multi-label)
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+Output = Literal["dense", "sparse", "multivector"]  # what a multi-output (bge_m3) model gives per input
+OUTPUTS: tuple[Output, ...] = ("dense", "sparse", "multivector")
+
+
+@dataclass
+class MultiResult:
+    """The outputs asked of a multi-output model, each from the same inference; None for one not asked."""
+
+    dense: np.ndarray | None  # float32 [n_inputs, dimensions], L2-normalised
+    sparse: list[SparseVector] | None  # one per input: token ids and their weights
+    multivector: list[np.ndarray] | None  # float32 [n_tokens, dim] per input, L2-normalised rows
+    token_counts: list[int]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
 @dataclass(frozen=True)
 class RerankOptions:
     """How a rerank request treats long documents."""
@@ -212,6 +259,7 @@ class RerankOptions:
     truncate: bool = False  # one window per document instead of chunks (TEI's truncate)
     direction: TruncationDirection = "right"  # which end of a document truncation keeps
     truncate_query: bool = True  # False: a query over half the window is a 400 instead of being cut
+    weights: tuple[float, float, float] | None = None  # bge_m3: dense, sparse, colbert (None: the model's default)
     instruction: str | None = None  # a decoder reranker's template instruction (None: the model's default)
 
 
@@ -266,6 +314,18 @@ class Servable(Protocol):
         ``embed``."""
         ...
 
+    async def classify(self, inputs: Sequence[ClassifyInput], *, truncate: bool | None = None,
+                       direction: TruncationDirection = "right") -> ClassifyResult:
+        """Label scores for each text or text pair (sequence classification); ``InputTooLong`` when an
+        input is longer than ``info.max_length`` and ``truncate`` is false, else errors as for ``embed``."""
+        ...
+
+    async def embed_multi(self, inputs: Inputs, outputs: Sequence[Output], *, truncate: bool | None = None,
+                          options: EmbedOptions | None = None,
+                          pruning: SparseOptions = DEFAULT_SPARSE) -> MultiResult:
+        """Several outputs of each input from one inference (a bge_m3 model); errors as for ``embed``."""
+        ...
+
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,
                  padding_side: str = "right") -> list[list[int]]:
@@ -283,6 +343,13 @@ def wrong_task(info: ModelInfo, wanted: str) -> InvalidInput:
     task = info.task.value
     return InvalidInput(f"The model '{info.name}' is {_article(task)} {task} model, "
                         f"not {_article(wanted)} {wanted} model (use {info.endpoint})", param="model")
+
+
+def wrong_output(info: ModelInfo, outputs: Sequence[str]) -> InvalidInput:
+    """The error for asking a model of one output (any task but bge_m3) for several outputs (``output``)."""
+    task = info.task.value
+    return InvalidInput(f"The model '{info.name}' is {_article(task)} {task} model: 'output' ({', '.join(outputs)}) "
+                        f"is for a bge_m3 model (use {info.endpoint})", param="output")
 
 
 def _article(word: str) -> str:
@@ -388,4 +455,12 @@ class BatchObserver(Protocol):
 
     def batch_finished(self, size: int, seconds: float, failed: bool) -> None:
         """The engine returned the batch after ``seconds`` (or failed)."""
+        ...
+
+    def refused_by_wait(self) -> None:
+        """A request was refused (429) because its expected queue wait was over ``--max_queue_wait_seconds``."""
+        ...
+
+    def deadline_expired(self) -> None:
+        """A request's deadline passed before its result was ready (504)."""
         ...

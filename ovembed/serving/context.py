@@ -12,16 +12,20 @@ import asyncio
 import functools
 import hmac
 import logging
+import math
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ovembed.errors import ClientGone, Unauthorized
+from ovembed.errors import ClientGone, InvalidInput, Unauthorized
 from ovembed.serving.api import Timings
+
+if TYPE_CHECKING:
+    from ovembed.serving.tracing import RequestTrace
 
 # The id of the request being handled, for log lines (see http.server.RequestIdFilter). A
 # ContextVar follows the request into tasks it spawns, e.g. the engine's embed call.
@@ -36,6 +40,30 @@ T = TypeVar("T")
 def request_id(incoming: str | None) -> str:
     """The client's ``x-request-id`` when it is 1-128 of ``[A-Za-z0-9._:-]``, else a new one."""
     return incoming if incoming and _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+TIMEOUT_HEADER = "x-request-timeout"
+
+
+def request_deadline(header: str | None, default: float, now: float,
+                     remaining: float | None = None) -> float | None:
+    """When the request's time runs out (``now``'s clock: ``time.monotonic()``), or None: the
+    shortest of ``header`` (``x-request-timeout``, seconds), the server's ``default``
+    (``--request_timeout``, 0: none) and ``remaining`` (a gRPC deadline's time left). A malformed
+    header is ``InvalidInput`` (400)."""
+    limits = [default] if default > 0 else []
+    if remaining is not None:
+        limits.append(max(0.0, remaining))
+    if header is not None:
+        try:
+            seconds = float(header.strip())
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise InvalidInput(f"{TIMEOUT_HEADER} must be a positive number of seconds, got {header[:40]!r}",
+                               param=TIMEOUT_HEADER)
+        limits.append(seconds)
+    return now + min(limits) if limits else None
 
 
 def check_bearer(header: str | None, key: bytes, *, where: str) -> None:
@@ -86,6 +114,7 @@ class RequestContext:
     model: str | None = None
     # Resolves when the client has gone away (HTTP: the ASGI disconnect message); None: never.
     client_gone: Callable[[], Awaitable[None]] | None = None
+    trace: RequestTrace | None = None  # its OpenTelemetry trace (serving.tracing); None: off or not sampled
 
     def elapsed(self) -> float:
         """Seconds since the request arrived."""
@@ -97,14 +126,20 @@ class RequestContext:
         Cancelling the engine's ``embed`` drops its queued work, so no compute is wasted.
         """
         if self.client_gone is None:
-            return await work
+            result = await work
+            if self.trace is not None:
+                self.trace.engine_done()
+            return result
         task = asyncio.ensure_future(work)
         watcher = asyncio.ensure_future(self.client_gone())
         # The client going away cancels the work: a done-callback, not asyncio.wait(), which
         # builds a future and callbacks on both tasks for every request (single-query latency).
         watcher.add_done_callback(functools.partial(_cancel, task))
         try:
-            return await task  # cancelling the caller (server shutdown) cancels the work too
+            result = await task  # cancelling the caller (server shutdown) cancels the work too
+            if self.trace is not None:
+                self.trace.engine_done()
+            return result
         except asyncio.CancelledError:
             if not watcher.done() or watcher.cancelled():
                 raise  # the caller was cancelled, not the client gone

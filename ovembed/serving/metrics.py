@@ -56,6 +56,8 @@ class BatchMetrics:
         self._padded = metrics.batch_tokens.labels(model)
         self._inference = metrics.inference.labels(model)
         self._failures = metrics.batch_failures.labels(model)
+        self._refused = metrics.refused_by_wait.labels(model)
+        self._expired = metrics.deadline_expired.labels(model)
 
     def batch_started(self, size: int, tokens: int, padded_tokens: int) -> None:
         self._tokens.inc(tokens)
@@ -67,6 +69,12 @@ class BatchMetrics:
             self._failures.inc()
         else:
             self._inference.observe(seconds)
+
+    def refused_by_wait(self) -> None:
+        self._refused.inc()
+
+    def deadline_expired(self) -> None:
+        self._expired.inc()
 
 
 class _RegistryCollector(Collector):
@@ -146,6 +154,12 @@ class Metrics:
                                    ["model"], buckets=_INFERENCE_BUCKETS, registry=reg)
         self.batch_failures = Counter(f"{PREFIX}_batch_failures", "Batches the engine failed",
                                       ["model"], registry=reg)
+        self.refused_by_wait = Counter(f"{PREFIX}_refused_by_wait", "Requests refused with 429 because their "
+                                       "expected queue wait was over --max_queue_wait_seconds",
+                                       ["model"], registry=reg)
+        self.deadline_expired = Counter(f"{PREFIX}_deadline_expired", "Requests whose deadline (--request_timeout, "
+                                        "x-request-timeout, gRPC deadline) passed before their result (504)",
+                                        ["model"], registry=reg)
         self.reloads = Counter(f"{PREFIX}_config_reloads",
                                "Configuration reload passes by result (changed, unchanged, error)",
                                ["result"], registry=reg)

@@ -133,4 +133,5 @@ def test_cli_accepts_ovms_task_spellings(argv: list[str]) -> None:
 def test_cli_rejects_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["export", "--task", "colbert", "--source_model", "x"])
-    assert "invalid choice: 'colbert' (choose from embeddings, rerank, sparse, token_embed)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice: 'colbert' (choose from embeddings, rerank, sparse, token_embed, classify, bge_m3)" in err

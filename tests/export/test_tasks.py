@@ -40,7 +40,8 @@ def test_one_row_per_task() -> None:
     for task, kind in EXPORT_TASKS.items():
         assert issubclass(kind, ExportTask) and kind.task is task
     assert [t for t, kind in EXPORT_TASKS.items() if kind.static_quantization] == [Task.EMBEDDINGS]
-    assert [t for t, kind in EXPORT_TASKS.items() if kind.ir_refusal] == [Task.SPARSE, Task.TOKEN_EMBED]
+    assert [t for t, kind in EXPORT_TASKS.items() if kind.ir_refusal] == [Task.SPARSE, Task.TOKEN_EMBED,
+                                                                                 Task.BGE_M3]
 
 
 def test_records_share_their_common_fields(tmp_path: Path) -> None:

@@ -163,3 +163,36 @@ def test_plain_folders_still_serve(tmp_path: Path) -> None:
     assert load_head(folder, {}, True) is None
     head = served_head(folder, {"head": HeadSpec(("mean",)).record()}, Pooling.CLS, True)
     assert head.modes == ("cls",)  # graph.pbtxt's pooling wins over a single recorded OVMS pooling
+
+
+_LAYER_NORM_ON_ISA = """
+import numpy as np, openvino as ov, openvino.opset13 as ops
+from ovembed.heads.embeddings import _layer
+from ovembed.heads.st_modules import HeadSpec, Layer
+rng = np.random.default_rng(0)
+for width in (8, 24, 40):
+    x = ops.parameter([-1, width], ov.Type.f32)
+    spec = HeadSpec(("cls",), True, (), normalize=False, weights={
+        "n/weight": rng.normal(size=width).astype(np.float32), "n/bias": rng.normal(size=width).astype(np.float32)})
+    out = _layer(x.output(0), Layer("layernorm", "n", eps=1e-5), spec)
+    compiled = ov.Core().compile_model(ov.Model([ops.result(out)], [x]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    xs = rng.normal(size=(3, width)).astype(np.float32) * 3 + 1
+    ref = (xs - xs.mean(1, keepdims=True)) / np.sqrt(xs.var(1, keepdims=True) + 1e-5)
+    ref = ref * spec.weights["n/weight"] + spec.weights["n/bias"]
+    np.testing.assert_allclose(np.asarray(compiled({0: xs})[0]), ref, rtol=1e-4, atol=1e-5)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["AVX2", "AVX512_CORE", ""])
+def test_layer_norm_head_on_each_isa(isa: str) -> None:
+    """LayerNorm widths that are not multiples of 16 (openvino 2026.4's MVN kernel segfaults on them under
+    AVX2), in a subprocess with the CPU plugin limited to ``isa`` (ONEDNN_MAX_CPU_ISA is honoured)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa} if isa else dict(os.environ)
+    done = subprocess.run([sys.executable, "-c", _LAYER_NORM_ON_ISA], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])

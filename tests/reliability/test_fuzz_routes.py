@@ -28,6 +28,7 @@ pytestmark = pytest.mark.reliability
 
 MODEL = "fake"
 RERANKER = "fake-rerank"
+CLASSIFIER = "fake-classify"
 
 # Every POST route, with the fields its wire format reads and the family of its error envelope.
 ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -59,6 +60,8 @@ ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
     "/embed_sparse": (("model", "inputs", "truncate", "truncation_direction", "prompt_name", "top_k",
                        "threshold"), "tei"),
     "/embed_all": (("model", "inputs", "truncate", "truncation_direction", "prompt_name", "input_type"), "tei"),
+    "/predict": (("model", "inputs", "raw_scores", "truncate", "truncation_direction"), "tei"),
+    "/v1/classify": (("model", "input", "truncate_prompt_tokens", "use_activation", "activation"), "openai"),
 }
 
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -116,6 +119,8 @@ VALID: dict[str, dict[str, Any]] = {
     "/v1/config/reload": {},
     "/embed_sparse": {"model": MODEL, "inputs": ["hello"], "top_k": 2},
     "/embed_all": {"model": MODEL, "inputs": ["hello"], "input_type": "query"},
+    "/predict": {"model": CLASSIFIER, "inputs": [["hello"], ["a b", "c d"]], "raw_scores": True},
+    "/v1/classify": {"model": CLASSIFIER, "input": ["hello", "world"]},
 }
 
 
@@ -169,7 +174,8 @@ class _FakeReranker(FakeServable):
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    registry = FakeRegistry(FakeServable(MODEL, dimensions=8, max_length=16), _FakeReranker(RERANKER))
+    registry = FakeRegistry(FakeServable(MODEL, dimensions=8, max_length=16), _FakeReranker(RERANKER),
+                            FakeServable(CLASSIFIER, max_length=16, task="classify"))
     with TestClient(make_app(registry, max_inputs=64, max_body_bytes=4096)) as test_client:
         yield test_client
 

@@ -30,12 +30,16 @@ from ovembed.serving.api import (
     BatchObserver,
     CacheStats,
     ChunkSpan,
+    ClassifyInput,
+    ClassifyResult,
     EmbedOptions,
     EmbedResult,
     Inputs,
     ModelInfo,
     ModelState,
     ModelStatus,
+    MultiResult,
+    Output,
     RerankOptions,
     RerankResult,
     Servable,
@@ -43,7 +47,9 @@ from ovembed.serving.api import (
     SparseResult,
     SparseVector,
     Timings,
+    TruncationDirection,
     not_ready,
+    wrong_output,
     wrong_task,
 )
 from ovembed.serving.http.app import create_app
@@ -106,6 +112,31 @@ def expected_logit(query: str, document: str) -> float:
     return float(np.float32(2 * shared - 1 + (zlib.crc32(document.encode()) % 100) / 1000))
 
 
+FAKE_LABELS = ("negative", "neutral", "positive")
+
+
+def classify_ids(item: ClassifyInput, max_length: int, truncate: bool, index: int) -> list[int]:
+    """The ids the fake classifier sees: a text as :func:`text_ids`, a pair ``[CLS] a [SEP] b [SEP]``; cut at the
+    end (``truncate``) or InputTooLong like the real engine."""
+    ids = text_ids(item) if isinstance(item, str) else [*text_ids(item[0]), *text_ids(item[1])[1:]]
+    if len(ids) > max_length:
+        if not truncate:
+            raise InputTooLong(len(ids), max_length, index=index)
+        ids = [*ids[: max_length - 1], SEP]
+    return ids
+
+
+def expected_class_logits(ids: Sequence[int], labels: int = len(FAKE_LABELS)) -> np.ndarray:
+    """The fake classifier's logits for the ids it saw."""
+    seed = int.from_bytes(hashlib.sha256(repr(["classify", *ids]).encode()).digest()[:8], "little")
+    return (np.random.default_rng(seed).standard_normal(labels) * 2).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 class FakeServable:
     """One fake model. Knobs: ``overloaded``, ``fail_with`` (any exception), ``block`` (an
     event embed waits on, to test cancellation; ``cancelled`` records it), ``queue_depth``
@@ -122,11 +153,16 @@ class FakeServable:
             dimensions, normalize = VOCAB, False
         if task == "rerank":
             dimensions, normalize = 1, False
+        labels: tuple[str, ...] = ()
+        if task == "classify":
+            labels = FAKE_LABELS
+            dimensions, normalize = len(labels), False
         self._info = ModelInfo(name=name, dimensions=dimensions, max_length=max_length,
                                pooling=Pooling.MEAN, normalize=normalize, truncate=truncate,
                                device="CPU", precision=precision, created=CREATED,
                                prompts=prompts or PromptSet(), task=Task(task),
-                               endpoint=spec_of(Task(task)).endpoint, matryoshka=matryoshka)
+                               endpoint=spec_of(Task(task)).endpoint, matryoshka=matryoshka, labels=labels)
+        self.classify_calls: list[tuple[list[ClassifyInput], bool | None, str]] = []
         self.pruning: list[SparseOptions] = []
         self.calls: list[tuple[list[Any], bool | None]] = []
         self.tokenize_calls: list[dict[str, Any]] = []
@@ -170,6 +206,11 @@ class FakeServable:
         vectors = [SparseVector(*prune(expected_sparse(ids), top_k=pruning.top_k, threshold=pruning.threshold or 0.0))
                    for ids in seen]
         return SparseResult(vectors, [len(ids) for ids in seen], TIMINGS)
+
+    async def embed_multi(self, inputs: Inputs, outputs: Sequence[Output], *, truncate: bool | None = None,
+                          options: EmbedOptions | None = None,
+                          pruning: SparseOptions = DEFAULT_SPARSE) -> MultiResult:
+        raise wrong_output(self._info, outputs)  # a fake model has one output, as every task but bge_m3
 
     async def _embed(self, inputs: Inputs, truncate: bool | None, options: EmbedOptions | None) -> EmbedResult:
         opts = options or EmbedOptions()
@@ -236,6 +277,21 @@ class FakeServable:
         raw = np.array([expected_logit(query, d) for d in documents], dtype=np.float32)
         counts = [len(text_ids(query)) + len(d.split()) + 1 for d in documents]
         return RerankResult(1 / (1 + np.exp(-raw)), raw, counts, [1] * len(documents), TIMINGS)
+
+    async def classify(self, inputs: Sequence[ClassifyInput], *, truncate: bool | None = None,
+                       direction: TruncationDirection = "right") -> ClassifyResult:
+        """``task="classify"``: softmax of :func:`expected_class_logits` over :data:`FAKE_LABELS`."""
+        if self._info.task != "classify":
+            raise wrong_task(self.info, "classify")
+        self.classify_calls.append((list(inputs), truncate, direction))
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.overloaded:
+            raise Overloaded("The model's queue is full, retry later")
+        cut = self.info.truncate if truncate is None else truncate
+        seen = [classify_ids(item, self.info.max_length, cut, i) for i, item in enumerate(inputs)]
+        logits = np.stack([expected_class_logits(ids) for ids in seen]) if seen else np.empty((0, 3), np.float32)
+        return ClassifyResult(self.info.labels, logits, softmax(logits), [len(ids) for ids in seen], TIMINGS)
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

@@ -152,6 +152,17 @@ def test_batch_metrics_come_from_the_batcher() -> None:
     assert value(samples, "ovembed_batch_failures_total", model="m") == 1
 
 
+def test_refusals_by_wait_and_expired_deadlines_are_counted() -> None:
+    metrics = Metrics()
+    observer = metrics.batch_observer("m")
+    observer.refused_by_wait()
+    observer.refused_by_wait()
+    observer.deadline_expired()
+    samples = parse(metrics.exposition().decode())
+    assert value(samples, "ovembed_refused_by_wait_total", model="m") == 2
+    assert value(samples, "ovembed_deadline_expired_total", model="m") == 1
+
+
 def test_grpc_requests_are_counted() -> None:
     metrics = Metrics()
     registry = FakeRegistry(FakeServable("minilm"))

@@ -10,6 +10,8 @@ Vendored .proto sources, unchanged:
   no sparse calculator), written in the style of OVMS's options protos;
 - ``token/token_embeddings_calculator_ov.proto``: ovembed's own TokenEmbeddingsCalculatorOVOptions (late
   interaction: one vector per token), likewise;
+- ``classify/classification_calculator_ov.proto``: ovembed's own ClassificationCalculatorOVOptions (sequence
+  classification with several labels), likewise;
 - ``legacy/embeddings_calculator_ov_2025_2.proto``: ``src/embeddings/embeddings_calculator_ov.proto`` as OVMS
   2025.2 shipped it (commit 8f4918f7b: ``mean_pooling`` instead of the ``pooling`` enum).
 """

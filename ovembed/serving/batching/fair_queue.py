@@ -68,6 +68,17 @@ class FairQueue(Sequence[Item]):
                 return item.tag
         return self._clock
 
+    def tokens_ahead(self, lengths: Sequence[int]) -> int:
+        """Tokens served before the last document of a request of ``lengths`` if it were pushed
+        now (its own excluded): every live item tagged before that document's tag. A small request
+        has about one document of each queued request ahead of it; a large one shares the engine
+        with the others up to its own size (see :mod:`~ovembed.serving.batching.admission`)."""
+        if not self._items or not lengths:
+            return 0
+        last = self.virtual_time + sum(max(1, n) for n in lengths[:-1])
+        end = bisect.bisect_right(self._items, last, key=lambda it: it.tag)
+        return sum(it.length for it in self._items[:end] if not it.dropped)
+
     def push(self, request: Sequence[Item]) -> None:
         """Queue one request's items (in its order), tagged from the current virtual time."""
         tag = self.virtual_time

@@ -15,6 +15,8 @@ from ovembed.serving.api import TokenIds
 if TYPE_CHECKING:
     import asyncio
 
+    from ovembed.serving.tracing import JobTrace
+
 # Widths are padded to a multiple of this: it bounds the number of distinct shapes, and
 # OpenVINO's CPU plugin pays extra on the first run of each shape (~5% overall here).
 PAD_MULTIPLE = 8
@@ -28,11 +30,11 @@ def padded_width(longest: int, multiple: int = PAD_MULTIPLE) -> int:
 class Job:
     """One request's documents, its result rows and its future."""
 
-    __slots__ = ("cancelled", "dispatched_at", "docs", "done_at", "future", "out", "remaining",
-                 "submitted_at", "undispatched")
+    __slots__ = ("cancelled", "deadline", "dispatched_at", "docs", "done_at", "future", "out", "remaining",
+                 "submitted_at", "trace", "undispatched")
 
     def __init__(self, docs: Sequence[TokenIds], dims: int, future: asyncio.Future[None],
-                 now: float, *, per_token: bool = False) -> None:
+                 now: float, *, per_token: bool = False, deadline: float | None = None) -> None:
         self.docs = docs
         # per_token: one float32 [length, dims] array per document (an object array)
         self.out = np.empty(len(docs), dtype=object) if per_token else np.empty((len(docs), dims), dtype=np.float32)
@@ -43,6 +45,11 @@ class Job:
         self.submitted_at = now
         self.dispatched_at: float | None = None
         self.done_at = now
+        self.trace: JobTrace | None = None  # the request's trace (serving.tracing), when traced
+        self.deadline = deadline  # clock time after which its work is not started (None: never)
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
 
 
 @dataclass(eq=False)
@@ -97,7 +104,7 @@ class BatchPolicy:
                free_slots: int) -> Decision:
         if free_slots <= 0 or not queue:
             return Decision()
-        window = _take(queue, self.window)
+        window = _take(queue, self.window, now)
         if not window:
             return Decision()
         budget = self.budget(sum(it.length for it in window), in_flight + free_slots)
@@ -151,11 +158,15 @@ class BatchPolicy:
         return cands[lo:hi + 1]
 
 
-def _take(queue: Sequence[Item], limit: int) -> list[Item]:
+def _take(queue: Sequence[Item], limit: int, now: float) -> list[Item]:
+    """The first ``limit`` items neither cancelled nor past their request's deadline (work not
+    started by its deadline is never started)."""
     out: list[Item] = []
     for it in queue:
-        if not it.dropped:
-            out.append(it)
-            if len(out) >= limit:
-                break
+        job = it.job
+        if job is not None and (job.cancelled or (job.deadline is not None and now >= job.deadline)):
+            continue
+        out.append(it)
+        if len(out) >= limit:
+            break
     return out

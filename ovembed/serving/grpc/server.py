@@ -24,6 +24,7 @@ from ovembed.serving.grpc.service import InferenceServicer
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
+    from ovembed.serving.tracing import Tracer
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -34,14 +35,16 @@ def address(host: str, port: int) -> str:
 
 
 async def start(registry: Registry, *, host: str, port: int, api_key: str | None, max_inputs: int,
-                max_message_bytes: int, metrics: Metrics | None = None) -> tuple[grpc.aio.Server, int]:
+                max_message_bytes: int, metrics: Metrics | None = None,
+                tracer: Tracer | None = None, request_timeout: float = 0.0) -> tuple[grpc.aio.Server, int]:
     """A started server and the port it listens on (``port=0`` picks a free one)."""
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),  # REST's --max_body_bytes
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
     ])
-    servicer = InferenceServicer(registry, api_key=api_key, max_inputs=max_inputs, metrics=metrics)
+    servicer = InferenceServicer(registry, api_key=api_key, max_inputs=max_inputs, metrics=metrics,
+                                  tracer=tracer, request_timeout=request_timeout)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     where = address(host, port)
     try:
@@ -62,15 +65,15 @@ async def stop(server: grpc.aio.Server, *, grace: float) -> None:
 
 @asynccontextmanager
 async def grpc_server(cfg: ServeConfig, registry: Registry, *, api_key: str | None,
-                      metrics: Metrics | None = None,
-                      stopping: asyncio.Event | None = None) -> AsyncIterator[int]:
+                      metrics: Metrics | None = None, stopping: asyncio.Event | None = None,
+                      tracer: Tracer | None = None) -> AsyncIterator[int]:
     """Serve gRPC on ``cfg.grpc_bind_address:cfg.port`` for the duration; yields the bound port.
 
     Draining starts when ``stopping`` is set, or at the latest when the context exits.
     """
     server, bound = await start(registry, host=cfg.grpc_bind_address, port=cfg.port, api_key=api_key,
                                 max_inputs=cfg.max_inputs, max_message_bytes=cfg.max_body_bytes,
-                                metrics=metrics)
+                                metrics=metrics, tracer=tracer, request_timeout=cfg.request_timeout)
 
     async def stop_when_asked(event: asyncio.Event) -> None:
         await event.wait()

@@ -26,8 +26,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from ovembed.errors import InvalidInput, ModelNotFound, describe, public_message
-from ovembed.serving.api import ModelState, Registry
-from ovembed.serving.context import REQUEST_ID, RequestContext, check_bearer, log_access, request_id, timing_values
+from ovembed.serving import tracing
+from ovembed.serving.api import DEADLINE, ModelState, Registry
+from ovembed.serving.context import (
+    REQUEST_ID,
+    TIMEOUT_HEADER,
+    RequestContext,
+    check_bearer,
+    log_access,
+    request_deadline,
+    request_id,
+    timing_values,
+)
 from ovembed.serving.grpc import grpc_predict_v2_pb2 as pb
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
@@ -43,6 +53,7 @@ from ovembed.serving.wire.retrieval import parse_retrieval_parameters
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
+    from ovembed.serving.tracing import Tracer
 
 logger = logging.getLogger("ovembed.serving")
 
@@ -57,7 +68,7 @@ SERVICE = "inference.GRPCInferenceService"  # RPCs are counted under endpoint "/
 
 def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_Req, _Resp]]:
     """Wrap a handler ``(self, request) -> (response, trailing metadata)`` into an RPC method:
-    request id, auth, error mapping through the error table, access log, metrics."""
+    request id, auth, error mapping through the error table, access log, metrics, server span."""
 
     def decorate(handler: _Handler[_Req, _Resp]) -> _Rpc[_Req, _Resp]:
         method = handler.__name__
@@ -69,13 +80,20 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
             start = time.perf_counter_ns()
             metadata = _metadata(context.invocation_metadata())
             rid = request_id(metadata.get("x-request-id"))
-            ctx = RequestContext(rid, start)
+            trace = None if self._tracer is None else tracing.start_grpc(self._tracer, SERVICE, method, metadata, rid)
+            ctx = RequestContext(rid, start, trace=trace)
             token = REQUEST_ID.set(rid)
+            deadline_token = None
             code = grpc.StatusCode.OK
             try:
                 if protected:
                     self._check_key(metadata.get("authorization"))
+                    deadline_token = DEADLINE.set(request_deadline(
+                        metadata.get(TIMEOUT_HEADER), self._request_timeout, time.monotonic(),
+                        context.time_remaining()))
                 response, trailing = await handler(self, request, ctx)
+                if trace is not None:
+                    trace.rendered()
                 context.set_trailing_metadata((("x-request-id", rid), *trailing))
                 return response
             except asyncio.CancelledError:  # the client went away or the server is stopping
@@ -90,14 +108,20 @@ def _rpc(*, protected: bool = True) -> Callable[[_Handler[_Req, _Resp]], _Rpc[_R
                 code = grpc.StatusCode[describe(exc).grpc]
                 context.set_code(code)
                 context.set_details(self._message(method, exc, rid))
-                context.set_trailing_metadata((("x-request-id", rid),))
+                retry = getattr(exc, "retry_after", None)  # REST's Retry-After header, as metadata
+                context.set_trailing_metadata((("x-request-id", rid),
+                                               *((("retry-after", str(retry)),) if retry is not None else ())))
                 return None  # type: ignore[return-value]
             finally:
                 elapsed = time.perf_counter_ns() - start
                 _log(method, context.peer(), code, elapsed, quiet=quiet)
                 if self._metrics is not None:
                     self._metrics.observe_request(endpoint, ctx.model or "", code.name, elapsed / 1e9)
+                if trace is not None:
+                    tracing.finish_grpc(trace, code.name, code.value[0], ctx.model)
                 REQUEST_ID.reset(token)
+                if deadline_token is not None:
+                    DEADLINE.reset(deadline_token)
 
         return rpc
 
@@ -118,11 +142,14 @@ class InferenceServicer:
     ``add_GRPCInferenceServiceServicer_to_server`` (which only needs these methods)."""
 
     def __init__(self, registry: Registry, *, api_key: str | None, max_inputs: int,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, tracer: Tracer | None = None,
+                 request_timeout: float = 0.0) -> None:
         self._registry = registry
+        self._request_timeout = request_timeout
         self._key = api_key.encode() if api_key is not None else None
         self._max_inputs = max_inputs
         self._metrics = metrics
+        self._tracer = tracer
 
     # --- probes ----------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ green when they are done), follows config.json and the model folders for live re
 (:mod:`ovembed.serving.models.reload`) and stops it all on shutdown; with ``--port`` it also serves
 KServe gRPC on the same event loop and registry. Handlers find everything in ``app.state``:
 ``app.state.config`` (ServeConfig), ``app.state.registry`` (Registry),
-``app.state.metrics`` (Metrics, None with ``--no-metrics``), ``app.state.reloader`` (Reloader,
+``app.state.metrics`` (Metrics, None with ``--no-metrics``), ``app.state.tracer`` (serving.tracing.Tracer,
+None when tracing is off), ``app.state.reloader`` (Reloader,
 None when the registry cannot reload), ``app.state.auth_enabled`` and ``app.state.grpc_port``
 (None when gRPC is off).
 
@@ -30,6 +31,7 @@ from starlette.routing import BaseRoute
 
 from ovembed.config import ServeConfig
 from ovembed.exitcodes import ExitCode
+from ovembed.serving import tracing
 from ovembed.serving.api import Registry
 from ovembed.serving.http.middleware import (
     AuthMiddleware,
@@ -39,6 +41,7 @@ from ovembed.serving.http.middleware import (
 )
 from ovembed.serving.http.responses import http_exception_response
 from ovembed.serving.http.routes import (
+    classify,
     cohere_embed,
     config,
     kserve,
@@ -68,7 +71,7 @@ def all_routes() -> list[BaseRoute]:
     """Every API route (``/metrics`` is added by ``create_app`` when metrics are on)."""
     return [*openai.routes(), *tokenize.routes(), *kserve.routes(), *config.routes(), *ollama.routes(),
             *rerank.routes(), *score.routes(), *cohere_embed.routes(), *sparse.routes(),
-            *token_embed.routes()]
+            *token_embed.routes(), *classify.routes()]
 
 
 def begin_shutdown(app: Starlette) -> None:
@@ -78,7 +81,8 @@ def begin_shutdown(app: Starlette) -> None:
         event.set()
 
 
-def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None) -> list[Middleware]:
+def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None,
+                tracer: tracing.Tracer | None) -> list[Middleware]:
     stack: list[Middleware] = []
     origins = [o.strip() for o in cfg.allowed_origins.split(",") if o.strip()]
     if origins:  # outermost, so preflights are answered without a key and errors get CORS headers
@@ -90,7 +94,8 @@ def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None) 
             expose_headers=["x-request-id", "x-total-time", "x-inference-time",
                             "x-queue-time", "x-tokenization-time"],
         ))
-    stack.append(Middleware(RequestContextMiddleware, metrics=metrics))
+    stack.append(Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer,
+                            request_timeout=cfg.request_timeout))
     stack.append(Middleware(WebSafetyMiddleware, cfg=cfg))  # Host, Origin, Content-Type/-Encoding
     if api_key is not None:
         stack.append(Middleware(AuthMiddleware, api_key=api_key))
@@ -100,7 +105,7 @@ def _middleware(cfg: ServeConfig, api_key: str | None, metrics: Metrics | None) 
 
 @asynccontextmanager
 async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metrics: Metrics | None,
-                stopping: asyncio.Event) -> AsyncIterator[int | None]:
+                stopping: asyncio.Event, tracer: tracing.Tracer | None) -> AsyncIterator[int | None]:
     """KServe gRPC alongside REST while the app runs, when ``--port`` is set (else None).
 
     grpcio and the generated stubs are imported only then.
@@ -110,7 +115,8 @@ async def _grpc(cfg: ServeConfig, registry: Registry, api_key: str | None, metri
         return
     from ovembed.serving.grpc.server import grpc_server
 
-    async with grpc_server(cfg, registry, api_key=api_key, metrics=metrics, stopping=stopping) as port:
+    async with grpc_server(cfg, registry, api_key=api_key, metrics=metrics, stopping=stopping,
+                           tracer=tracer) as port:
         yield port
 
 
@@ -137,14 +143,19 @@ def _stop_empty(app: Starlette) -> None:
 
 
 def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
-               environ: Mapping[str, str] | None = None) -> Starlette:
+               environ: Mapping[str, str] | None = None, tracer: tracing.Tracer | None = None) -> Starlette:
     """The ASGI app for ``cfg``.
 
     ``registry`` replaces the OpenVINO engine (tests pass a fake). ``environ`` is where env
-    ``API_KEY`` is looked up (default ``os.environ``). Raises ``ConfigError`` if
-    ``--api_key_file`` is unreadable or empty.
+    ``API_KEY`` and the ``OTEL_*`` variables are looked up (default ``os.environ``). ``tracer``
+    replaces the one ``--otlp_endpoint``/``OTEL_*`` ask for (tests pass one with an in-memory
+    exporter). Raises ``ConfigError`` if ``--api_key_file`` is unreadable or empty, or if tracing
+    is asked for without the ``otel`` extra.
     """
-    api_key = load_api_key(cfg, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    api_key = load_api_key(cfg, env)
+    if tracer is None:
+        tracer = tracing.from_config(cfg.otlp_endpoint, env)
     routes = all_routes()
     metrics: Metrics | None = None
     if cfg.metrics_enable:
@@ -165,7 +176,7 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
             reg.observe_batches(metrics.batch_observer)
         await reg.start()
         try:
-            async with (_grpc(cfg, reg, api_key, metrics, stopping) as grpc_port,
+            async with (_grpc(cfg, reg, api_key, metrics, stopping, tracer) as grpc_port,
                         reloading(cfg, reg, on_result=on_reload) as reloader,
                         _pull(cfg, reg, reloader)):
                 app.state.grpc_port = grpc_port
@@ -178,10 +189,12 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
                     report.cancel()
         finally:
             await reg.stop()
+            if tracer is not None:  # export the spans still buffered
+                await asyncio.to_thread(tracer.shutdown)
 
     app = Starlette(
         routes=routes,
-        middleware=_middleware(cfg, api_key, metrics),
+        middleware=_middleware(cfg, api_key, metrics, tracer),
         # Starlette's own 404/405 (HTTPException) get our envelope too; every other error
         # propagates to RequestContextMiddleware, which renders it with the same function.
         exception_handlers={HTTPException: http_exception_response},
@@ -191,6 +204,7 @@ def create_app(cfg: ServeConfig, registry: Registry | None = None, *,
     app.state.auth_enabled = api_key is not None
     app.state.grpc_port = None  # the bound port while the lifespan runs with --port
     app.state.metrics = metrics
+    app.state.tracer = tracer
     app.state.reloader = None
     app.state.exit_code = None  # set when the server must exit with a failure (nothing to serve)
     app.state.stop_server = None  # set by serving.http.server.run: asks uvicorn to shut down

@@ -22,11 +22,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, PayloadTooLarge, ShuttingDown
-from ovembed.serving.context import REQUEST_ID, RequestContext, access_logger, check_bearer, log_access, request_id
+from ovembed.serving import tracing
+from ovembed.serving.api import DEADLINE
+from ovembed.serving.context import (
+    REQUEST_ID,
+    TIMEOUT_HEADER,
+    RequestContext,
+    access_logger,
+    check_bearer,
+    log_access,
+    request_deadline,
+    request_id,
+)
 from ovembed.serving.http.responses import error_response
 
 if TYPE_CHECKING:
     from ovembed.serving.metrics import Metrics
+    from ovembed.serving.tracing import Tracer
 
 # Probes and the Prometheus endpoint stay open so orchestrators and scrapers need no key;
 # everything else needs one when configured.
@@ -61,26 +73,33 @@ def load_api_key(cfg: ServeConfig, environ: Mapping[str, str]) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Request id (``x-request-id`` in and out), access log, request metrics, and the
-    last-resort error handler.
+    """Request id (``x-request-id`` in and out), deadline (``x-request-timeout``, else
+    ``request_timeout`` seconds: :data:`~ovembed.serving.api.DEADLINE`), access log, request
+    metrics, the server span (``tracer``; None: tracing off), and the last-resort error handler.
 
     The start time is kept in ``request.state.start_ns`` for timing headers and durations.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None, tracer: Tracer | None = None,
+                 request_timeout: float = 0.0) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracer = tracer
+        self.request_timeout = request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter_ns()
-        rid = request_id(Headers(scope=scope).get("x-request-id"))
+        headers = Headers(scope=scope)
+        rid = request_id(headers.get("x-request-id"))
+        trace = None if self.tracer is None else tracing.start_http(self.tracer, scope, headers, rid)
         state = scope.setdefault("state", {})
-        state["context"] = RequestContext(rid, start)
+        state["context"] = context = RequestContext(rid, start, trace=trace)
         state["request_id"], state["start_ns"] = rid, start
         token = REQUEST_ID.set(rid)
+        deadline_token = None
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -88,9 +107,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)["x-request-id"] = rid
+                if trace is not None:
+                    trace.rendered()
             await send(message)
 
         try:
+            timeout = headers.get(TIMEOUT_HEADER)
+            if timeout is not None or self.request_timeout > 0:
+                deadline_token = DEADLINE.set(request_deadline(timeout, self.request_timeout, time.monotonic()))
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if status:  # the response has started: too late to answer with an error
@@ -111,7 +135,11 @@ class RequestContextMiddleware:
             self._log(scope, status, elapsed)
             if self.metrics is not None:
                 self.metrics.observe_http(scope, status or 499, elapsed / 1e9)
+            if trace is not None:
+                tracing.finish_http(trace, scope, status or 499, context.model)
             REQUEST_ID.reset(token)
+            if deadline_token is not None:
+                DEADLINE.reset(deadline_token)
 
     @staticmethod
     def _log(scope: Scope, status: int, elapsed_ns: int) -> None:

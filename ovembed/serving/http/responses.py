@@ -28,7 +28,7 @@ logger = logging.getLogger("ovembed.serving")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 COHERE_V2_PATHS = frozenset({"/v2/rerank", "/v2/embed"})  # Cohere's v2 SDK paths, not KServe
-TEI_PATHS = frozenset({"/rerank", "/embed_sparse", "/embed_all"})  # TEI's own routes: TEI's error body
+TEI_PATHS = frozenset({"/rerank", "/embed_sparse", "/embed_all", "/predict"})  # TEI's own routes: TEI's error body
 
 
 # Responses with more numbers than this (vector floats, token ids) are built and serialised in a

@@ -21,6 +21,7 @@ from ovembed.config import ServeConfig
 from ovembed.errors import ConfigError, ModelNotFound, OvembedError
 from ovembed.repository import ModelEntry, read_config
 from ovembed.serving.api import BatchObserver, CacheStats, ModelState, ModelStatus, not_ready
+from ovembed.serving.batching.admission import AdmissionPolicy
 from ovembed.serving.batching.batcher import Batcher
 from ovembed.serving.batching.policy import BatchPolicy
 from ovembed.serving.openvino.errors import openvino_reason
@@ -248,7 +249,8 @@ class ModelRegistry:
         batcher = Batcher(loaded.engine, policy, max_queue=self.cfg.max_queue,
                           pad_id=loaded.tokenizer.pad_id, name=name,
                           max_width=loaded.info.max_length,
-                          observer=self._observers(name) if self._observers is not None else None)
+                          observer=self._observers(name) if self._observers is not None else None,
+                          admission=AdmissionPolicy(self.cfg.max_queue_wait_seconds))
         slot.loaded = loaded
         slot.servable = loaded.spec.servable(loaded, batcher, ServableDeps(
             cache=self.cache, version=version, max_chunks=self.cfg.max_chunks_per_input))

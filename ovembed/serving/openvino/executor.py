@@ -98,6 +98,7 @@ class OpenVINOExecutor:
         self.per_token = False  # outputs [batch, seq, dim] (a token model): set at load
         self.pad_lone = True  # pad a lone batch like any other: set at load by _time_inline
         self.pad_id = 0  # what pads a lone query to a static width (the tokenizer's, set at load)
+        self.warm_tokens_per_second = 0.0  # measured by time_inline at load (0: not measured)
         self._lone: list[tuple[int, Any]] = []  # (width, infer request of that static-shape copy), by width
         self.lone_static = 0  # lone queries run on a static-shape copy
 
@@ -250,6 +251,8 @@ class OpenVINOExecutor:
         self._inline_times.clear()
         for _ in range(runs):
             self._infer_inline(feed)
+        if self.inline_seconds > 0:  # the batcher's first throughput estimate (admission by expected wait)
+            self.warm_tokens_per_second = float(attention_mask.sum()) / self.inline_seconds
         return self.inline_seconds
 
     def time_lone(self, token: int, pad_id: int, multiple: int, rounds: int = 3) -> dict[str, float]:

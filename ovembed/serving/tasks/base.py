@@ -23,10 +23,14 @@ from ovembed.errors import InvalidInput
 from ovembed.serving.api import (
     DEFAULT_RERANK,
     DEFAULT_SPARSE,
+    ClassifyInput,
+    ClassifyResult,
     EmbedOptions,
     EmbedResult,
     Inputs,
     ModelInfo,
+    MultiResult,
+    Output,
     RerankOptions,
     RerankResult,
     SparseOptions,
@@ -34,6 +38,8 @@ from ovembed.serving.api import (
     TokenIds,
     TokenKind,
     TokenResult,
+    TruncationDirection,
+    wrong_output,
     wrong_task,
 )
 from ovembed.serving.batching.batcher import Batcher
@@ -129,6 +135,15 @@ class BaseServable:
     async def embed_tokens(self, inputs: Inputs, *, kind: TokenKind = "document", truncate: bool | None = None,
                            options: EmbedOptions | None = None) -> TokenResult:
         raise wrong_task(self._info, "token_embed")
+
+    async def classify(self, inputs: Sequence[ClassifyInput], *, truncate: bool | None = None,
+                       direction: TruncationDirection = "right") -> ClassifyResult:
+        raise wrong_task(self._info, "classify")
+
+    async def embed_multi(self, inputs: Inputs, outputs: Sequence[Output], *, truncate: bool | None = None,
+                          options: EmbedOptions | None = None,
+                          pruning: SparseOptions = DEFAULT_SPARSE) -> MultiResult:
+        raise wrong_output(self._info, outputs)
 
     def tokenize(self, texts: Sequence[str], *, add_special_tokens: bool = True,
                  max_length: int | None = None, pad_to_max_length: bool = False,

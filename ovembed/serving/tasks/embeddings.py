@@ -17,6 +17,7 @@ from ovembed.errors import ConfigError
 from ovembed.graphs import EMBEDDINGS, GraphOptions
 from ovembed.heads.st_modules import HeadSpec, UnmappableModule, mark_prompt, served_head
 from ovembed.prompts import prompts_from_record
+from ovembed.serving import tracing
 from ovembed.serving.api import ChunkSpan, EmbedOptions, EmbedResult, Inputs, ModelInfo, Timings, TokenIds
 from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents
 from ovembed.serving.tasks.passages import chunk_document, weighted_mean
@@ -65,6 +66,7 @@ class EmbeddingServable(BaseServable):
                 if texts:
                     docs = self._mark_prompt(docs, opts.prompt)
             tokenized = time.perf_counter()
+            tracing.tokenized(started, tokenized, docs)
             if log.isEnabledFor(logging.DEBUG):  # carries the request id (server.RequestIdFilter)
                 log.debug("%s: %d input(s), %d tokens, tokenized in %.1f ms", self._info.name, len(docs),
                           sum(len(d) for d in docs), (tokenized - started) * 1e3)

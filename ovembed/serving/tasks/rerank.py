@@ -25,6 +25,7 @@ from ovembed.graphs import RERANK
 from ovembed.heads.rerank import ACTIVATED, RAW, RerankHead, add_rerank_head, separator_for_token_types
 from ovembed.layout import TOKENIZER_JSON
 from ovembed.rerank_template import RerankTemplate
+from ovembed.serving import tracing
 from ovembed.serving.api import DEFAULT_RERANK, ModelInfo, RerankOptions, RerankResult, Timings
 from ovembed.serving.tasks.base import INLINE_CHARS, NO_DEPS, BaseServable, ServableDeps
 from ovembed.serving.tasks.pair_chunker import Chunks, PairChunker
@@ -73,6 +74,7 @@ class RerankServable(BaseServable):
             else:
                 chunks = self._pairs(query, documents, options)
             tokenized = time.perf_counter()
+            tracing.tokenized(started, tokenized, chunks.ids)
             result = await self.batcher.submit(chunks.ids)
         rows = result.embeddings  # [n_chunks, 2]
         starts = np.concatenate(([0], np.cumsum(chunks.chunk_counts)[:-1])).astype(np.int64)

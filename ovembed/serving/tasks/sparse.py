@@ -19,6 +19,7 @@ from ovembed.errors import InvalidInput
 from ovembed.graphs import SPARSE
 from ovembed.heads.sparse import add_sparse_head, prune
 from ovembed.prompts import prompts_from_record
+from ovembed.serving import tracing
 from ovembed.serving.api import (
     DEFAULT_SPARSE,
     EmbedOptions,
@@ -75,6 +76,7 @@ class SparseServable(BaseServable):
             started = time.perf_counter()
             docs = await self._encode(inputs, cut, opts)
             tokenized = time.perf_counter()
+            tracing.tokenized(started, tokenized, docs)
             rows, queue_s, infer_s = await self._infer(docs)
         top_k = pruning.top_k if pruning.top_k is not None else self.default_top_k
         threshold = pruning.threshold if pruning.threshold is not None else self.default_threshold

@@ -11,11 +11,11 @@ from pathlib import Path
 from ovembed.config import Task
 from ovembed.errors import ConfigError
 from ovembed.graphs import AnyGraphOptions, read_model_graph
-from ovembed.serving.tasks import embeddings, rerank, sparse, token_embed
+from ovembed.serving.tasks import bge_m3, classify, embeddings, rerank, sparse, token_embed
 from ovembed.serving.tasks.spec import TaskSpec
 
 TASKS: dict[str, TaskSpec] = {spec.calculator.name: spec for spec in (embeddings.SPEC, rerank.SPEC, sparse.SPEC,
-                                                               token_embed.SPEC)}
+                                                               token_embed.SPEC, classify.SPEC, bge_m3.SPEC)}
 
 
 def spec_of(task: Task) -> TaskSpec:

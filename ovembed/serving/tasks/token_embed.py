@@ -23,6 +23,7 @@ from ovembed.errors import InvalidInput
 from ovembed.graphs import TOKEN_EMBED
 from ovembed.heads.token_embed import add_token_head, maxsim
 from ovembed.prompts import prompts_from_record
+from ovembed.serving import tracing
 from ovembed.serving.api import (
     DEFAULT_RERANK,
     EmbedOptions,
@@ -105,7 +106,9 @@ class TokenEmbedServable(BaseServable):
             started = time.perf_counter()
             docs = [self._marked(await self._encode(inputs, truncate, opts), kind) for inputs, kind in parts]
             tokenized = time.perf_counter()
-            result = await self.batcher.submit([d for part in docs for d in part])
+            flat = [d for part in docs for d in part]
+            tracing.tokenized(started, tokenized, flat)
+            result = await self.batcher.submit(flat)
         vectors: list[list[np.ndarray]] = []
         at = 0
         for (_, kind), part in zip(parts, docs, strict=True):

@@ -55,6 +55,10 @@ async def rerank(registry: Registry, ctx: RequestContext, req: RerankRequest) ->
     """Resolve, check the task, score every document (cancelled if the client goes away), rank."""
     servable, status = models.task_servable(registry, ctx, Task.RERANK, req.model)
     info = servable.info
+    if req.options.weights is not None and info.task is not Task.BGE_M3:
+        raise InvalidInput(f"'weights' weigh the dense, sparse and colbert scores of a bge_m3 model; the model "
+                           f"'{info.name}' is {'an' if info.task.value[:1] in 'aeiou' else 'a'} {info.task.value} "
+                           "model", param="weights")
     check_truncation(req.truncate_prompt_tokens, info)
     result = await ctx.guard(servable.rerank(req.query, req.documents, req.options))
     order = ranked(result.raw_scores, req.top_n)

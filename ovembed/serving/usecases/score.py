@@ -60,7 +60,7 @@ async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> S
             raise InvalidInput("'instruction' applies to decoder rerankers (a prompt template); "
                                f"{info.name} is an embeddings model", param="instruction")
         return await _cosine(registry, ctx, info, req)
-    if info.task is not Task.RERANK:
+    if info.task is not Task.RERANK and Task.RERANK not in info.serves:  # a token or bge_m3 model scores pairs too
         raise wrong_task(info, Task.RERANK.value)
     check_truncation(req.truncate_prompt_tokens, info)
     groups: dict[str, list[int]] = {}

@@ -192,9 +192,9 @@ def embeddings_bytes(model: str, embeddings: np.ndarray, prompt_tokens: int, vll
 
 
 def model_card(info: ModelInfo) -> dict[str, Any]:
-    """OpenAI's model card plus ``task`` (``"embeddings"``, ``"rerank"`` or ``"sparse"``) and what the model
-    supports: prompts, dimensions, input limit, output encodings, chunking's combine modes (ovembed's
-    extension fields)."""
+    """OpenAI's model card plus ``task`` (``"embeddings"``, ``"rerank"``, ``"sparse"``, ...) and what the model
+    supports: prompts, dimensions, input limit, output encodings, chunking's combine modes, a classifier's labels
+    (ovembed's extension fields)."""
     card = {"id": info.name, "object": "model", "created": info.created, "owned_by": "ovembed", "task": info.task,
             "dimensions": info.dimensions, "max_length": info.max_length}
     if info.task is Task.EMBEDDINGS:
@@ -206,6 +206,8 @@ def model_card(info: ModelInfo) -> dict[str, Any]:
         card.update(prompts=dict(info.prompts.prompts), default_prompt_name=info.prompts.default_name,
                     encoding_formats=["sparse"],
                     pruning={"top_k": pruning.top_k, "threshold": pruning.threshold or 0.0})
+    elif info.labels:  # a classifier: dimensions is the number of labels
+        card["labels"] = list(info.labels)
     return card
 
 

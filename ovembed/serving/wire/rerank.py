@@ -34,6 +34,7 @@ Response: ``{"id", "model", "results": [{"index", "relevance_score", "document"?
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +134,19 @@ def truncate_prompt_tokens(body: fields.JsonObject) -> int | None:
     return int(value)
 
 
+def parse_weights(body: fields.JsonObject) -> tuple[float, float, float] | None:
+    """``weights``: a bge_m3 model's [dense, sparse, colbert] weights of the combined score (numbers >= 0, some > 0)."""
+    value = body.get("weights")
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 3 or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0 for w in value)
+            or sum(value) <= 0):
+        raise InvalidInput("'weights' must be three numbers >= 0 (dense, sparse, colbert), not all 0",
+                           param="weights")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
 def parse_rerank_request(body: fields.JsonObject, *, max_documents: int, dialect: Dialect = COHERE) -> CohereRerank:
     model = fields.required_str(body, "model")
     query = fields.required_str(body, "query")
@@ -142,7 +156,7 @@ def parse_rerank_request(body: fields.JsonObject, *, max_documents: int, dialect
     max_tokens = fields.optional_int(body, "max_tokens_per_doc", minimum=1)
     cap = truncate_prompt_tokens(body)  # vLLM's truncation: one window per pair, the query cut
     options = RerankOptions(max_tokens_per_doc=max_tokens, truncate=cap is not None,
-                            truncate_query=dialect.truncate_query or cap is not None,
+                            truncate_query=dialect.truncate_query or cap is not None, weights=parse_weights(body),
                             instruction=fields.optional_instruction(body))
     request = RerankRequest(model, query, texts, top_n=top_n or None, options=options, truncate_prompt_tokens=cap)
     returned = fields.optional_bool(body, "return_documents")

@@ -8,6 +8,7 @@ from ovembed.serving.batching.policy import BatchPolicy, Item
 
 class _Job:
     cancelled = False
+    deadline = None
 
 
 def request(lengths: list[int], seq: int, arrival: float = 0.0) -> list[Item]:

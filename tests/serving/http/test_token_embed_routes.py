@@ -136,6 +136,9 @@ def test_rerank_is_maxsim_of_query_and_document_vectors(client: TestClient) -> N
     for i, score in enumerate(want):
         assert got[i] == pytest.approx(score, abs=1e-5)
     assert [r["index"] for r in results] == sorted(range(3), key=lambda i: -want[i])
+    score = client.post("/score", json={"model": "colbert", "text_1": query, "text_2": docs})
+    assert score.status_code == 200, score.text  # vLLM's /score shape: the same MaxSim
+    assert [d["score"] for d in sorted(score.json()["data"], key=lambda d: d["index"])] == pytest.approx(want, abs=1e-5)
 
 
 def test_wrong_task_both_ways(client: TestClient) -> None:

@@ -308,7 +308,10 @@ def test_a_lone_short_batch_runs_inline_with_the_same_vectors(minilm_dir: Path,
     engine = OpenVINOExecutor(_compiled_minilm(minilm_dir, {"NUM_STREAMS": "1"}))
     rng = np.random.default_rng(1)
     warm = rng.integers(1000, 2000, size=(1, 16))
+    assert engine.warm_tokens_per_second == 0.0  # not measured yet
     assert engine.time_inline(warm, np.ones_like(warm)) > 0
+    # the batcher's first throughput estimate: the 16 timed tokens over the median inline time
+    assert engine.warm_tokens_per_second == pytest.approx(16 / engine.inline_seconds)
     small = rng.integers(1000, 2000, size=(2, INLINE_TOKENS // 2))
     large = rng.integers(1000, 2000, size=(2, INLINE_TOKENS // 2 + 1))
     got_small, inline_small = _start(engine, small)

@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 from ovembed.errors import InvalidInput
 from ovembed.serving.context import timing_values
 from ovembed.serving.http.responses import JSONResponse, json_response
-from ovembed.serving.http.routes import deps, token_embed
+from ovembed.serving.http.routes import deps, multi, token_embed
 from ovembed.serving.usecases import models
 from ovembed.serving.usecases.embed import EmbedRequest, embed
 from ovembed.serving.usecases.sparse import SparseRequest, embed_sparse
@@ -21,6 +21,8 @@ from ovembed.serving.wire import sparse as sparse_wire
 
 async def embeddings(request: Request) -> Response:
     body = await deps.json_body(request)
+    if "output" in body:  # several outputs of a bge_m3 model
+        return await multi.openai_multi_embeddings(request, body)
     req = openai.parse_embeddings_request(body, max_inputs=deps.config(request).max_inputs)
     ctx = deps.context(request)
     extra = req.retrieval
