@@ -114,3 +114,13 @@ def test_yes_no_head_reads_the_last_real_token(left: bool) -> None:
     assert out.shape == (2, 1)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
     assert [o.get_any_name() for o in model.outputs] == ["logits"]
+
+
+def test_other_rerank_kinds_refuse_an_instruction() -> None:
+    from ovembed.serving.api import RerankOptions
+    from ovembed.serving.tasks.base import refuse_instruction
+
+    refuse_instruction(RerankOptions(), "a BGE-M3 model")  # none sent: nothing to refuse
+    with pytest.raises(InvalidInput, match="this model is a BGE-M3 model") as info:
+        refuse_instruction(RerankOptions(instruction="x"), "a BGE-M3 model")
+    assert info.value.param == "instruction"
