@@ -26,7 +26,7 @@ CORPUS = [
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
 
 
-def _train(kind: str, specials: list[str]):  # type: ignore[no-untyped-def]
+def _train(kind: str, specials: list[str], corpus: list[str] | None = None):  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     if kind == "wordpiece":
@@ -46,7 +46,7 @@ def _train(kind: str, specials: list[str]):  # type: ignore[no-untyped-def]
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS, trainer)
+    tok.train_from_iterator(corpus or CORPUS, trainer)
     return _canonical(tok, kind, specials)
 
 

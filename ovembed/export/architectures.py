@@ -30,6 +30,8 @@ _CONVERT_MODEL_TYPES = {
     "modernbert": "optimum-intel has no export config for modernbert",
     "gemma3_text": "optimum-intel's gemma3 config needs transformers <= 5.0",
     "gemma3": "optimum-intel's gemma3 config needs transformers <= 5.0",
+    "gemma": "optimum-intel's gemma config needs transformers <= 5.0",
+    "gemma2": "optimum-intel's gemma2 config needs transformers <= 5.0",
     "mistral": "optimum-intel exports Mistral only as a causal LM",
     "llama": "optimum-intel exports Llama only as a causal LM",
     "t5": "optimum-intel exports T5 as a seq2seq model; the encoder alone is wanted",

@@ -24,7 +24,7 @@ from ovembed.export.quantize import parse_extra_params
 from ovembed.export.source import inspect_source
 from ovembed.export.static_quant import Calibration, load_calibration
 from ovembed.export.task import ExportTask, write_record
-from ovembed.export.tasks import EXPORT_TASKS
+from ovembed.export.tasks import EXPORT_TASKS, export_task_for
 from ovembed.repository import make_readable_dir, model_dir_for, read_record, upsert_model
 
 _TMP_MARK = ".ovembed-tmp-"
@@ -47,6 +47,7 @@ class ExportResult:
     rank_agreement: float | None = None
     max_value_diff: float | None = None  # sparse verification
     topk_agreement: float | None = None
+    score_reference: str = "CrossEncoder"  # what rerank scores were compared with
 
     def summary(self) -> str:
         what = "kept existing model files, refreshed graph.pbtxt and config.json" if self.reused else "exported"
@@ -59,7 +60,7 @@ class ExportResult:
         if self.min_cosine is not None:
             parts.append(f"  min cosine vs PyTorch reference: {self.min_cosine:.6f}")
         if self.max_score_diff is not None:
-            parts.append(f"  vs CrossEncoder reference: max score difference {self.max_score_diff:.6f}, "
+            parts.append(f"  vs {self.score_reference} reference: max score difference {self.max_score_diff:.6f}, "
                          f"rank agreement {self.rank_agreement:.3f}")
         if self.max_value_diff is not None:
             parts.append(f"  vs PyTorch masked-LM reference: max relative weight difference {self.max_value_diff:.6f}, "
@@ -124,6 +125,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
     if local.is_dir() and not is_ir_folder(local):
         require_export_stack()  # before any work; a Hub id is checked once its files say what it is
     source = inspect_source(cfg.source_model, revision=cfg.revision, token=cfg.hf_token, quiet=cfg.quiet)
+    kind = export_task_for(cfg.task, source.path)  # the task's variant for this source, if it has one
     from_ir = is_ir_folder(source.path)
     if from_ir:
         _check_ir_options(cfg, kind)
@@ -183,6 +185,7 @@ def export_model(cfg: ExportConfig, log: Log = lambda _: None) -> ExportResult:
                         time.perf_counter() - start, min_cos, sizes, task=cfg.task,
                         max_score_diff=verification.get("max_score_diff"),
                         rank_agreement=verification.get("rank_agreement"),
+                        score_reference=verification.get("reference", "CrossEncoder"),
                         max_value_diff=verification.get("max_value_diff"),
                         topk_agreement=verification.get("topk_agreement"))
 

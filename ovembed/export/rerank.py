@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def check_cross_encoder(source: SourceModel) -> None:
-    """Refuse, before any work, models that are not one-logit sequence classifiers."""
+    """Refuse, before any work, models that are not one-logit sequence classifiers (causal LMs are
+    decoder rerankers: :mod:`ovembed.export.decoder_rerank`)."""
     config = require_architecture(source, Task.RERANK, "a cross-encoder", "ForSequenceClassification")
     labels = config.get("id2label")
     num_labels = len(labels) if isinstance(labels, dict) else int(config.get("num_labels", 2))

@@ -239,7 +239,10 @@ def compare_folder(cfg: CompareConfig, log: Callable[[str], None] = print
     if not isinstance(options, GraphOptions):  # a RerankCalculatorOV graph
         from ovembed.export.verify_rerank import compare_rerank_folder
 
-        return compare_rerank_folder(cfg, record, log)
+        decoder = None
+        if "rerank_template" in record:  # a decoder reranker
+            from ovembed.export.verify_decoder_rerank import compare_decoder_folder as decoder
+        return compare_rerank_folder(cfg, record, log, decoder=decoder)
     pooling = resolve_pooling(options.pooling, options.model_dir(model_dir), record).pooling
     source_name = cfg.source_model or record.get("source_path") or record.get("source_model")
     if not source_name:

@@ -146,9 +146,10 @@ def compare_scores(model_dir: Path, source: Path, pairs: Sequence[Pair], *, head
     return ScoreComparison(list(pairs), ref, got, max_diff, min_agreement)
 
 
-def compare_rerank_folder(cfg: CompareConfig, record: dict[str, object],
-                          log: Callable[[str], None] = print) -> ScoreComparison:
-    """`ovembed compare` on a rerank folder: its recorded head against the CrossEncoder reference."""
+def compare_rerank_folder(cfg: CompareConfig, record: dict[str, object], log: Callable[[str], None] = print, *,
+                          decoder: Callable[..., ScoreComparison] | None = None) -> ScoreComparison:
+    """`ovembed compare` on a rerank folder: its recorded head against the CrossEncoder reference, or, for a
+    decoder reranker, ``decoder`` (:func:`ovembed.export.verify_decoder_rerank.compare_decoder_folder`)."""
     from ovembed.export.source import inspect_source
 
     model_dir = Path(cfg.model_path)
@@ -165,9 +166,14 @@ def compare_rerank_folder(cfg: CompareConfig, record: dict[str, object],
         pairs = [(cfg.query, doc) for doc in DOCUMENTS]
     else:
         pairs = builtin_pairs()
+    max_diff, min_agreement = _recorded_thresholds(record, weight_format)
+    if decoder is not None:  # a decoder reranker: its model card's transformers recipe
+        log(f"comparing {model_dir} ({weight_format.value}, decoder rerank) with the transformers recipe on "
+            f"{source.path}, {len(pairs)} pairs")
+        return decoder(model_dir, source.path, pairs, record, max_length=max_length, max_diff=max_diff,
+                       min_agreement=min_agreement, trust_remote_code=cfg.trust_remote_code)
     log(f"comparing {model_dir} ({weight_format.value}, rerank) with sentence_transformers.CrossEncoder "
         f"reference {source.path}, {len(pairs)} pairs")
-    max_diff, min_agreement = _recorded_thresholds(record, weight_format)
     return compare_scores(model_dir, source.path, pairs, head=head, max_length=max_length,
                           max_diff=max_diff, min_agreement=min_agreement,
                           trust_remote_code=cfg.trust_remote_code)

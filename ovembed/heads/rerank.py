@@ -13,11 +13,9 @@ position after the first separator. :func:`separator_for_token_types` reads that
 tokenizer's own pair template (and refuses templates it cannot express); models whose template
 gives every token type 0 (XLM-R, bge-reranker) keep the engine's zeros.
 
-Extension point: a decoder reranker in the Qwen3-Reranker style scores a prompt-formatted pair
-with the logits of "yes" and "no" at the last token; its head would gather those two columns at
-the last real position and emit ``yes - no`` as the raw logit (the activated column is then the
-softmax probability of "yes"). It fits the same ``[batch, 2]`` contract and the same serving
-path; only the gather differs from :func:`add_rerank_head`'s column pick.
+A decoder reranker (Qwen3-Reranker style) gets its "yes" minus "no" logit from
+:mod:`ovembed.heads.decoder_rerank`, baked into its IR at export as a ``logits`` ``[batch, 1]``
+output, so this head (column 0, sigmoid) serves it unchanged.
 """
 
 from __future__ import annotations

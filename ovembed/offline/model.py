@@ -199,11 +199,13 @@ class Model:
     # -- the other tasks ------------------------------------------------------------------------
 
     def rerank(self, query: str, documents: Sequence[str], *, top_n: int | None = None, truncate: bool = False,
-               max_tokens_per_doc: int | None = None, return_documents: bool = False) -> list[dict[str, Any]]:
-        """``[{"index", "score"(, "document")}]``, best first, as ``/v3/rerank`` ranks them (a rerank model)."""
+               max_tokens_per_doc: int | None = None, return_documents: bool = False,
+               instruction: str | None = None) -> list[dict[str, Any]]:
+        """``[{"index", "score"(, "document")}]``, best first, as ``/v3/rerank`` ranks them (a rerank model);
+        ``instruction`` replaces a decoder reranker's default task instruction."""
         if not documents:
             return []
-        options = RerankOptions(max_tokens_per_doc=max_tokens_per_doc, truncate=truncate)
+        options = RerankOptions(max_tokens_per_doc=max_tokens_per_doc, truncate=truncate, instruction=instruction)
         ranking = self._loop.run(rerank(self._registry, _context(),
                                         RerankRequest(self.name, query, tuple(documents), top_n, options)))
         return [{"index": i, "score": float(ranking.scores[i]), **({"document": documents[i]} if return_documents

@@ -268,6 +268,7 @@ class RerankOptions:
     direction: TruncationDirection = "right"  # which end of a document truncation keeps
     truncate_query: bool = True  # False: a query over half the window is a 400 instead of being cut
     weights: tuple[float, float, float] | None = None  # bge_m3: dense, sparse, colbert (None: the model's default)
+    instruction: str | None = None  # a decoder reranker's template instruction (None: the model's default)
 
 
 DEFAULT_RERANK = RerankOptions()

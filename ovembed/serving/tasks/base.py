@@ -64,6 +64,13 @@ class ServableDeps:
 NO_DEPS = ServableDeps()
 
 
+def refuse_instruction(options: RerankOptions, what: str) -> None:
+    """A rerank request's ``instruction`` is for decoder rerankers (a prompt template): a 400 elsewhere."""
+    if options.instruction is not None:
+        raise InvalidInput(f"'instruction' applies to decoder rerankers (a prompt template); this model is {what} "
+                           "and takes none", param="instruction")
+
+
 class BaseServable:
     """One loaded model of any task: lifecycle, tokenize, and the path to the batcher."""
 

@@ -43,7 +43,7 @@ from ovembed.serving.api import (
     TokenKind,
     TokenResult,
 )
-from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents
+from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents, refuse_instruction
 from ovembed.serving.tasks.spec import LoadedModel, Prepared, Source, TaskSpec, resolve_max_length
 from ovembed.serving.tasks.tokenizer import ServingTokenizer
 
@@ -152,6 +152,7 @@ class BgeM3Servable(BaseServable):
         """FlagEmbedding's ``compute_score`` combination of the dense, sparse and colbert scores of the query and
         each document (weights ``options.weights``, else BGE-M3's [0.4, 0.2, 0.4]); documents longer than the window
         are truncated (``options.direction``), as the reference encodes them."""
+        refuse_instruction(options, "a BGE-M3 model")
         if len(documents) == 0:
             empty = np.zeros(0, dtype=np.float32)
             return RerankResult(empty, empty, [], [])

@@ -104,7 +104,10 @@ class PairChunker:
 
     def chunk(self, query: str, documents: Sequence[str], *, max_doc_tokens: int | None = None,
               truncate: bool = False, direction: TruncationDirection = "right",
-              truncate_query: bool = True) -> Chunks:
+              truncate_query: bool = True, instruction: str | None = None) -> Chunks:
+        if instruction is not None:
+            raise InvalidInput("'instruction' applies to decoder rerankers (a prompt template); this model is a "
+                               "cross-encoder and takes none", param="instruction")
         for i, doc in enumerate(documents):
             if not isinstance(doc, str):
                 raise InvalidInput(f"documents[{i}] must be a string", param="documents")

@@ -24,11 +24,13 @@ from ovembed.errors import ConfigError, InvalidInput
 from ovembed.graphs import RERANK
 from ovembed.heads.rerank import ACTIVATED, RAW, RerankHead, add_rerank_head, separator_for_token_types
 from ovembed.layout import TOKENIZER_JSON
+from ovembed.rerank_template import RerankTemplate
 from ovembed.serving import tracing
 from ovembed.serving.api import DEFAULT_RERANK, ModelInfo, RerankOptions, RerankResult, Timings
 from ovembed.serving.tasks.base import INLINE_CHARS, NO_DEPS, BaseServable, ServableDeps
 from ovembed.serving.tasks.pair_chunker import Chunks, PairChunker
 from ovembed.serving.tasks.spec import LoadedModel, Prepared, Source, TaskSpec, resolve_max_length
+from ovembed.serving.tasks.template_chunker import TemplateChunker
 from ovembed.serving.tasks.tokenizer import ServingTokenizer
 
 if TYPE_CHECKING:
@@ -50,7 +52,8 @@ class RerankServable(BaseServable):
     def _pairs(self, query: str, documents: Sequence[str], options: RerankOptions) -> Chunks:
         limit = min(options.max_tokens_per_doc or self.max_doc_length, self.max_doc_length)
         chunks = self.chunker.chunk(query, documents, max_doc_tokens=limit, truncate=options.truncate,
-                                    direction=options.direction, truncate_query=options.truncate_query)
+                                    direction=options.direction, truncate_query=options.truncate_query,
+                                    instruction=options.instruction)
         if len(chunks.ids) > self.max_allowed_chunks:
             raise InvalidInput(
                 f"The {len(documents)} documents need {len(chunks.ids)} (query, chunk) pairs of at most "
@@ -102,6 +105,18 @@ def _head(record: dict[str, Any], hf_config: dict[str, Any], tokenizer_json: str
     return head
 
 
+def _chunker(record: dict[str, Any], tokenizer_json: str, max_length: int) -> PairChunker:
+    """A cross-encoder's pair template, or a decoder reranker's prompt template (applied here, on the server)."""
+    recorded = record.get("rerank_template")
+    if recorded is None:
+        return PairChunker(tokenizer_json, max_length=max_length)
+    try:
+        template = RerankTemplate.from_record(recorded)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"rerank template: {exc}") from None
+    return TemplateChunker(tokenizer_json, max_length=max_length, template=template)
+
+
 class RerankSpec(TaskSpec, task=Task.RERANK, calculator=RERANK, endpoint="/v3/rerank", label="rerank "):
 
     def prepare(self, source: Source) -> Prepared:
@@ -109,13 +124,15 @@ class RerankSpec(TaskSpec, task=Task.RERANK, calculator=RERANK, endpoint="/v3/re
         max_length = graph.max_position_embeddings or resolve_max_length(source.model_dir, source.record)
         tokenizer_json = (source.tokenizer_dir / TOKENIZER_JSON).read_text(encoding="utf-8")
         head = _head(source.record, source.hf_config, tokenizer_json)
+        chunker = _chunker(source.record, tokenizer_json, max_length)
         doc_length = source.record.get("max_doc_length")
         max_doc_length = doc_length if isinstance(doc_length, int) and doc_length > 0 else DEFAULT_MAX_DOC_LENGTH
         return Prepared(graph, max_length, lambda model: add_rerank_head(model, head),
                         {"head": "rerank", **head.describe()},
                         ((1, 8), (4, min(128, max_length))),  # 2 outputs: raw logit, activated score
-                        extras={"chunker": PairChunker(tokenizer_json, max_length=max_length), "head": head,
-                                "max_allowed_chunks": graph.max_allowed_chunks, "max_doc_length": max_doc_length})
+                        extras={"chunker": chunker, "head": head,
+                                "max_allowed_chunks": graph.max_allowed_chunks, "max_doc_length": max_doc_length,
+                                "template": "rerank_template" in source.record})
 
     def info(self, source: Source, prepared: Prepared, *, dimensions: int, device: str, precision: str,
              created: int) -> ModelInfo:
@@ -123,7 +140,8 @@ class RerankSpec(TaskSpec, task=Task.RERANK, calculator=RERANK, endpoint="/v3/re
 
     def ready_details(self, info: ModelInfo, prepared: Prepared, cfg: ServeConfig) -> str:
         return (f"window {info.max_length} tokens, max_allowed_chunks {prepared.extras['max_allowed_chunks']}, "
-                f"head {prepared.extras['head'].describe()}")
+                f"head {prepared.extras['head'].describe()}"
+                + (", prompt template applied on the server" if prepared.extras["template"] else ""))
 
     def servable(self, loaded: LoadedModel, batcher: Batcher, deps: ServableDeps) -> BaseServable:
         extras = loaded.extras

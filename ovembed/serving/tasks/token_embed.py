@@ -37,7 +37,7 @@ from ovembed.serving.api import (
     TokenKind,
     TokenResult,
 )
-from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents
+from ovembed.serving.tasks.base import NO_DEPS, BaseServable, ServableDeps, as_documents, refuse_instruction
 from ovembed.serving.tasks.spec import LoadedModel, Prepared, Source, TaskSpec, resolve_max_length
 from ovembed.serving.tasks.tokenizer import ServingTokenizer
 
@@ -166,6 +166,7 @@ class TokenEmbedServable(BaseServable):
                      options: RerankOptions = DEFAULT_RERANK) -> RerankResult:
         """MaxSim of the query's token vectors against each document's; documents longer than the window are
         truncated (``options.direction``), as the reference encodes them."""
+        refuse_instruction(options, "a token-vector (MaxSim) model")
         if len(documents) == 0:
             empty = np.zeros(0, dtype=np.float32)
             return RerankResult(empty, empty, [], [])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ovembed.config import Task
+from ovembed.errors import InvalidInput
 from ovembed.serving.api import (
     DEFAULT_RERANK,
     ModelInfo,
@@ -55,6 +56,9 @@ async def score(registry: Registry, ctx: RequestContext, req: ScoreRequest) -> S
     servable, _ = await models.servable(registry, ctx, name)
     info = servable.info
     if info.task is Task.EMBEDDINGS:
+        if req.options.instruction is not None:
+            raise InvalidInput("'instruction' applies to decoder rerankers (a prompt template); "
+                               f"{info.name} is an embeddings model", param="instruction")
         return await _cosine(registry, ctx, info, req)
     if info.task is not Task.RERANK and Task.RERANK not in info.serves:  # a token or bge_m3 model scores pairs too
         raise wrong_task(info, Task.RERANK.value)

@@ -45,6 +45,16 @@ def required_str(body: JsonObject, key: str, *, message: str | None = None) -> s
     return value
 
 
+def optional_instruction(body: JsonObject) -> str | None:
+    """``instruction``: the task instruction a decoder reranker's prompt template takes (absent: the model's)."""
+    value = body.get("instruction")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("'instruction' must be a non-empty string", param="instruction")
+    return value
+
+
 def optional_bool(body: JsonObject, key: str) -> bool | None:
     value = body.get(key)
     if value is None or isinstance(value, bool):

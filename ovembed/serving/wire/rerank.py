@@ -1,10 +1,11 @@
 """Rerank in the Cohere shape (v1 and v2), which OVMS's ``/v3/rerank``, Jina and vLLM share.
 
 Request: ``{"model", "query", "documents": [str | {"text": str, ...}], "top_n"?, "return_documents"?,
-"max_tokens_per_doc"?, "rank_fields"?}``, plus vLLM's ``use_activation`` (older vLLM: ``activation``;
-false: ``relevance_score`` is the raw logit) and ``truncate_prompt_tokens``. Object documents are ranked
-on ``text``, or with ``rank_fields`` (Cohere v1) on ``"field: value"`` lines of those fields. Unknown
-fields (Cohere's ``priority``, ``relevant_spans``, ``max_chunks_per_doc``, vLLM's ``user``,
+"max_tokens_per_doc"?, "rank_fields"?, "instruction"?}``, plus vLLM's ``use_activation`` (older vLLM: ``activation``;
+false: ``relevance_score`` is the raw logit) and ``truncate_prompt_tokens``. ``instruction`` replaces a
+decoder reranker's default task instruction in its prompt template (a 400 on a cross-encoder). Object
+documents are ranked on ``text``, or with ``rank_fields`` (Cohere v1) on ``"field: value"`` lines of
+those fields. Unknown fields (Cohere's ``priority``, ``relevant_spans``, ``max_chunks_per_doc``, vLLM's ``user``,
 ``request_id``, ``priority``) are accepted and ignored: none changes a score.
 
 The same body means slightly different things to the peers that send it, so each path answers as
@@ -155,7 +156,8 @@ def parse_rerank_request(body: fields.JsonObject, *, max_documents: int, dialect
     max_tokens = fields.optional_int(body, "max_tokens_per_doc", minimum=1)
     cap = truncate_prompt_tokens(body)  # vLLM's truncation: one window per pair, the query cut
     options = RerankOptions(max_tokens_per_doc=max_tokens, truncate=cap is not None,
-                            truncate_query=dialect.truncate_query or cap is not None, weights=parse_weights(body))
+                            truncate_query=dialect.truncate_query or cap is not None, weights=parse_weights(body),
+                            instruction=fields.optional_instruction(body))
     request = RerankRequest(model, query, texts, top_n=top_n or None, options=options, truncate_prompt_tokens=cap)
     returned = fields.optional_bool(body, "return_documents")
     return CohereRerank(request, documents, dialect.return_documents if returned is None else returned,

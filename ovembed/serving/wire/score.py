@@ -7,7 +7,8 @@ Request: ``{"model", "text_1", "text_2"}`` (or vLLM's newer names for the two si
 ``Input lengths must be either 1:1, 1:N or N:N``. ``use_activation`` (older vLLM: ``activation``)
 false gives raw logits; ``truncate_prompt_tokens`` as for rerank (:mod:`ovembed.serving.wire.rerank`).
 A first text over the model's query limit is a 400 unless ``truncate_prompt_tokens`` is set (vLLM
-refuses an over-long pair). vLLM's ``user``, ``request_id`` and ``priority`` are accepted and ignored.
+refuses an over-long pair). ``instruction`` as for rerank (a decoder reranker's template instruction).
+vLLM's ``user``, ``request_id`` and ``priority`` are accepted and ignored.
 
 Response: ``{"id", "object": "list", "created", "model", "data": [{"index", "object": "score", "score"}],
 "usage": {"prompt_tokens", "total_tokens", "completion_tokens": 0}}``, in pair order.
@@ -63,7 +64,8 @@ def parse_score_request(body: fields.JsonObject, *, max_pairs: int) -> ParsedSco
     if len(first) == 1:
         first = first * len(second)
     cap = truncate_prompt_tokens(body)
-    options = RerankOptions(truncate=cap is not None, truncate_query=cap is not None)
+    options = RerankOptions(truncate=cap is not None, truncate_query=cap is not None,
+                            instruction=fields.optional_instruction(body))
     request = ScoreRequest(model, tuple(zip(first, second, strict=True)), options, truncate_prompt_tokens=cap)
     return ParsedScore(request, use_activation(body))
 

@@ -53,7 +53,8 @@ def parse_rerank_request(body: fields.JsonObject, *, max_documents: int) -> TeiR
             raise InvalidInput("'truncation_direction' must be 'right' or 'left'", param="truncation_direction")
         direction = found
     truncate = bool(fields.optional_bool(body, "truncate"))
-    options = RerankOptions(truncate=truncate, direction=direction, truncate_query=truncate)
+    options = RerankOptions(truncate=truncate, direction=direction, truncate_query=truncate,
+                            instruction=fields.optional_instruction(body))
     return TeiRerank(RerankRequest(model, query, tuple(texts), options=options),
                      raw_scores=bool(fields.optional_bool(body, "raw_scores")),
                      return_text=bool(fields.optional_bool(body, "return_text")))

@@ -177,3 +177,29 @@ def test_score_with_an_embeddings_model_is_cosine(client: TestClient) -> None:
     assert [d["score"] for d in body["data"]] == pytest.approx(want, abs=1e-6)
     assert want[0] == pytest.approx(1.0)
     assert body["usage"]["prompt_tokens"] == (4 + 4) + (3 + 5)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v3/rerank", {"model": "rr", "query": QUERY, "documents": DOCS}),
+    ("/v2/rerank", {"model": "rr", "query": QUERY, "documents": DOCS}),
+    ("/v1/rerank", {"model": "rr", "query": QUERY, "documents": DOCS}),
+    ("/rerank", {"query": QUERY, "texts": DOCS}),
+    ("/v1/score", {"model": "rr", "text_1": QUERY, "text_2": DOCS}),
+])
+def test_every_rerank_body_carries_the_instruction(client: TestClient, servable: FakeServable, path: str,
+                                                    body: dict[str, object]) -> None:
+    """A decoder reranker's per-request instruction reaches the servable from every body; absent, None."""
+    assert client.post(path, json=body).status_code == 200
+    assert servable.rerank_calls[-1][2].instruction is None
+    resp = client.post(path, json={**body, "instruction": "find french text"})
+    assert resp.status_code == 200, resp.text
+    assert servable.rerank_calls[-1][2].instruction == "find french text"
+    bad = client.post(path, json={**body, "instruction": ""})
+    assert bad.status_code == 400
+    assert "'instruction' must be a non-empty string" in bad.text
+
+
+def test_score_with_an_instruction_on_an_embeddings_model_is_a_400(client: TestClient) -> None:
+    resp = client.post("/v1/score", json={"model": "emb", "text_1": "a", "text_2": ["b"], "instruction": "x"})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["param"] == "instruction"
