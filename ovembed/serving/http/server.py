@@ -168,7 +168,9 @@ class PortUnavailable(OvembedError):
 def listen(host: str, port: int, flag: str) -> socket.socket:
     """A socket bound to ``host:port`` (not yet listening), or ``PortUnavailable`` naming ``flag``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto says TCP; without
+    # it a response's second write waits for the client's delayed ACK (+40 ms per keep-alive request).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))

@@ -43,3 +43,34 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path, taken: int, flag: 
     assert len(errors) == 1 and errors[0].endswith(
         f"ovembed serve: port {taken} is in use ({flag}): stop the process that holds it or choose another port")
     assert "Traceback" not in proc.stderr and "loading" not in proc.stderr.lower()
+
+
+def test_accepted_connections_have_tcp_nodelay() -> None:
+    """The pre-bound REST socket serves through asyncio, which sets TCP_NODELAY on accepted sockets only
+    when the listening socket says IPPROTO_TCP; without it keep-alive clients waited 40 ms per request
+    (the response's second write held for the client's delayed ACK)."""
+    import asyncio
+
+    from ovembed.serving.http.server import listen
+
+    async def check() -> int:
+        sock = listen("127.0.0.1", 0, "--rest_port")
+        seen: list[int] = []
+
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=sock)
+        port = sock.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return seen[0]
+
+    assert asyncio.run(check()) != 0
