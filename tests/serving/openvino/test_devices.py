@@ -109,3 +109,36 @@ def test_devices_command_in_a_fresh_process() -> None:
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("CPU: ") and "int8:" in proc.stdout
+
+
+@pytest.mark.parametrize(("cap", "flags", "bf16", "quantization"), [
+    (None, {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}, True, "static"),
+    ("AVX2", {"avx2"}, False, "weight_only"),
+    ("AVX512_CORE", {"avx2", "avx512f"}, False, "weight_only"),
+    ("AVX512_CORE_VNNI", {"avx2", "avx512f", "avx512_vnni"}, False, "static"),
+    ("AVX512_CORE_BF16", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, True, "weight_only"),
+])
+def test_onednn_isa_cap_changes_what_the_device_can_do_and_the_advice(
+        monkeypatch: pytest.MonkeyPatch, cap: str | None, flags: set[str], bf16: bool, quantization: str) -> None:
+    """ONEDNN_MAX_CPU_ISA (which the CPU plugin honours) emulates a smaller CPU: the flags, BF16 and the
+    export advice follow the cap, here on an AMX Xeon's flags."""
+    amx = frozenset({"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"})
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: amx)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap.lower())
+    info = device_info(_Core({"FULL_DEVICE_NAME": "Xeon", "OPTIMIZATION_CAPABILITIES": ["FP32", "BF16", "INT8"]}),
+                       "CPU")
+    assert info.cpu_flags == (amx if cap is None else flags)
+    assert info.bf16_accelerated is bf16 and ("BF16" in info.capabilities) is bf16
+    assert devices.suggest(info).quantization == quantization
+    report = devices.devices_report([info])
+    assert (f"capped by ONEDNN_MAX_CPU_ISA={cap}" in report) is (cap is not None)
+
+
+def test_unknown_isa_cap_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
+    assert devices.isa_cap() is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert devices.isa_cap() == "AVX2"
