@@ -247,11 +247,18 @@ def _wait(what: str, ok: Callable[[], bool], server: subprocess.Popen[bytes], lo
         time.sleep(0.2)
 
 
-def _every_model_available(port: int) -> bool:
+def _every_model_available(port: int, repository: Path) -> bool:
+    """Every model of ``repository``'s config.json is listed by the server and AVAILABLE (a model just
+    exported is not listed until the server's next repository poll)."""
     status, body = _get(f"http://127.0.0.1:{port}/v1/config")
     if status != 200:
         return False
     models = json.loads(body)
+    config = repository / "config.json"
+    wanted = ({entry["config"]["name"] for entry in json.loads(config.read_text()).get("model_config_list", [])}
+              if config.is_file() else set())
+    if not wanted <= set(models):
+        return False
     states = [v["state"] for m in models.values() if isinstance(m, dict)
               for v in m.get("model_version_status", [])]
     return bool(states) and all(s == "AVAILABLE" for s in states)
@@ -300,7 +307,8 @@ def test_runnable_blocks(doc: Path, hub_repos: dict[str, Path], tmp_path: Path) 
                 elif block.mode == "run":
                     _run(block, work, env, ports)
                     if server is not None and "ovembed export" in block.code:
-                        _wait("the new models to load", lambda: _every_model_available(port), server, log)
+                        _wait("the new models to load", lambda: _every_model_available(port, work / "models"),
+                              server, log)
         finally:
             if server is not None:
                 server.terminate()

@@ -1,6 +1,7 @@
 """Memory is bounded by configuration, not by traffic: 200 rejected large requests and 200
-cancelled ones (the client disconnects mid-request) leave the server's RSS within 50 MB of where
-it started, with no gc.collect() anywhere in the server.
+cancelled ones (the client disconnects mid-request) leave the server's RSS within 100 MB of where
+it started, and the second 100 rejected ones within 30 MB of the first (no growth per request),
+with no gc.collect() anywhere in the server.
 
 Each rejected request used to keep its whole tokenized batch alive in a reference cycle (the
 error's traceback held RequestContext.guard's frame, which held the task, which held the error;
@@ -44,7 +45,10 @@ def test_rejected_and_cancelled_requests_release_their_memory(tmp_path: Path, mi
             _reject(client, server)
             _cancel(server)
         start = server.rss_bytes()
-        for _ in range(200):
+        for _ in range(100):
+            _reject(client, server)
+        halfway = server.rss_bytes()
+        for _ in range(100):
             _reject(client, server)
         after_rejected = server.rss_bytes()
         for _ in range(200):
@@ -53,6 +57,10 @@ def test_rejected_and_cancelled_requests_release_their_memory(tmp_path: Path, mi
         ok = client.post(f"{server.base_url}/v3/embeddings", json={"model": "minilm", "input": "still here"})
         assert ok.status_code == 200, ok.text
         end = server.rss_bytes()
-        growth = {"rejected": (after_rejected - start) / _MB, "cancelled": (end - after_rejected) / _MB}
-        assert end - start < 50 * _MB, f"RSS {start / _MB:.0f} -> {end / _MB:.0f} MB; growth {growth}"
+        growth = {"rejected": (after_rejected - start) / _MB, "rejected, second 100": (after_rejected - halfway) / _MB,
+                  "cancelled": (end - after_rejected) / _MB}
+        # A leak grows with every request (it was ~160 MB per rejected request); allocator fragmentation
+        # settles (seen: 2-55 MB over the first 200, on a quiet and on a loaded machine alike).
+        assert after_rejected - halfway < 30 * _MB, f"RSS still growing: {growth}"
+        assert end - start < 100 * _MB, f"RSS {start / _MB:.0f} -> {end / _MB:.0f} MB; growth {growth}"
         assert server.process.poll() is None
